@@ -1,0 +1,318 @@
+//! One PostgreSQL cluster on disk: init, start, stop, reload, status, connect.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::settings::ClusterSettings;
+use crate::{MANAGEMENT_ROLE, OsUser, PgBinaries, PgError};
+
+/// Unix socket paths longer than this do not fit in `sockaddr_un`.
+const MAX_SOCKET_PATH: usize = 107;
+/// How long pg_ctl waits for a start or stop.
+const PG_CTL_TIMEOUT_SECS: &str = "120";
+
+/// A cluster's files and the means to run it. Cheap to build; holds no process.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The instance directory (socket and log live here, PGDATA below it).
+    pub dir: PathBuf,
+    pub port: u16,
+    pub bins: PgBinaries,
+    pub user: OsUser,
+}
+
+/// Whether a cluster's postmaster is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterStatus {
+    Running,
+    Stopped,
+    /// There is no data directory.
+    Missing,
+}
+
+/// How to stop: `Fast` rolls back sessions and checkpoints; `Immediate` is a crash stop.
+#[derive(Debug, Clone, Copy)]
+pub enum StopMode {
+    Fast,
+    Immediate,
+}
+
+impl Cluster {
+    pub fn new(dir: impl Into<PathBuf>, port: u16, bins: PgBinaries, user: OsUser) -> Self {
+        Self {
+            dir: dir.into(),
+            port,
+            bins,
+            user,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the instance directory (mode 0700, owned by the OS user) and runs
+    /// `initdb` with data checksums, UTF-8 and SCRAM. Lifeboat's own role is the
+    /// bootstrap superuser.
+    pub fn init(&self) -> Result<(), PgError> {
+        let socket = self.dir.join(format!(".s.PGSQL.{}", self.port));
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(PgError::SocketPathTooLong(socket));
+        }
+        std::fs::create_dir_all(&self.dir)
+            .map_err(PgError::io(format!("cannot create {}", self.dir.display())))?;
+        set_mode(&self.dir, 0o700)?;
+        self.user.chown(&self.dir)?;
+        self.user.check_writable(&self.dir)?;
+        let out = self
+            .user
+            .command(&self.bins.path("initdb"), &self.dir)
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .args([
+                "--username",
+                MANAGEMENT_ROLE,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--data-checksums",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ])
+            .output()
+            .map_err(PgError::io("cannot run initdb"))?;
+        check("initdb", out)?;
+        let conf = self.data_dir().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)
+            .map_err(PgError::io(format!("cannot read {}", conf.display())))?;
+        text.push_str("\ninclude 'lifeboat.conf'\n");
+        self.write_owned(&conf, &text)
+    }
+
+    /// Rewrites `lifeboat.conf`; takes effect at the next start (port, archive mode) or
+    /// reload (most other settings).
+    pub fn write_settings(&self, settings: &ClusterSettings) -> Result<(), PgError> {
+        self.write_owned(&self.data_dir().join("lifeboat.conf"), &settings.render())
+    }
+
+    /// Rewrites `pg_hba.conf`; call [`Cluster::reload`] for a running cluster.
+    pub fn write_hba(&self, hba: &str) -> Result<(), PgError> {
+        self.write_owned(&self.data_dir().join("pg_hba.conf"), hba)
+    }
+
+    /// Writes a file atomically (temp file, fsync, rename) and gives it to the OS user.
+    fn write_owned(&self, path: &Path, content: &str) -> Result<(), PgError> {
+        let tmp = path.with_extension("lifeboat-tmp");
+        let ctx = || format!("cannot write {}", path.display());
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(PgError::io(ctx()))?;
+            std::io::Write::write_all(&mut f, content.as_bytes()).map_err(PgError::io(ctx()))?;
+            f.sync_all().map_err(PgError::io(ctx()))?;
+        }
+        set_mode(&tmp, 0o600)?;
+        self.user.chown(&tmp)?;
+        std::fs::rename(&tmp, path).map_err(PgError::io(ctx()))
+    }
+
+    /// Starts the postmaster and waits until it accepts connections. The port is checked
+    /// first so that a taken port gives a clear error instead of a log line.
+    pub fn start(&self, listen_address: &str) -> Result<(), PgError> {
+        if self.status()? == ClusterStatus::Running {
+            return Ok(());
+        }
+        if TcpListener::bind((listen_address, self.port)).is_err() {
+            return Err(PgError::PortInUse {
+                address: listen_address.to_string(),
+                port: self.port,
+            });
+        }
+        let log = self.log_file();
+        let out = self
+            .user
+            .command(&self.bins.path("pg_ctl"), &self.dir)
+            .arg("start")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .arg("--log")
+            .arg(&log)
+            .args(["--wait", "--timeout", PG_CTL_TIMEOUT_SECS, "--silent"])
+            .output()
+            .map_err(PgError::io("cannot run pg_ctl start"))?;
+        check("pg_ctl start", out).map_err(|e| with_log_tail(e, &log))
+    }
+
+    /// Stops the postmaster if it runs. Stopping a stopped or missing cluster succeeds.
+    pub fn stop(&self, mode: StopMode) -> Result<(), PgError> {
+        if self.status()? != ClusterStatus::Running {
+            return Ok(());
+        }
+        let mode = match mode {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        };
+        let out = self
+            .user
+            .command(&self.bins.path("pg_ctl"), &self.dir)
+            .arg("stop")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .args([
+                "--mode",
+                mode,
+                "--wait",
+                "--timeout",
+                PG_CTL_TIMEOUT_SECS,
+                "--silent",
+            ])
+            .output()
+            .map_err(PgError::io("cannot run pg_ctl stop"))?;
+        check("pg_ctl stop", out)
+    }
+
+    /// Makes a running cluster re-read its configuration files.
+    pub fn reload(&self) -> Result<(), PgError> {
+        let out = self
+            .user
+            .command(&self.bins.path("pg_ctl"), &self.dir)
+            .arg("reload")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .arg("--silent")
+            .output()
+            .map_err(PgError::io("cannot run pg_ctl reload"))?;
+        check("pg_ctl reload", out)
+    }
+
+    pub fn status(&self) -> Result<ClusterStatus, PgError> {
+        if !self.data_dir().join("PG_VERSION").exists() {
+            return Ok(ClusterStatus::Missing);
+        }
+        let out = self
+            .user
+            .command(&self.bins.path("pg_ctl"), &self.dir)
+            .arg("status")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .output()
+            .map_err(PgError::io("cannot run pg_ctl status"))?;
+        // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
+        match out.status.code() {
+            Some(0) => Ok(ClusterStatus::Running),
+            Some(3) => Ok(ClusterStatus::Stopped),
+            _ => Err(command_error("pg_ctl status", out)),
+        }
+    }
+
+    /// A management connection over the private socket, as Lifeboat's role.
+    pub async fn connect(&self, database: &str) -> Result<Client, PgError> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(&self.dir)
+            .port(self.port)
+            .user(MANAGEMENT_ROLE)
+            .dbname(database)
+            .application_name("lifeboat");
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| PgError::Connect {
+            socket_dir: self.dir.clone(),
+            message: crate::error::describe(&e),
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "management connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// The size of the data directory in bytes, as the server reports it.
+    pub async fn data_size(&self) -> Result<i64, PgError> {
+        let client = self.connect("postgres").await?;
+        let row = client
+            .query_one(
+                "SELECT sum(pg_database_size(oid))::bigint FROM pg_database",
+                &[],
+            )
+            .await
+            .map_err(PgError::sql("cannot read database sizes"))?;
+        Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+    }
+
+    /// Removes the whole instance directory. The cluster must be stopped.
+    pub fn remove_files(&self) -> Result<(), PgError> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(PgError::io(format!("cannot remove {}", self.dir.display()))(e)),
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), PgError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(PgError::io(
+        format!("cannot set the mode of {}", path.display()),
+    ))
+}
+
+fn check(program: &str, out: Output) -> Result<(), PgError> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(command_error(program, out))
+    }
+}
+
+fn command_error(program: &str, out: Output) -> PgError {
+    let mut output = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if output.is_empty() {
+        output = stdout.trim().to_string();
+    }
+    PgError::Command {
+        program: program.to_string(),
+        status: out.status.to_string(),
+        output,
+    }
+}
+
+/// Appends the end of the server log to a failed start, where PostgreSQL says why.
+fn with_log_tail(err: PgError, log: &Path) -> PgError {
+    let PgError::Command {
+        program,
+        status,
+        mut output,
+    } = err
+    else {
+        return err;
+    };
+    if let Some(tail) = read_tail(log, 2048) {
+        output.push_str("; server log ends with: ");
+        output.push_str(tail.trim());
+    }
+    PgError::Command {
+        program,
+        status,
+        output,
+    }
+}
+
+fn read_tail(path: &Path, max: u64) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(max))).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}

@@ -1,0 +1,43 @@
+//! Lifeboat's PostgreSQL driver: everything that touches a cluster's processes and files.
+//!
+//! Every cluster Lifeboat runs lives in a directory of its own:
+//!
+//! ```text
+//! <instance dir>/                 owned by the OS user, mode 0700
+//!   data/                         PGDATA (initdb --data-checksums)
+//!     lifeboat.conf               settings Lifeboat owns, included from postgresql.conf
+//!     pg_hba.conf                 rendered from the whitelist
+//!   postgres.log                  the server's log (pg_ctl -l)
+//!   .s.PGSQL.<port>               the private Unix socket Lifeboat manages it through
+//! ```
+//!
+//! PostgreSQL refuses to run as root, so when Lifeboat runs as root every PostgreSQL
+//! program is started as an ordinary OS user (default `postgres`), with a cleared
+//! environment and pinned locale so that a cluster behaves the same whoever starts it.
+//! Lifeboat manages a cluster through the role `lifeboat`, which may log in only through
+//! the private socket (the socket's directory is readable by the OS user and root alone).
+//!
+//! # Layout
+//! - [`binaries`]: finding `initdb`, `pg_ctl` and `postgres`, and their version.
+//! - [`os_user`]: the OS user clusters run as, and commands run as that user.
+//! - [`cluster`]: init, start, stop, reload, status and connections.
+//! - [`settings`]: `lifeboat.conf` and `pg_hba.conf` rendering.
+//! - [`accounts`]: login roles created from SCRAM verifiers.
+
+pub mod accounts;
+pub mod binaries;
+pub mod cluster;
+mod error;
+pub mod os_user;
+pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use binaries::PgBinaries;
+pub use cluster::{Cluster, ClusterStatus, StopMode};
+pub use error::{PgError, describe};
+pub use os_user::OsUser;
+pub use settings::{ClusterSettings, render_hba};
+
+/// The role Lifeboat manages clusters through, over the private Unix socket only.
+pub const MANAGEMENT_ROLE: &str = "lifeboat";
