@@ -1,14 +1,60 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Lifeboat's metadata store: what instances exist, in which state, with which accounts
+//! and whitelist entries.
+//!
+//! The store is an embedded SQLite database (`<data dir>/lifeboat.db`, WAL journal).
+//! Every long operation writes its state here before it acts, so that a restarted server
+//! can finish or undo it (see the reconciler in `lifeboat-server`). Secrets never enter
+//! the store: accounts are recorded by name only; an interrupted instance creation keeps
+//! the privileged account's SCRAM verifier, never its password, until the account exists.
+//!
+//! # Layout
+//! - [`schema`]: the schema and its migrations (`PRAGMA user_version`).
+//! - [`instances`]: instance records, accounts and whitelist entries.
+
+mod error;
+pub mod instances;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use error::StoreError;
+pub use instances::{AccountRecord, InstanceRecord, NewInstance, WhitelistRecord};
+
+/// The metadata store. Cheap operations, called directly from async code: each holds
+/// the connection for a few milliseconds at most.
+pub struct Store {
+    conn: Mutex<Connection>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    /// A store that lives in memory, for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (each statement is
+        // atomic), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

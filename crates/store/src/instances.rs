@@ -1,0 +1,458 @@
+//! Instance records, their accounts and whitelist entries.
+
+use chrono::{DateTime, Utc};
+use lifeboat_domain::{InstanceId, InstanceKind, InstanceStatus, NetworkType, WhitelistEntry};
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Store, StoreError};
+
+/// One instance as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    pub id: InstanceId,
+    pub name: String,
+    pub kind: InstanceKind,
+    pub status: InstanceStatus,
+    pub region: String,
+    pub port: u16,
+    pub engine_version: String,
+    pub network_type: NetworkType,
+    /// The master a temporary instance was restored from.
+    pub master_id: Option<InstanceId>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why the instance is in its status, e.g. the error that failed its creation.
+    pub status_detail: Option<String>,
+    pub privileged_account: String,
+    /// Set while a create is unfinished; see the schema.
+    pub pending_verifier: Option<String>,
+}
+
+/// What a new instance starts with.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub id: InstanceId,
+    pub name: String,
+    pub kind: InstanceKind,
+    pub region: String,
+    pub port: u16,
+    pub engine_version: String,
+    pub master_id: Option<InstanceId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub privileged_account: String,
+    pub pending_verifier: Option<String>,
+    pub whitelist: Vec<WhitelistEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub name: String,
+    pub privileged: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhitelistRecord {
+    pub entry: WhitelistEntry,
+    pub added_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, kind, status, region, port, engine_version, network_type, \
+     master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier";
+
+fn now() -> String {
+    Utc::now().to_rfc3339()
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(format!("bad timestamp '{s}'")))
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("bad {what} '{value}'"))
+}
+
+fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let kind: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    let network: String = row.get(7)?;
+    let master: Option<String> = row.get(8)?;
+    let created: String = row.get(9)?;
+    let expires: Option<String> = row.get(10)?;
+    let port: i64 = row.get(5)?;
+    let (name, region, engine_version) = (row.get(1)?, row.get(4)?, row.get(6)?);
+    let (status_detail, privileged_account, pending_verifier) =
+        (row.get(11)?, row.get(12)?, row.get(13)?);
+    Ok((|| {
+        Ok(InstanceRecord {
+            id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
+            name,
+            kind: InstanceKind::from_db(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+            status: InstanceStatus::from_db(&status).ok_or_else(|| corrupt("status", &status))?,
+            region,
+            port: u16::try_from(port).map_err(|_| corrupt("port", &port.to_string()))?,
+            engine_version,
+            network_type: NetworkType::from_db(&network)
+                .ok_or_else(|| corrupt("network type", &network))?,
+            master_id: master
+                .map(|m| InstanceId::parse(&m).map_err(|_| corrupt("master id", &m)))
+                .transpose()?,
+            created_at: parse_time(&created)?,
+            expires_at: expires.as_deref().map(parse_time).transpose()?,
+            status_detail,
+            privileged_account,
+            pending_verifier,
+        })
+    })())
+}
+
+impl Store {
+    /// Records a new instance in status `creating`, with its first whitelist entries.
+    pub fn insert_instance(&self, new: &NewInstance) -> Result<InstanceRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
+            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13)"),
+            params![
+                new.id.as_str(),
+                new.name,
+                new.kind.as_str(),
+                InstanceStatus::Creating.as_str(),
+                new.region,
+                new.port,
+                new.engine_version,
+                NetworkType::Classic.as_str(),
+                new.master_id.as_ref().map(|m| m.as_str()),
+                now(),
+                new.expires_at.map(|t| t.to_rfc3339()),
+                new.privileged_account,
+                new.pending_verifier,
+            ],
+        );
+        if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted {
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("instances.name")
+            {
+                return Err(StoreError::DuplicateName(new.name.clone()));
+            }
+        }
+        inserted?;
+        for entry in &new.whitelist {
+            tx.execute(
+                "INSERT INTO whitelist (instance_id, cidr, added_by, created_at) VALUES (?1, ?2, 'user', ?3)",
+                params![new.id.as_str(), entry.to_string(), now()],
+            )?;
+        }
+        tx.commit()?;
+        drop(conn);
+        self.instance(&new.id)
+    }
+
+    pub fn find_instance(&self, id: &InstanceId) -> Result<Option<InstanceRecord>, StoreError> {
+        let conn = self.conn();
+        let found = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"),
+                [id.as_str()],
+                read_instance,
+            )
+            .optional()?;
+        found.transpose()
+    }
+
+    pub fn instance(&self, id: &InstanceId) -> Result<InstanceRecord, StoreError> {
+        self.find_instance(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("instance {id}")))
+    }
+
+    /// Instances, oldest first; released ones only when asked for.
+    pub fn list_instances(
+        &self,
+        include_released: bool,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM instances WHERE ?1 OR status <> 'released' ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([include_released], read_instance)?;
+        rows.map(|r| r?).collect()
+    }
+
+    pub fn set_status(
+        &self,
+        id: &InstanceId,
+        status: InstanceStatus,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET status = ?2, status_detail = ?3 WHERE id = ?1",
+            params![id.as_str(), status.as_str(), detail],
+        )?;
+        expect_one(n, id)
+    }
+
+    pub fn set_port(&self, id: &InstanceId, port: u16) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET port = ?2 WHERE id = ?1",
+            params![id.as_str(), port],
+        )?;
+        expect_one(n, id)
+    }
+
+    pub fn set_engine_version(&self, id: &InstanceId, version: &str) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET engine_version = ?2 WHERE id = ?1",
+            params![id.as_str(), version],
+        )?;
+        expect_one(n, id)
+    }
+
+    /// Forgets the SCRAM verifier kept for an unfinished create.
+    pub fn clear_pending_verifier(&self, id: &InstanceId) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET pending_verifier = NULL WHERE id = ?1",
+            [id.as_str()],
+        )?;
+        expect_one(n, id)
+    }
+
+    /// Removes the record with its accounts and whitelist entries.
+    pub fn delete_instance(&self, id: &InstanceId) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])?;
+        expect_one(n, id)
+    }
+
+    /// Ports held by instances of `region` that still exist.
+    pub fn used_ports(&self, region: &str) -> Result<Vec<u16>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT port FROM instances WHERE region = ?1 AND status <> 'released'")?;
+        let ports = stmt.query_map([region], |r| r.get::<_, i64>(0))?;
+        Ok(ports
+            .filter_map(|p| p.ok().and_then(|p| u16::try_from(p).ok()))
+            .collect())
+    }
+
+    /// Temporary instances of `master` that are not released.
+    pub fn live_temporaries(&self, master: &InstanceId) -> Result<Vec<InstanceRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM instances WHERE master_id = ?1 AND status <> 'released' ORDER BY created_at"
+        ))?;
+        let rows = stmt.query_map([master.as_str()], read_instance)?;
+        rows.map(|r| r?).collect()
+    }
+
+    pub fn add_account(
+        &self,
+        id: &InstanceId,
+        name: &str,
+        privileged: bool,
+    ) -> Result<(), StoreError> {
+        let result = self.conn().execute(
+            "INSERT INTO accounts (instance_id, name, privileged, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id.as_str(), name, privileged, now()],
+        );
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(format!("account '{name}' on {id}")))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub fn accounts(&self, id: &InstanceId) -> Result<Vec<AccountRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, privileged, created_at FROM accounts WHERE instance_id = ?1 ORDER BY privileged DESC, name",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (name, privileged, created) = r?;
+            Ok(AccountRecord {
+                name,
+                privileged,
+                created_at: parse_time(&created)?,
+            })
+        })
+        .collect()
+    }
+
+    pub fn add_whitelist(
+        &self,
+        id: &InstanceId,
+        entry: &WhitelistEntry,
+        added_by: &str,
+    ) -> Result<(), StoreError> {
+        let result = self.conn().execute(
+            "INSERT INTO whitelist (instance_id, cidr, added_by, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id.as_str(), entry.to_string(), added_by, now()],
+        );
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(format!(
+                    "whitelist entry {entry} on {id}"
+                )))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub fn remove_whitelist(
+        &self,
+        id: &InstanceId,
+        entry: &WhitelistEntry,
+    ) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM whitelist WHERE instance_id = ?1 AND cidr = ?2",
+            params![id.as_str(), entry.to_string()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "whitelist entry {entry} on {id}"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn whitelist(&self, id: &InstanceId) -> Result<Vec<WhitelistRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT cidr, added_by, created_at FROM whitelist WHERE instance_id = ?1 ORDER BY created_at, cidr",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (cidr, added_by, created) = r?;
+            Ok(WhitelistRecord {
+                entry: WhitelistEntry::parse(&cidr)
+                    .map_err(|_| corrupt("whitelist entry", &cidr))?,
+                added_by,
+                created_at: parse_time(&created)?,
+            })
+        })
+        .collect()
+    }
+}
+
+fn expect_one(n: usize, id: &InstanceId) -> Result<(), StoreError> {
+    if n == 0 {
+        Err(StoreError::NotFound(format!("instance {id}")))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(name: &str, port: u16) -> NewInstance {
+        NewInstance {
+            id: InstanceId::generate(),
+            name: name.into(),
+            kind: InstanceKind::Master,
+            region: "local".into(),
+            port,
+            engine_version: "15.18".into(),
+            master_id: None,
+            expires_at: None,
+            privileged_account: "admin".into(),
+            pending_verifier: Some("SCRAM-SHA-256$x".into()),
+            whitelist: vec![WhitelistEntry::localhost()],
+        }
+    }
+
+    #[test]
+    fn instance_lifecycle() {
+        let store = Store::in_memory().unwrap();
+        let rec = store.insert_instance(&new("shop", 15432)).unwrap();
+        assert_eq!(rec.status, InstanceStatus::Creating);
+        assert_eq!(store.used_ports("local").unwrap(), vec![15432]);
+        assert_eq!(
+            store.whitelist(&rec.id).unwrap()[0].entry,
+            WhitelistEntry::localhost()
+        );
+
+        store
+            .set_status(&rec.id, InstanceStatus::Running, None)
+            .unwrap();
+        store.clear_pending_verifier(&rec.id).unwrap();
+        store.add_account(&rec.id, "admin", true).unwrap();
+        assert!(matches!(
+            store.add_account(&rec.id, "admin", true),
+            Err(StoreError::Duplicate(_))
+        ));
+        let got = store.instance(&rec.id).unwrap();
+        assert_eq!(got.status, InstanceStatus::Running);
+        assert_eq!(got.pending_verifier, None);
+
+        store.delete_instance(&rec.id).unwrap();
+        assert!(store.find_instance(&rec.id).unwrap().is_none());
+        assert!(store.accounts(&rec.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_are_unique_among_live_instances() {
+        let store = Store::in_memory().unwrap();
+        let first = store.insert_instance(&new("shop", 15432)).unwrap();
+        assert!(matches!(
+            store.insert_instance(&new("shop", 15433)),
+            Err(StoreError::DuplicateName(n)) if n == "shop"
+        ));
+        store
+            .set_status(&first.id, InstanceStatus::Released, None)
+            .unwrap();
+        store.insert_instance(&new("shop", 15433)).unwrap();
+    }
+
+    #[test]
+    fn whitelist_add_remove() {
+        let store = Store::in_memory().unwrap();
+        let rec = store.insert_instance(&new("shop", 15432)).unwrap();
+        let net = WhitelistEntry::parse("10.0.0.0/8").unwrap();
+        store.add_whitelist(&rec.id, &net, "user").unwrap();
+        assert!(matches!(
+            store.add_whitelist(&rec.id, &net, "user"),
+            Err(StoreError::Duplicate(_))
+        ));
+        assert_eq!(store.whitelist(&rec.id).unwrap().len(), 2);
+        store.remove_whitelist(&rec.id, &net).unwrap();
+        assert!(matches!(
+            store.remove_whitelist(&rec.id, &net),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn reopening_keeps_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lifeboat.db");
+        let id = {
+            let store = Store::open(&path).unwrap();
+            store.insert_instance(&new("shop", 15432)).unwrap().id
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.instance(&id).unwrap().name, "shop");
+    }
+}

@@ -1,0 +1,62 @@
+//! The store's schema, migrated forward by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// Each entry brings the schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE instances (
+    id                 TEXT PRIMARY KEY,
+    name               TEXT NOT NULL,
+    kind               TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    region             TEXT NOT NULL,
+    port               INTEGER NOT NULL,
+    engine_version     TEXT NOT NULL,
+    network_type       TEXT NOT NULL,
+    master_id          TEXT REFERENCES instances(id),
+    created_at         TEXT NOT NULL,
+    expires_at         TEXT,
+    -- why the instance is in its status (the error of a failed create, for example)
+    status_detail      TEXT,
+    privileged_account TEXT NOT NULL,
+    -- SCRAM verifier of the privileged account while the create is unfinished, so a
+    -- restarted server can finish it; cleared as soon as the account exists
+    pending_verifier   TEXT
+);
+-- Names are unique among instances that still exist.
+CREATE UNIQUE INDEX instances_live_name ON instances(name) WHERE status <> 'released';
+CREATE TABLE accounts (
+    instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    privileged  INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (instance_id, name)
+);
+CREATE TABLE whitelist (
+    instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    cidr        TEXT NOT NULL,
+    -- 'user', or the migration task that added it and will remove it
+    added_by    TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (instance_id, cidr)
+);
+"#];
+
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the store has schema version {version}, newer than this Lifeboat knows ({}); upgrade Lifeboat",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
