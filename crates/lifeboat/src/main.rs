@@ -1,3 +1,26 @@
-fn main() {
-    println!("Hello, world!");
+//! `lifeboat`: the server (`lifeboat serve`) and the client commands that talk to it.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let output = args.output;
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            cli::report_error(output, &e);
+            ExitCode::FAILURE
+        }
+    }
 }

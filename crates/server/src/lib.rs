@@ -1,14 +1,150 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Lifeboat's control plane: `lifeboat serve`.
+//!
+//! The server owns the metadata store and every cluster of every region, answers the
+//! HTTP API, and runs the background work. On start it reconciles the clusters on disk
+//! with the store (see [`reconcile`]), so a crash at any point is finished or undone.
+//!
+//! ```text
+//! <data dir>/                 mode 0711: the OS user of the clusters may pass, not list
+//!   lifeboat.db               metadata store (SQLite, mode 0600)
+//!   api-token                 the API token (mode 0600)
+//!   server-address            the URL the server listens on, for the CLI
+//!   regions/<region>/instances/<instance id>/   one cluster (see lifeboat-postgres)
+//! ```
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration and its defaults.
+//! - [`api`]: routes, views and the OpenAPI document.
+//! - [`instances`]: the life of an instance (create, start, stop, delete, access).
+//! - [`reconcile`]: what runs at start to repair interrupted work.
+//! - [`auth`], [`error`], [`state`]: the token, the error mapping, shared state.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod instances;
+pub mod reconcile;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use lifeboat_store::Store;
+
+pub use config::Config;
+use state::AppState;
+
+/// The file where the server writes the URL it listens on.
+pub const ADDRESS_FILE: &str = "server-address";
+
+/// What `lifeboat serve` was given.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_path: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// Overrides `[server] listen`.
+    pub listen: Option<SocketAddr>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Runs the server until `shutdown` completes. Clusters keep running when the server
+/// stops: the control plane can be restarted without an outage of the databases.
+pub async fn serve(
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Config::load(opts.config_path.as_deref())?;
+    let data_dir = prepare_data_dir(&opts.data_dir)?;
+    let store = Store::open(&data_dir.join("lifeboat.db"))
+        .with_context(|| format!("cannot open the metadata store in {}", data_dir.display()))?;
+    restrict(&data_dir.join("lifeboat.db"), 0o600)?;
+    let (token, created) = auth::load_or_create_token(&data_dir)?;
+    for region in &config.regions {
+        let dir = region.instances_dir(&data_dir);
+        std::fs::create_dir_all(&dir).with_context(|| {
+            format!(
+                "cannot create the data root of region '{}' ({}); check the region's data_root",
+                region.name,
+                dir.display()
+            )
+        })?;
     }
+
+    let listen = opts.listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}; another program (or another Lifeboat) uses it: pass --listen ADDR or set [server] listen")
+    })?;
+    let bound = listener.local_addr()?;
+    let url = format!("http://{bound}");
+    write_address(&data_dir, &url)?;
+
+    let state = Arc::new(AppState::new(config, data_dir.clone(), store, token));
+    match state.pg_env() {
+        Ok(env) => {
+            tracing::info!(version = %env.bins.version, bin_dir = %env.bins.bin_dir.display(), os_user = %env.user.name, "PostgreSQL found")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, hint = %e.hint(), "PostgreSQL is not usable yet; instance commands will fail until it is")
+        }
+    }
+    tracing::info!(%url, data_dir = %data_dir.display(), "Lifeboat is listening");
+    let token_path = data_dir.join(auth::TOKEN_FILE);
+    if created {
+        eprintln!(
+            "Created the API token in {} (mode 0600).",
+            token_path.display()
+        );
+    }
+    eprintln!(
+        "Lifeboat listens on {url}. Use the CLI from another shell with:\n  export LIFEBOAT_DATA_DIR={}\n  lifeboat instance list\nor send `Authorization: Bearer $(cat {})` to {url}/api/v1/...",
+        data_dir.display(),
+        token_path.display()
+    );
+
+    tokio::spawn(reconcile::reconcile(state.clone()));
+    axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("Lifeboat stopped; instances keep running");
+    Ok(())
+}
+
+/// Creates the data directory if needed and checks that it is usable; returns it as an
+/// absolute path (clusters and their archive command are given absolute paths).
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let hint = "choose a writable directory with --data-dir or LIFEBOAT_DATA_DIR";
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}; {hint}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the data directory {}", dir.display()))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "the data directory {} is not writable; {hint}",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    // Clusters run as another OS user and must pass through to their own directories.
+    restrict(&dir, 0o711)?;
+    Ok(dir)
+}
+
+fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))
+}
+
+fn write_address(data_dir: &Path, url: &str) -> anyhow::Result<()> {
+    let path = data_dir.join(ADDRESS_FILE);
+    let tmp = data_dir.join(".server-address.tmp");
+    std::fs::write(&tmp, format!("{url}\n"))
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,0 +1,198 @@
+//! `lifeboat instance ...`
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Local, Utc};
+use clap::Subcommand;
+use lifeboat_server::api::views::InstanceView;
+use serde_json::json;
+
+use super::Output;
+use super::client::Client;
+use super::output;
+use super::read_password_file;
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Create a master instance: a new PostgreSQL cluster, backed up from its first minute.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The privileged account to create.
+        #[arg(long)]
+        account: String,
+        /// A file whose first line is the account's password.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// Default: the first configured region.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List instances.
+    List,
+    /// Show one instance, with a ready-to-paste psql command.
+    Show { id: String },
+    /// Stop an instance's cluster and remove its files.
+    Delete { id: String },
+    /// Stop an instance.
+    Stop { id: String },
+    /// Start a stopped instance.
+    Start { id: String },
+}
+
+pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::Result<()> {
+    match cmd {
+        InstanceCommand::Create {
+            name,
+            account,
+            password_file,
+            region,
+        } => {
+            let password = read_password_file(&password_file)?;
+            let body =
+                json!({ "name": name, "account": account, "password": password, "region": region });
+            let view: InstanceView = client.post("/instances", &body).await?;
+            output::print(out, &view, show)
+        }
+        InstanceCommand::List => {
+            let list: Vec<InstanceView> = client.get("/instances").await?;
+            output::print(out, &list, |list| {
+                output::table(
+                    &[
+                        "ID",
+                        "NAME",
+                        "KIND",
+                        "STATUS",
+                        "REGION",
+                        "PORT",
+                        "CREATED",
+                        "TIME LEFT",
+                    ],
+                    list.iter()
+                        .map(|i| {
+                            vec![
+                                i.id.clone(),
+                                i.name.clone(),
+                                i.kind.clone(),
+                                i.status.clone(),
+                                i.region.clone(),
+                                i.port.to_string(),
+                                local(i.created_at),
+                                i.time_left_seconds
+                                    .map(duration)
+                                    .unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        InstanceCommand::Show { id } => {
+            let view: InstanceView = client.get(&format!("/instances/{}", enc(&id))).await?;
+            output::print(out, &view, show)
+        }
+        InstanceCommand::Delete { id } => {
+            let _: serde_json::Value = client.delete(&format!("/instances/{}", enc(&id))).await?;
+            output::print(out, &json!({ "id": id, "deleted": true }), |_| {
+                println!("Deleted instance {id}.")
+            })
+        }
+        InstanceCommand::Stop { id } => {
+            let view: InstanceView = client
+                .post(&format!("/instances/{}/stop", enc(&id)), &json!({}))
+                .await?;
+            output::print(out, &view, |v| {
+                println!("Instance {} is {}.", v.id, v.status)
+            })
+        }
+        InstanceCommand::Start { id } => {
+            let view: InstanceView = client
+                .post(&format!("/instances/{}/start", enc(&id)), &json!({}))
+                .await?;
+            output::print(out, &view, |v| {
+                println!("Instance {} is {}.", v.id, v.status)
+            })
+        }
+    }
+}
+
+/// Percent-encodes a path segment typed by the user.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn show(v: &InstanceView) {
+    let mut rows = vec![
+        ("id", v.id.clone()),
+        ("name", v.name.clone()),
+        ("kind", v.kind.clone()),
+        ("status", v.status.clone()),
+    ];
+    if let Some(d) = &v.status_detail {
+        rows.push(("status detail", d.clone()));
+    }
+    rows.extend([
+        ("region", v.region.clone()),
+        ("engine version", format!("PostgreSQL {}", v.engine_version)),
+        ("address", format!("{}:{}", v.address, v.port)),
+        ("network type", v.network_type.clone()),
+        (
+            "whitelist",
+            v.whitelist
+                .iter()
+                .map(|w| w.cidr.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "accounts",
+            v.accounts
+                .iter()
+                .map(|a| {
+                    if a.privileged {
+                        format!("{} (privileged)", a.name)
+                    } else {
+                        a.name.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "data size",
+            v.data_size_bytes
+                .map(output::bytes)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        ("created", local(v.created_at)),
+    ]);
+    if let Some(m) = &v.master_id {
+        rows.push(("master", m.clone()));
+    }
+    if let Some(at) = v.expires_at {
+        let left = v.time_left_seconds.map(duration).unwrap_or_default();
+        rows.push(("released at", format!("{} ({left} left)", local(at))));
+    }
+    rows.push(("connect", v.psql.clone()));
+    output::fields(&rows);
+}
+
+pub fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+pub fn duration(secs: i64) -> String {
+    let (h, m) = (secs / 3600, (secs % 3600) / 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{m}m{:02}s", secs % 60)
+    }
+}

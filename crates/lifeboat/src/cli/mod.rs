@@ -1,0 +1,164 @@
+//! The command line: `lifeboat serve` and the client commands.
+//!
+//! Client commands find the server and its token from `--server`/`LIFEBOAT_SERVER` and
+//! `--token`/`LIFEBOAT_TOKEN`, or else from the data directory (`--data-dir`,
+//! `LIFEBOAT_DATA_DIR`, default `./.lifeboat`), where the server writes both.
+
+mod access;
+mod client;
+mod instance;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use client::{ApiFailure, Client};
+
+/// Prints an error as one line (`error: what failed; hint: what to do`), or as the
+/// API's `{code, message, hint}` object on stderr with `--output json`.
+pub fn report_error(output: Output, e: &anyhow::Error) {
+    if output == Output::Json {
+        let body = match e.downcast_ref::<ApiFailure>() {
+            Some(f) => serde_json::json!({ "code": f.code, "message": f.message, "hint": f.hint }),
+            None => {
+                serde_json::json!({ "code": "client_error", "message": client::one_line(e), "hint": "" })
+            }
+        };
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {}", client::one_line(e));
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Backups, temporary instances and data migration for PostgreSQL"
+)]
+pub struct Args {
+    /// The data directory: the server keeps its state here; clients read the server's
+    /// address and token from it.
+    #[arg(
+        long,
+        global = true,
+        env = "LIFEBOAT_DATA_DIR",
+        default_value = ".lifeboat"
+    )]
+    data_dir: PathBuf,
+    /// The server's URL (default: read from <data dir>/server-address).
+    #[arg(long, global = true, env = "LIFEBOAT_SERVER")]
+    server: Option<String>,
+    /// The API token (default: read from <data dir>/api-token).
+    #[arg(long, global = true, env = "LIFEBOAT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Output format of client commands.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: API, console and background workers.
+    Serve {
+        /// A TOML configuration file (see the README); embedded defaults otherwise.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding [server] listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage instances.
+    #[command(subcommand)]
+    Instance(instance::InstanceCommand),
+    /// Manage the accounts of an instance.
+    #[command(subcommand)]
+    Account(access::AccountCommand),
+    /// Manage which addresses may connect to an instance.
+    #[command(subcommand)]
+    Whitelist(access::WhitelistCommand),
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Serve { config, listen } => {
+            serve(config, args.data_dir, listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            let client = Client::new(&args.data_dir, args.server, args.token)?;
+            match command {
+                Command::Instance(c) => instance::run(&client, args.output, c).await?,
+                Command::Account(c) => access::run_account(&client, args.output, c).await?,
+                Command::Whitelist(c) => access::run_whitelist(&client, args.output, c).await?,
+                Command::Serve { .. } => unreachable!("handled above"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(
+    config: Option<PathBuf>,
+    data_dir: PathBuf,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = lifeboat_server::ServeOptions {
+        config_path: config,
+        data_dir,
+        listen,
+    };
+    lifeboat_server::serve(opts, shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Reads a password file for the API; the password goes to the server, never to output.
+fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!("cannot read the password file {}: {e}; hint: give a readable file with the password on its first line", path.display())
+    })?;
+    lifeboat_domain::names::password_from_file_content(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "password file {}: {}; hint: {}",
+            path.display(),
+            e.message,
+            e.hint
+        )
+    })
+}

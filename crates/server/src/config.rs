@@ -1,0 +1,312 @@
+//! The server's configuration: one TOML file, every key optional, defaults embedded.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! [postgres]
+//! bin_dir = "/usr/lib/postgresql/15/bin"   # default: the newest under /usr/lib/postgresql
+//! os_user = "postgres"                      # default: postgres when run as root
+//! [temporary_instance]
+//! ttl = "48h"
+//! [backup]
+//! schedule = "24h"
+//! retention = "7d"
+//! archive_timeout = "60s"
+//! [[region]]
+//! name = "local"
+//! data_root = "regions/local"   # relative to the data directory
+//! address = "127.0.0.1"
+//! ports = "15432-15999"
+//! repository = "file"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration after defaults are applied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub postgres: PostgresConfig,
+    pub temporary_instance: TemporaryInstanceConfig,
+    pub backup: BackupConfig,
+    #[serde(rename = "region")]
+    pub regions: Vec<RegionConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Where `initdb`, `pg_ctl` and `postgres` are; found automatically when absent.
+    pub bin_dir: Option<PathBuf>,
+    /// The OS user clusters run as.
+    pub os_user: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemporaryInstanceConfig {
+    #[serde(with = "humantime_serde_compat")]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    #[serde(with = "humantime_serde_compat")]
+    pub schedule: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub archive_timeout: Duration,
+}
+
+/// A named location with its own data root, address, port range and repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: String,
+    /// Relative paths are under the data directory.
+    #[serde(default)]
+    pub data_root: Option<PathBuf>,
+    #[serde(default = "default_address")]
+    pub address: String,
+    #[serde(default = "default_ports")]
+    pub ports: PortRange,
+    #[serde(default = "default_repository")]
+    pub repository: String,
+}
+
+/// An inclusive range of TCP ports, written `"15432-15999"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad =
+            || format!("invalid port range '{s}': write it as FIRST-LAST, e.g. \"15432-15999\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if first == 0 || first > last {
+            return Err(bad());
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl PortRange {
+    pub fn iter(self) -> impl Iterator<Item = u16> {
+        self.first..=self.last
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+fn default_address() -> String {
+    "127.0.0.1".into()
+}
+
+fn default_ports() -> PortRange {
+    PortRange {
+        first: 15432,
+        last: 15999,
+    }
+}
+
+fn default_repository() -> String {
+    "file".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for TemporaryInstanceConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(48 * 3600),
+        }
+    }
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            schedule: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            archive_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            postgres: PostgresConfig::default(),
+            temporary_instance: TemporaryInstanceConfig::default(),
+            backup: BackupConfig::default(),
+            regions: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file; `None` gives the embedded defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config: Config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read config file {}: {e}", path.display())
+                })?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?
+            }
+        };
+        config.finish()?;
+        Ok(config)
+    }
+
+    /// Applies the defaults that depend on other keys and checks what serde cannot.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if self.regions.is_empty() {
+            self.regions.push(RegionConfig {
+                name: "local".into(),
+                data_root: None,
+                address: default_address(),
+                ports: default_ports(),
+                repository: default_repository(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for region in &self.regions {
+            if !seen.insert(region.name.as_str()) {
+                anyhow::bail!(
+                    "region '{}' is configured twice; give each region a distinct name",
+                    region.name
+                );
+            }
+            lifeboat_domain::names::validate_instance_name(&region.name)
+                .map_err(|e| anyhow::anyhow!("invalid region name: {e}; {}", e.hint))?;
+        }
+        Ok(())
+    }
+
+    pub fn region(&self, name: &str) -> Option<&RegionConfig> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+}
+
+impl RegionConfig {
+    /// Where this region's instances live.
+    pub fn data_root(&self, data_dir: &Path) -> PathBuf {
+        match &self.data_root {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => data_dir.join(p),
+            None => data_dir.join("regions").join(&self.name),
+        }
+    }
+
+    pub fn instances_dir(&self, data_dir: &Path) -> PathBuf {
+        self.data_root(data_dir).join("instances")
+    }
+}
+
+/// `serde(with)` for durations written like "48h" or "90s".
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration '{s}' ({e}); write it like \"48h\", \"90s\" or \"7d\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let mut c: Config = toml::from_str(text)?;
+        c.finish()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn embedded_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.regions.len(), 1);
+        assert_eq!(c.regions[0].name, "local");
+        assert_eq!(
+            c.regions[0].ports,
+            PortRange {
+                first: 15432,
+                last: 15999
+            }
+        );
+        assert_eq!(c.temporary_instance.ttl, Duration::from_secs(172800));
+        assert_eq!(c.backup.retention, Duration::from_secs(7 * 86400));
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn regions_and_durations() {
+        let c = parse(
+            "[temporary_instance]\nttl = \"90s\"\n[[region]]\nname = \"east\"\nports = \"20000-20009\"\naddress = \"127.0.0.2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.temporary_instance.ttl, Duration::from_secs(90));
+        assert_eq!(c.regions[0].ports.iter().count(), 10);
+        assert_eq!(
+            c.regions[0].data_root(Path::new("/d")),
+            Path::new("/d/regions/east")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = parse("[[region]]\nname = \"x\"\nports = \"9-1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid port range '9-1'"), "{e}");
+        let e = parse("[temporary_instance]\nttl = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid duration 'soon'"), "{e}");
+        let e = parse("[server]\nlisten_on = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+}
