@@ -1,14 +1,77 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Lifeboat's continuous backup: the backup repository, WAL archiving, base backups,
+//! the restorable window, restore, retention and verification.
+//!
+//! The server calls this library on a schedule and on demand; `archive_command` and
+//! `restore_command` run the `lifeboat` binary, which calls [`wal_push_command`] and
+//! [`wal_fetch_command`]. Everything is computed from what is actually in the
+//! repository: there is no catalogue that could disagree with it.
+//!
+//! # Repository layout
+//!
+//! One repository per region (a local directory or an S3 bucket and prefix); each
+//! instance's objects live under its id:
+//!
+//! ```text
+//! <repository root>/
+//!   <instance id>/                        e.g. pg-3kq9x2/
+//!     wal/
+//!       000000010000000000000003          archived WAL segment
+//!       00000002.history                  timeline history file
+//!       000000010000000000000003.00000028.backup
+//!     data/
+//!       3f/3f9a...e1                      content object: one chunk (<= 8 MiB) of some
+//!                                         file, named by the sha256 of its content,
+//!                                         shared by every backup that contains it
+//!     backups/
+//!       20261124T075500Z/manifest.json    a backup exists iff its manifest does
+//! ```
+//!
+//! Every object (WAL, content, manifest) has the same format ([`object`]): a header with
+//! the sha256 and length of the content, then a zstd frame, so any object can be
+//! verified on its own and a half-written one is never accepted.
+//!
+//! # Layout
+//! - [`config`]: [`RepositoryConfig`], the region's repository settings.
+//! - [`repository`]: [`Repository`], atomic and durable object storage over
+//!   `object_store` (local directory or S3).
+//! - [`object`]: the stored object format.
+//! - [`wal`]: WAL push and fetch, and the entry points for `archive_command` and
+//!   `restore_command`.
+//! - [`datadir`]: what a base backup copies from a data directory.
+//! - [`base_backup`]: base backups through `pg_backup_start`/`pg_backup_stop`.
+//! - [`manifest`]: the manifest that makes a backup exist.
+//! - [`waldump`]: finding commit times in archived WAL with `pg_waldump`.
+//! - [`window`]: the [`RestorableWindow`].
+//! - [`restore`]: writing a backup into a new data directory, and recovery settings.
+//! - [`retention`]: expiring old backups, their WAL and unreferenced content.
+//! - [`verify`]: re-reading every stored object.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod base_backup;
+pub mod config;
+pub mod datadir;
+mod error;
+pub mod lsn;
+pub mod manifest;
+pub mod object;
+pub mod repository;
+pub mod restore;
+pub mod retention;
+pub mod verify;
+pub mod wal;
+pub mod waldump;
+pub mod window;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use base_backup::{BackupOptions, CHUNK_SIZE, Progress, ProgressFn, run_backup};
+pub use config::RepositoryConfig;
+pub use error::BackupError;
+pub use lsn::Lsn;
+pub use manifest::{Manifest, list_backups};
+pub use repository::Repository;
+pub use restore::{RecoverySettings, RecoveryTarget, RestoreOptions, restore};
+pub use retention::{RetentionReport, expire};
+pub use verify::{VerifyProblem, VerifyReport, verify};
+pub use wal::{
+    CommandOutcome, FetchOutcome, PushOutcome, wal_fetch, wal_fetch_command, wal_push,
+    wal_push_command,
+};
+pub use window::{RestorableWindow, restorable_window};

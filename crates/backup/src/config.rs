@@ -1,0 +1,187 @@
+//! Where a region's backup repository lives: [`RepositoryConfig`], as written in
+//! Lifeboat's configuration file and in the small file `archive_command` reads.
+//!
+//! ```toml
+//! repository = "file"                 # a local directory, given by `path`
+//! path = "/var/lib/lifeboat/regions/local/repository"
+//! ```
+//! ```toml
+//! repository = "s3://lifeboat-backups/prod"   # bucket and optional prefix
+//! endpoint = "http://127.0.0.1:9000"
+//! region = "us-east-1"
+//! access_key_id = "..."
+//! secret_access_key_file = "/etc/lifeboat/s3-secret"   # or secret_access_key
+//! allow_http = true
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::BackupError;
+
+/// The settings of one region's backup repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// `"file"` (with `path`), `"file:///absolute/dir"`, or `"s3://bucket[/prefix]"`.
+    pub repository: String,
+    /// The directory of a `"file"` repository. The server fills in its default (under
+    /// the data directory) before opening it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// S3 endpoint URL, for S3-compatible servers other than AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Prefer `secret_access_key_file`, so the secret is not in the main config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Allows an `http://` endpoint (loopback test servers, private networks).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// A parsed [`RepositoryConfig::repository`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryLocation {
+    Local { dir: PathBuf },
+    S3 { bucket: String, prefix: String },
+}
+
+impl RepositoryConfig {
+    /// A local-directory repository at `dir`.
+    pub fn local(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            repository: "file".into(),
+            path: Some(dir.into()),
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            secret_access_key_file: None,
+            allow_http: false,
+        }
+    }
+
+    /// Reads a config file: JSON when it ends in `.json`, TOML otherwise.
+    pub fn load(path: &Path) -> Result<Self, BackupError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(BackupError::io(format!("cannot read {}", path.display())))?;
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|e| BackupError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes the config as TOML, mode 0600 since it may hold a secret.
+    pub fn save(&self, path: &Path) -> Result<(), BackupError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = toml::to_string(self).map_err(|e| BackupError::Config(e.to_string()))?;
+        let ctx = || format!("cannot write {}", path.display());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(BackupError::io(ctx()))?;
+        f.write_all(text.as_bytes()).map_err(BackupError::io(ctx()))
+    }
+
+    /// Where the repository is, checked for shape.
+    pub fn location(&self) -> Result<RepositoryLocation, BackupError> {
+        let repo = self.repository.trim();
+        if repo == "file" {
+            let dir = self
+                .path
+                .clone()
+                .ok_or_else(|| BackupError::Config("repository = \"file\" needs a path".into()))?;
+            return local_dir(dir);
+        }
+        if let Some(rest) = repo.strip_prefix("file://") {
+            return local_dir(PathBuf::from(rest));
+        }
+        if let Some(rest) = repo.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(BackupError::Config(format!("'{repo}' names no bucket")));
+            }
+            return Ok(RepositoryLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        Err(BackupError::Config(format!(
+            "repository '{repo}' is neither \"file\", file:///dir nor s3://bucket/prefix"
+        )))
+    }
+
+    /// The secret key, from the file when one is named.
+    pub(crate) fn secret(&self) -> Result<Option<String>, BackupError> {
+        match &self.secret_access_key_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(BackupError::io(format!("cannot read {}", path.display()))),
+            None => Ok(self.secret_access_key.clone()),
+        }
+    }
+}
+
+fn local_dir(dir: PathBuf) -> Result<RepositoryLocation, BackupError> {
+    if !dir.is_absolute() {
+        return Err(BackupError::Config(format!(
+            "repository path {} must be absolute",
+            dir.display()
+        )));
+    }
+    Ok(RepositoryLocation::Local { dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_file_and_s3_locations() {
+        let c: RepositoryConfig = toml::from_str("repository = \"file\"\npath = \"/r\"").unwrap();
+        assert_eq!(
+            c.location().unwrap(),
+            RepositoryLocation::Local { dir: "/r".into() }
+        );
+        let c: RepositoryConfig =
+            toml::from_str("repository = \"s3://b/some/prefix/\"\nallow_http = true").unwrap();
+        assert_eq!(
+            c.location().unwrap(),
+            RepositoryLocation::S3 {
+                bucket: "b".into(),
+                prefix: "some/prefix".into()
+            }
+        );
+        assert!(c.allow_http);
+    }
+
+    #[test]
+    fn refuses_bad_locations() {
+        for bad in ["ftp://x", "s3://", "file://relative"] {
+            let c = RepositoryConfig {
+                repository: bad.into(),
+                ..RepositoryConfig::local("/x")
+            };
+            assert!(c.location().is_err(), "{bad} accepted");
+        }
+        let c = RepositoryConfig {
+            path: None,
+            ..RepositoryConfig::local("/x")
+        };
+        assert!(c.location().is_err());
+    }
+}
