@@ -42,10 +42,8 @@ impl PgBinaries {
                 return Ok(found);
             }
         }
-        if let Some(dir) = pg_config_bindir() {
-            if let Some(found) = Self::at(&dir) {
-                return Ok(found);
-            }
+        if let Some(found) = pg_config_bindir().and_then(|dir| Self::at(&dir)) {
+            return Ok(found);
         }
         Err(PgError::BinariesMissing {
             searched: format!("{SEARCH_GLOB_PARENT}/*/bin and pg_config --bindir"),

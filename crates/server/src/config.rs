@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// The whole configuration after defaults are applied.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -159,18 +159,6 @@ impl Default for BackupConfig {
             schedule: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             archive_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            postgres: PostgresConfig::default(),
-            temporary_instance: TemporaryInstanceConfig::default(),
-            backup: BackupConfig::default(),
-            regions: Vec::new(),
         }
     }
 }

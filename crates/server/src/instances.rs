@@ -142,14 +142,14 @@ pub async fn finish_create(state: SharedState, id: InstanceId) -> Result<(), Api
     let result = build_master(&state, &id).await;
     if let Err(err) = &result {
         tracing::warn!(instance = %id, error = %err.body.message, "create failed; cleaning up");
-        if let Ok(rec) = state.store.instance(&id) {
-            if let Ok(cluster) = cluster_of(&state, &rec) {
-                let _ = tokio::task::spawn_blocking(move || {
-                    let _ = cluster.stop(StopMode::Immediate);
-                    cluster.remove_files()
-                })
-                .await;
-            }
+        if let Ok(rec) = state.store.instance(&id)
+            && let Ok(cluster) = cluster_of(&state, &rec)
+        {
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = cluster.stop(StopMode::Immediate);
+                cluster.remove_files()
+            })
+            .await;
         }
         let _ = state.store.delete_instance(&id);
     }

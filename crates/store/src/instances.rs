@@ -133,11 +133,11 @@ impl Store {
                 new.pending_verifier,
             ],
         );
-        if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted {
-            if e.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("instances.name")
-            {
-                return Err(StoreError::DuplicateName(new.name.clone()));
-            }
+        if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
+            && e.code == rusqlite::ErrorCode::ConstraintViolation
+            && msg.contains("instances.name")
+        {
+            return Err(StoreError::DuplicateName(new.name.clone()));
         }
         inserted?;
         for entry in &new.whitelist {

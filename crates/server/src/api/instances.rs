@@ -37,13 +37,13 @@ pub async fn view(state: &SharedState, rec: &InstanceRecord) -> Result<InstanceV
         .map(|r| r.address.clone())
         .unwrap_or_default();
     let mut size = None;
-    if rec.status == InstanceStatus::Running {
-        if let Ok(cluster) = instances::cluster_of(state, rec) {
-            size = tokio::time::timeout(SIZE_TIMEOUT, cluster.data_size())
-                .await
-                .ok()
-                .and_then(Result::ok);
-        }
+    if rec.status == InstanceStatus::Running
+        && let Ok(cluster) = instances::cluster_of(state, rec)
+    {
+        size = tokio::time::timeout(SIZE_TIMEOUT, cluster.data_size())
+            .await
+            .ok()
+            .and_then(Result::ok);
     }
     Ok(InstanceView::build(
         rec,

@@ -1,0 +1,311 @@
+//! A `lifeboat serve` process of a test, and the CLI pointed at it.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lifeboat_postgres::{Cluster, OsUser, PgBinaries, StopMode};
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A running server with its own temp directory. Dropping it kills the server and
+/// stops every cluster under its data directory.
+pub struct TestServer {
+    pub tmp: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+    pub url: String,
+}
+
+/// A range of ports few other tests will pick: each test draws its own.
+pub fn port_range(len: u16) -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = std::process::id() as u64 * 7919
+        + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 131
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    let slot = (seed % 3000) as u16;
+    let first = 21000 + slot * 10;
+    (first, first + len - 1)
+}
+
+impl TestServer {
+    /// A server with the default region on a port range of its own.
+    pub fn start() -> Self {
+        let (a, b) = port_range(8);
+        Self::with_config(&format!(
+            "[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n"
+        ))
+    }
+
+    pub fn with_config(config_text: &str) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("lb-it-")
+            .tempdir()
+            .expect("temp dir");
+        // Clusters run as another OS user, who must pass through this directory.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let data_dir = tmp.path().join("data");
+        let config = tmp.path().join("lifeboat.toml");
+        std::fs::write(&config, config_text).expect("config");
+        std::fs::write(tmp.path().join("pw"), format!("{PASSWORD}\n")).expect("password file");
+        let mut server = Self {
+            tmp,
+            data_dir,
+            config,
+            child: None,
+            url: String::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn password_file(&self) -> PathBuf {
+        self.tmp.path().join("pw")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.tmp.path().join("server.log")
+    }
+
+    /// Starts `lifeboat serve` and waits until it wrote its address.
+    pub fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir.join("server-address"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("LIFEBOAT_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn lifeboat serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let address = self.data_dir.join("server-address");
+        while !address.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.url = std::fs::read_to_string(&address)
+            .expect("address")
+            .trim()
+            .to_string();
+    }
+
+    /// Kills the server at once, as a crash would; clusters keep running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(args)
+            .env("LIFEBOAT_DATA_DIR", &self.data_dir)
+            .env_remove("LIFEBOAT_SERVER")
+            .env_remove("LIFEBOAT_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lifeboat")
+    }
+
+    /// Runs the CLI with `--output json`, expects success, and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    /// Runs the CLI, expects failure, and returns its one-line error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "lifeboat {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert_eq!(err.lines().count(), 1, "error is not one line: {err}");
+        err
+    }
+
+    /// Creates a master named `name` with account `admin` and returns its JSON view.
+    pub fn create_master(&self, name: &str) -> Value {
+        let pw = self.password_file();
+        self.json(&[
+            "instance",
+            "create",
+            "--name",
+            name,
+            "--account",
+            "admin",
+            "--password-file",
+            pw.to_str().expect("utf-8 path"),
+        ])
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("api-token"))
+            .expect("token")
+            .trim()
+            .to_string()
+    }
+
+    /// A raw HTTP request: (status, JSON body or Null).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut args = vec![
+            "-s".to_string(),
+            "-o".into(),
+            "-".into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+            "-X".into(),
+            method.into(),
+        ];
+        if let Some(t) = token {
+            args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
+        }
+        if let Some(b) = body {
+            args.extend([
+                "-H".into(),
+                "Content-Type: application/json".into(),
+                "-d".into(),
+                b.to_string(),
+            ]);
+        }
+        args.push(format!("{}{path}", self.url));
+        let out = Command::new("curl").args(&args).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (
+            code.parse().expect("status"),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
+    pub fn instance_dirs(&self) -> Vec<String> {
+        let dir = self.data_dir.join("regions/local/instances");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.data_dir.join("regions/local/instances").join(id)
+    }
+
+    /// The cluster of an instance directory, for checks and cleanup.
+    pub fn cluster(&self, id: &str, port: u16) -> Cluster {
+        Cluster::new(
+            self.instance_dir(id),
+            port,
+            PgBinaries::discover(None).expect("PostgreSQL"),
+            OsUser::for_clusters(None).expect("OS user"),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+        stop_clusters_under(&self.data_dir);
+    }
+}
+
+/// Stops every cluster found below `dir` (a pid file marks a running one).
+fn stop_clusters_under(dir: &Path) {
+    let Ok(bins) = PgBinaries::discover(None) else {
+        return;
+    };
+    let Ok(user) = OsUser::for_clusters(None) else {
+        return;
+    };
+    let Ok(regions) = std::fs::read_dir(dir.join("regions")) else {
+        return;
+    };
+    for region in regions.flatten() {
+        let Ok(instances) = std::fs::read_dir(region.path().join("instances")) else {
+            continue;
+        };
+        for inst in instances.flatten() {
+            if inst.path().join("data/postmaster.pid").exists() {
+                let _ = Cluster::new(inst.path(), 0, bins.clone(), user.clone())
+                    .stop(StopMode::Immediate);
+            }
+        }
+    }
+}
+
+/// Connects over TCP with a password; returns the error text on failure.
+pub async fn connect(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, String> {
+    let conn = format!(
+        "host=127.0.0.1 port={port} user={user} password={password} dbname=postgres connect_timeout=5"
+    );
+    match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Err(e) => Err(lifeboat_postgres::describe(&e)),
+    }
+}
+
+pub fn port_of(v: &Value) -> u16 {
+    v["port"].as_u64().expect("port") as u16
+}
+
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+pub fn write_file(path: &Path, content: &[u8]) {
+    let mut f = std::fs::File::create(path).expect("create");
+    f.write_all(content).expect("write");
+}
