@@ -23,10 +23,16 @@ async fn a_cluster_that_stopped_while_the_server_was_down_is_started() {
     assert_eq!(cluster.status().unwrap(), ClusterStatus::Stopped);
 
     server.spawn();
-    wait_for(|| cluster.status().ok() == Some(ClusterStatus::Running)).await;
-    connect(port, "admin", PASSWORD)
-        .await
-        .expect("running again");
+    // The pid file appears before the cluster accepts connections: wait for a login.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Err(e) = connect(port, "admin", PASSWORD).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not running again: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(cluster.status().unwrap(), ClusterStatus::Running);
     assert_eq!(server.json(&["instance", "show", &id])["status"], "running");
 }
 
