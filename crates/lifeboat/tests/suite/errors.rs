@@ -253,3 +253,45 @@ fn client_without_a_server_says_how_to_start_one() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_data_directory_the_os_user_cannot_reach_is_named() {
+    let server = TestServer::start();
+    // Lock the OS user of the clusters out of the test's directory.
+    std::fs::set_permissions(
+        server.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let err = server.fails(&[
+        "instance",
+        "create",
+        "--name",
+        "shop",
+        "--account",
+        "admin",
+        "--password-file",
+        server.password_file().to_str().unwrap(),
+    ]);
+    assert!(err.contains("OS user 'postgres' cannot write to"), "{err}");
+    assert!(
+        err.contains("every parent directory must be traversable"),
+        "{err}"
+    );
+    std::fs::set_permissions(
+        server.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    assert!(
+        server.instance_dirs().is_empty(),
+        "the failed create left a directory"
+    );
+    assert!(
+        server
+            .json(&["instance", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -255,7 +255,8 @@ impl Drop for TestServer {
     }
 }
 
-/// Stops every cluster found below `dir` (a pid file marks a running one).
+/// Stops every cluster found below `dir` (a pid file marks a running one), whatever
+/// region data root it lives in.
 fn stop_clusters_under(dir: &Path) {
     let Ok(bins) = PgBinaries::discover(None) else {
         return;
@@ -263,17 +264,19 @@ fn stop_clusters_under(dir: &Path) {
     let Ok(user) = OsUser::for_clusters(None) else {
         return;
     };
-    let Ok(regions) = std::fs::read_dir(dir.join("regions")) else {
-        return;
-    };
-    for region in regions.flatten() {
-        let Ok(instances) = std::fs::read_dir(region.path().join("instances")) else {
+    let mut pending = vec![(dir.to_path_buf(), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        if dir.join("data/postmaster.pid").exists() {
+            let _ = Cluster::new(&dir, 0, bins.clone(), user.clone()).stop(StopMode::Immediate);
             continue;
-        };
-        for inst in instances.flatten() {
-            if inst.path().join("data/postmaster.pid").exists() {
-                let _ = Cluster::new(inst.path(), 0, bins.clone(), user.clone())
-                    .stop(StopMode::Immediate);
+        }
+        if depth < 5
+            && let Ok(entries) = std::fs::read_dir(&dir)
+        {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push((e.path(), depth + 1));
+                }
             }
         }
     }

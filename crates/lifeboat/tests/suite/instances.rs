@@ -252,3 +252,58 @@ async fn openapi_document_lists_the_routes() {
     }
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
+
+#[tokio::test]
+async fn instances_belong_to_the_region_they_were_created_in() {
+    let (a, b) = port_range(4);
+    let (c, d) = port_range(4);
+    let server = TestServer::with_config(&format!(
+        "[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n[[region]]\nname = \"east\"\naddress = \"127.0.0.1\"\nports = \"{c}-{d}\"\ndata_root = \"east-root\"\n"
+    ));
+    let pw = server.password_file();
+    let inst = server.json(&[
+        "instance",
+        "create",
+        "--name",
+        "shop-east",
+        "--account",
+        "admin",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--region",
+        "east",
+    ]);
+    assert_eq!(inst["region"], "east");
+    let port = port_of(&inst);
+    assert!(
+        (c..=d).contains(&port),
+        "port {port} is outside east's range {c}-{d}"
+    );
+    assert!(
+        server
+            .data_dir
+            .join("east-root/instances")
+            .join(id_of(&inst))
+            .join("data/PG_VERSION")
+            .exists()
+    );
+    connect(port, "admin", PASSWORD)
+        .await
+        .expect("east instance runs");
+    let err = server.fails(&[
+        "instance",
+        "create",
+        "--name",
+        "x",
+        "--account",
+        "admin",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--region",
+        "west",
+    ]);
+    assert!(
+        err.contains("unknown region 'west'") && err.contains("local, east"),
+        "{err}"
+    );
+}
