@@ -103,7 +103,7 @@ pub async fn run_backup(
     let client = cluster.connect("postgres").await?;
     let row = client
         .query_one(
-            "SELECT current_setting('wal_segment_size')::bigint, \
+            "SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), \
                     current_setting('server_version_num')::int",
             &[],
         )

@@ -1,9 +1,10 @@
-//! A stand-in for `lifeboat wal-push` / `lifeboat wal-fetch`, used by the integration
-//! tests as PostgreSQL's `archive_command` and `restore_command`:
+//! A minimal `archive_command`/`restore_command` program with the same arguments as
+//! `lifeboat wal-push` / `lifeboat wal-fetch`. The integration tests and the benchmark
+//! use it; Lifeboat itself runs the `lifeboat` binary, which calls the same functions.
 //!
 //! ```text
-//! wal_command wal-push  --repo-config FILE --instance ID PATH
-//! wal_command wal-fetch --repo-config FILE --instance ID NAME DEST
+//! lifeboat-wal wal-push  --repo-config FILE --instance ID PATH
+//! lifeboat-wal wal-fetch --repo-config FILE --instance ID NAME DEST
 //! ```
 
 use std::path::Path;
@@ -38,7 +39,7 @@ fn main() {
 fn usage() -> lifeboat_backup::CommandOutcome {
     lifeboat_backup::CommandOutcome {
         code: 2,
-        message: "usage: wal_command wal-push|wal-fetch --repo-config FILE --instance ID ARGS"
+        message: "usage: lifeboat-wal wal-push|wal-fetch --repo-config FILE --instance ID ARGS"
             .into(),
     }
 }

@@ -1,0 +1,106 @@
+//! WAL push and fetch: idempotent pushes, refused conflicts, quiet "not found", and the
+//! exit codes `archive_command`/`restore_command` see.
+
+use lifeboat_backup::wal::FETCH_FAILED_EXIT;
+use lifeboat_backup::{
+    BackupError, FetchOutcome, PushOutcome, wal_fetch, wal_fetch_command, wal_push,
+    wal_push_command,
+};
+
+use crate::util::{INSTANCE, TestRepo};
+
+const SEGMENT: &str = "000000010000000000000007";
+
+fn segment_bytes(seed: u8) -> Vec<u8> {
+    (0..16u32 << 20)
+        .map(|i| ((i / 8192) as u8).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn push_is_idempotent_and_refuses_other_content() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SEGMENT);
+    std::fs::write(&path, segment_bytes(0)).unwrap();
+    assert_eq!(
+        wal_push(&repo.repo, INSTANCE, &path).await.unwrap(),
+        PushOutcome::Stored
+    );
+    assert_eq!(
+        wal_push(&repo.repo, INSTANCE, &path).await.unwrap(),
+        PushOutcome::AlreadyArchived
+    );
+    let stored = repo.local_root().join(INSTANCE).join("wal").join(SEGMENT);
+    assert!(
+        std::fs::metadata(&stored).unwrap().len() < 1 << 20,
+        "not compressed"
+    );
+
+    std::fs::write(&path, segment_bytes(1)).unwrap();
+    let err = wal_push(&repo.repo, INSTANCE, &path).await.unwrap_err();
+    assert!(matches!(err, BackupError::WalConflict { .. }), "{err}");
+    assert!(err.to_string().contains(SEGMENT));
+    let (cfg, p) = (repo.config_path.clone(), path.clone());
+    let out = tokio::task::spawn_blocking(move || wal_push_command(&cfg, INSTANCE, &p))
+        .await
+        .unwrap();
+    assert_eq!(out.code, 1);
+    assert!(out.message.contains("different content"), "{}", out.message);
+
+    // The stored segment is still the first one.
+    let dest = dir.path().join("RECOVERYXLOG");
+    assert_eq!(
+        wal_fetch(&repo.repo, INSTANCE, SEGMENT, &dest)
+            .await
+            .unwrap(),
+        FetchOutcome::Restored
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), segment_bytes(0));
+}
+
+#[test]
+fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("RECOVERYXLOG");
+    let out = wal_fetch_command(&repo.config_path, INSTANCE, "00000002.history", &dest);
+    assert_eq!((out.code, out.message.as_str()), (1, ""));
+    assert!(!dest.exists());
+
+    let path = dir.path().join(SEGMENT);
+    std::fs::write(&path, segment_bytes(3)).unwrap();
+    assert_eq!(wal_push_command(&repo.config_path, INSTANCE, &path).code, 0);
+    let stored = repo.local_root().join(INSTANCE).join("wal").join(SEGMENT);
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&stored, &bytes).unwrap();
+    let out = wal_fetch_command(&repo.config_path, INSTANCE, SEGMENT, &dest);
+    assert_eq!(out.code, FETCH_FAILED_EXIT);
+    assert!(
+        out.message.contains(SEGMENT) && out.message.contains("corrupt"),
+        "{}",
+        out.message
+    );
+    assert!(
+        !dest.exists(),
+        "a corrupt segment must not be handed to PostgreSQL"
+    );
+
+    // An incomplete object (left by a crash before the push was reported) is replaced.
+    std::fs::write(&stored, b"LBK1").unwrap();
+    assert_eq!(
+        rt.block_on(wal_push(&repo.repo, INSTANCE, &path)).unwrap(),
+        PushOutcome::Stored
+    );
+    assert_eq!(
+        rt.block_on(wal_fetch(&repo.repo, INSTANCE, SEGMENT, &dest))
+            .unwrap(),
+        FetchOutcome::Restored
+    );
+
+    let bad = wal_push_command(&repo.config_path, INSTANCE, &dir.path().join("not-wal"));
+    assert_eq!(bad.code, 1);
+}
