@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Lifeboat's migration crate: everything that reads or copies table data between two
+//! instances (pre-check, schema and data copy, verification, table diff).
+//!
+//! # Layout
+//! - [`diff`]: compares tables of two instances and reports exactly which rows differ,
+//!   pushing almost all work into PostgreSQL (checksums of key ranges) so that few rows
+//!   cross the network when little differs.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod diff;
