@@ -172,7 +172,7 @@ async fn estimated_rows(conn: &Conn<'_>, oid: u32) -> Result<f64, DiffError> {
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8, \
                     coalesce(sum(pg_relation_size(c.oid)), 0)::int8, \
                     coalesce(bool_or(c.reltuples < 0), false) \
-             FROM pg_partition_tree($1) p JOIN pg_class c ON c.oid = p.relid",
+             FROM pg_partition_tree($1::oid) p JOIN pg_class c ON c.oid = p.relid",
             &[&oid],
         )
         .await?;

@@ -162,23 +162,21 @@ impl<'a, 's> Keyed<'a, 's> {
             if rows <= limit {
                 small.push(b);
                 if by_range && small.len() >= BUCKETS_PER_KEY_SCAN {
-                    self.compare_keys(&split, std::mem::take(&mut small))
-                        .await?;
+                    let batch = std::mem::take(&mut small);
+                    self.compare_keys(&split, batch, &[]).await?;
                 }
             } else if by_range {
                 // In range order, so rows come out in key order.
-                self.compare_keys(&split, std::mem::take(&mut small))
-                    .await?;
+                let batch = std::mem::take(&mut small);
+                self.compare_keys(&split, batch, &[]).await?;
                 self.descend(&split, b, counts).await?;
             } else {
                 large.push((b, counts));
             }
         }
-        self.compare_keys(&split, small).await?;
-        for (b, counts) in large {
-            self.descend(&split, b, counts).await?;
-        }
-        Ok(())
+        // Without ranges by index, all small buckets are read in one scan, and the
+        // large ones are descended into as that scan passes them.
+        self.compare_keys(&split, small, &large).await
     }
 
     /// `(bucket, (source rows, target rows))` of the buckets whose checksums differ.
@@ -261,13 +259,25 @@ impl<'a, 's> Keyed<'a, 's> {
                 Split::Bounds { lo, hi, bounds }
             }
         };
+        self.flush_keys().await?;
         Box::pin(self.task(sub)).await
     }
 
     /// Step 2: reads `(key, row hash)` of the rows in `buckets` on both sides and
-    /// queues the keys that differ.
-    async fn compare_keys(&mut self, split: &Split, buckets: Vec<i64>) -> Result<(), DiffError> {
+    /// queues the keys that differ; descends into the `large` buckets (sorted) in
+    /// bucket order along the way, so that rows are reported in key order.
+    async fn compare_keys(
+        &mut self,
+        split: &Split,
+        buckets: Vec<i64>,
+        large: &[(i64, (u64, u64))],
+    ) -> Result<(), DiffError> {
+        let mut large = large.iter().peekable();
         if buckets.is_empty() {
+            for &(b, counts) in large {
+                self.flush_keys().await?;
+                self.descend(split, b, counts).await?;
+            }
             return Ok(());
         }
         let nkey = self.plan.key.len();
@@ -288,6 +298,10 @@ impl<'a, 's> Keyed<'a, 's> {
                 (Some(x), Some(y)) => x.min(y),
                 (Some(x), None) | (None, Some(x)) => x,
             };
+            while let Some(&(l, counts)) = large.next_if(|l| l.0 < b) {
+                self.flush_keys().await?;
+                self.descend(split, l, counts).await?;
+            }
             let (rs, rt) = both(gs.take(b), gt.take(b)).await?;
             let mut theirs: HashMap<Key, i64> = rt
                 .iter()
@@ -304,6 +318,10 @@ impl<'a, 's> Keyed<'a, 's> {
             if self.pending.len() >= self.tuning.rows_per_fetch.max(1) {
                 self.flush_keys().await?;
             }
+        }
+        for &(b, counts) in large {
+            self.flush_keys().await?;
+            self.descend(split, b, counts).await?;
         }
         Ok(())
     }

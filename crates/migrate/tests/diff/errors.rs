@@ -1,0 +1,1 @@
+//! Bad input: missing tables, differing schemas, permissions, hostile names.

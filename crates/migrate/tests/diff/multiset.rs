@@ -1,0 +1,1 @@
+//! Tables without a key, compared as multisets of whole rows.
