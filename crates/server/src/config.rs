@@ -83,8 +83,25 @@ pub struct RegionConfig {
     pub address: String,
     #[serde(default = "default_ports")]
     pub ports: PortRange,
+    /// `"file"` (a directory under the region's data root) or `"s3://bucket/prefix"`.
     #[serde(default = "default_repository")]
     pub repository: String,
+    /// Endpoint and credentials of an S3 repository.
+    #[serde(default)]
+    pub s3: Option<S3Options>,
+}
+
+/// How to reach an S3-compatible repository.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 /// An inclusive range of TCP ports, written `"15432-15999"`.
@@ -189,6 +206,7 @@ impl Config {
                 address: default_address(),
                 ports: default_ports(),
                 repository: default_repository(),
+                s3: None,
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -222,6 +240,23 @@ impl RegionConfig {
 
     pub fn instances_dir(&self, data_dir: &Path) -> PathBuf {
         self.data_root(data_dir).join("instances")
+    }
+
+    /// The repository settings of this region; a `file` repository lives under the
+    /// region's data root.
+    pub fn repository_config(&self, data_dir: &Path) -> lifeboat_backup::RepositoryConfig {
+        let mut c =
+            lifeboat_backup::RepositoryConfig::local(self.data_root(data_dir).join("repository"));
+        c.repository = self.repository.clone();
+        if let Some(s3) = &self.s3 {
+            c.endpoint = s3.endpoint.clone();
+            c.region = s3.region.clone();
+            c.access_key_id = s3.access_key_id.clone();
+            c.secret_access_key = s3.secret_access_key.clone();
+            c.secret_access_key_file = s3.secret_access_key_file.clone();
+            c.allow_http = s3.allow_http;
+        }
+        c
     }
 }
 

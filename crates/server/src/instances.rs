@@ -173,6 +173,7 @@ async fn build_master(state: &SharedState, id: &InstanceId) -> Result<(), ApiErr
     })
     .await??;
 
+    crate::backups::prepare_instance(state, &rec)?;
     let mut cluster = cluster;
     for attempt in 1..=PORT_ATTEMPTS {
         write_config(state, &rec, &cluster, &region)?;
@@ -204,6 +205,10 @@ async fn build_master(state: &SharedState, id: &InstanceId) -> Result<(), ApiErr
     state.store.set_engine_version(id, &cluster.bins.version)?;
     state.store.set_status(id, InstanceStatus::Running, None)?;
     tracing::info!(instance = %id, port = rec.port, "instance running");
+    // Backed up from its first minute: the restorable window starts here.
+    if let Err(e) = crate::backups::start_backup(state, id, "create").await {
+        tracing::warn!(instance = %id, error = %e.body.message, "cannot start the first base backup; the scheduler will retry");
+    }
     Ok(())
 }
 
@@ -218,7 +223,7 @@ pub fn write_config(
         port: rec.port,
         listen_address: region.address.clone(),
         socket_dir: cluster.socket_dir().to_path_buf(),
-        archive: None,
+        archive: crate::backups::archive_settings(state, rec)?,
         extra: Vec::new(),
     })?;
     let whitelist: Vec<WhitelistEntry> = state

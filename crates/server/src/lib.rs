@@ -9,6 +9,9 @@
 //!   lifeboat.db               metadata store (SQLite, mode 0600)
 //!   api-token                 the API token (mode 0600)
 //!   server-address            the URL the server listens on, for the CLI
+//!   bin/lifeboat              the binary archive_command and restore_command run
+//!   regions/<region>/repository.toml   the region's repository, for those commands
+//!   regions/<region>/repository/       a local backup repository (lifeboat-backup)
 //!   regions/<region>/instances/<instance id>/   one cluster (see lifeboat-postgres)
 //! ```
 //!
@@ -21,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backups;
 pub mod config;
 pub mod error;
 pub mod instances;
@@ -82,7 +86,15 @@ pub async fn serve(
     let url = format!("http://{bound}");
     write_address(&data_dir, &url)?;
 
+    let interrupted = store.fail_interrupted_backup_runs()?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "base backups were interrupted by the last stop; they will be taken again"
+        );
+    }
     let state = Arc::new(AppState::new(config, data_dir.clone(), store, token));
+    backups::prepare(&state)?;
     match state.pg_env() {
         Ok(env) => {
             tracing::info!(version = %env.bins.version, bin_dir = %env.bins.bin_dir.display(), os_user = %env.user.name, "PostgreSQL found")
@@ -105,7 +117,11 @@ pub async fn serve(
         token_path.display()
     );
 
-    tokio::spawn(reconcile::reconcile(state.clone()));
+    let workers = state.clone();
+    tokio::spawn(async move {
+        reconcile::reconcile(workers.clone()).await;
+        backups::scheduler(workers).await;
+    });
     axum::serve(listener, api::app(state))
         .with_graceful_shutdown(shutdown)
         .await

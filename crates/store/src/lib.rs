@@ -10,7 +10,9 @@
 //! # Layout
 //! - [`schema`]: the schema and its migrations (`PRAGMA user_version`).
 //! - [`instances`]: instance records, accounts and whitelist entries.
+//! - [`backup_runs`]: base backup attempts and their outcome.
 
+pub mod backup_runs;
 mod error;
 pub mod instances;
 mod schema;
@@ -20,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use backup_runs::BackupRun;
 pub use error::StoreError;
 pub use instances::{AccountRecord, InstanceRecord, NewInstance, WhitelistRecord};
 

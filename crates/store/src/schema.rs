@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// Each entry brings the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE instances (
     id                 TEXT PRIMARY KEY,
     name               TEXT NOT NULL,
@@ -42,7 +43,28 @@ CREATE TABLE whitelist (
     created_at  TEXT NOT NULL,
     PRIMARY KEY (instance_id, cidr)
 );
-"#];
+"#,
+    r#"
+-- One row per base backup attempt. The backup itself lives in the repository (it
+-- exists iff its manifest does); this records who asked, how it went and why it failed.
+CREATE TABLE backup_runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    -- 'create', 'schedule' or 'manual'
+    trigger     TEXT NOT NULL,
+    -- 'running', 'completed' or 'failed'
+    state       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    backup_id   TEXT,
+    bytes_done  INTEGER NOT NULL DEFAULT 0,
+    bytes_total INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+);
+-- At most one running backup per instance.
+CREATE UNIQUE INDEX backup_runs_one_running ON backup_runs(instance_id) WHERE state = 'running';
+"#,
+];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

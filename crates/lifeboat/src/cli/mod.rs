@@ -5,9 +5,11 @@
 //! `LIFEBOAT_DATA_DIR`, default `./.lifeboat`), where the server writes both.
 
 mod access;
+mod backup;
 mod client;
 mod instance;
 mod output;
+mod zone;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +90,52 @@ enum Command {
     /// Manage which addresses may connect to an instance.
     #[command(subcommand)]
     Whitelist(access::WhitelistCommand),
+    /// Base backups and the restorable window of a master.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Archive one WAL file into the backup repository (PostgreSQL's archive_command).
+    WalPush {
+        #[arg(long)]
+        repo_config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        /// The WAL file (%p).
+        path: PathBuf,
+    },
+    /// Fetch one WAL file from the backup repository (PostgreSQL's restore_command).
+    WalFetch {
+        #[arg(long)]
+        repo_config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        /// The WAL file name (%f).
+        name: String,
+        /// Where to write it (%p).
+        dest: PathBuf,
+    },
+}
+
+/// Runs `wal-push` and `wal-fetch`, which PostgreSQL calls for every WAL file, without
+/// the full runtime; `None` for every other command.
+pub fn run_wal_command(args: &Args) -> Option<ExitCode> {
+    let outcome = match &args.command {
+        Command::WalPush {
+            repo_config,
+            instance,
+            path,
+        } => lifeboat_backup::wal_push_command(repo_config, instance, path),
+        Command::WalFetch {
+            repo_config,
+            instance,
+            name,
+            dest,
+        } => lifeboat_backup::wal_fetch_command(repo_config, instance, name, dest),
+        _ => return None,
+    };
+    if !outcome.message.is_empty() {
+        eprintln!("{}", outcome.message);
+    }
+    Some(ExitCode::from(u8::try_from(outcome.code).unwrap_or(1)))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -102,7 +150,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Command::Instance(c) => instance::run(&client, args.output, c).await?,
                 Command::Account(c) => access::run_account(&client, args.output, c).await?,
                 Command::Whitelist(c) => access::run_whitelist(&client, args.output, c).await?,
-                Command::Serve { .. } => unreachable!("handled above"),
+                Command::Backup(c) => return backup::run(&client, args.output, c).await,
+                Command::Serve { .. } | Command::WalPush { .. } | Command::WalFetch { .. } => {
+                    unreachable!("handled before the client is built")
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

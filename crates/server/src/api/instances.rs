@@ -37,6 +37,7 @@ pub async fn view(state: &SharedState, rec: &InstanceRecord) -> Result<InstanceV
         .map(|r| r.address.clone())
         .unwrap_or_default();
     let mut size = None;
+    let mut archiving = None;
     if rec.status == InstanceStatus::Running
         && let Ok(cluster) = instances::cluster_of(state, rec)
     {
@@ -44,14 +45,23 @@ pub async fn view(state: &SharedState, rec: &InstanceRecord) -> Result<InstanceV
             .await
             .ok()
             .and_then(Result::ok);
+        if rec.kind == lifeboat_domain::InstanceKind::Master {
+            archiving =
+                tokio::time::timeout(SIZE_TIMEOUT, crate::backups::archiving_health(&cluster))
+                    .await
+                    .ok()
+                    .flatten();
+        }
     }
-    Ok(InstanceView::build(
+    let mut view = InstanceView::build(
         rec,
         &address,
         state.store.accounts(&rec.id)?,
         state.store.whitelist(&rec.id)?,
         size,
-    ))
+    );
+    view.archiving = archiving;
+    Ok(view)
 }
 
 #[utoipa::path(get, path = "/api/v1/instances", responses((status = 200, body = [InstanceView])))]

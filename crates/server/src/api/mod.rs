@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`, its OpenAPI document, and `/healthz`.
 
 mod access;
+pub mod backups;
 mod instances;
 pub mod views;
 
@@ -55,6 +56,10 @@ impl From<QueryRejection> for ApiError {
         access::list_whitelist,
         access::add_whitelist,
         access::remove_whitelist,
+        backups::run_backup,
+        backups::list_backups,
+        backups::window,
+        backups::verify,
     ),
     components(schemas(ErrorBody)),
     modifiers(&TokenAuth),
@@ -99,6 +104,12 @@ pub fn app(state: SharedState) -> Router {
                 .post(access::add_whitelist)
                 .delete(access::remove_whitelist),
         )
+        .route(
+            "/instances/{id}/backups",
+            get(backups::list_backups).post(backups::run_backup),
+        )
+        .route("/instances/{id}/backups/verify", post(backups::verify))
+        .route("/instances/{id}/window", get(backups::window))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -27,6 +27,8 @@ pub struct InstanceView {
     pub accounts: Vec<AccountView>,
     /// Bytes used by the instance's databases; absent when it is not running.
     pub data_size_bytes: Option<i64>,
+    /// WAL archiving health of a running master.
+    pub archiving: Option<crate::backups::ArchivingView>,
     pub created_at: DateTime<Utc>,
     /// The master of a temporary instance.
     pub master_id: Option<String>,
@@ -109,6 +111,7 @@ impl InstanceView {
                 })
                 .collect(),
             data_size_bytes,
+            archiving: None,
             created_at: rec.created_at,
             master_id: rec.master_id.as_ref().map(|m| m.to_string()),
             expires_at: rec.expires_at,

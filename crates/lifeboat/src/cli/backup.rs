@@ -1,0 +1,245 @@
+//! `lifeboat backup ...`: base backups, the restorable window, verification.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use lifeboat_server::api::backups::{BackupList, BackupRunView, VerifyView, WindowView};
+use serde_json::json;
+
+use super::Output;
+use super::client::Client;
+use super::instance::enc;
+use super::output;
+use super::zone::Zone;
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a base backup now.
+    Run {
+        id: String,
+        /// Wait until it ends, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List the base backups in the repository and the recent attempts.
+    List { id: String },
+    /// Show the restorable window: the earliest and latest recoverable times and LSNs.
+    Window {
+        id: String,
+        /// Time zone to show times in (e.g. Europe/Paris); default: this machine's.
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// Re-read every stored object and check checksums and WAL continuity.
+    Verify { id: String },
+}
+
+pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BackupCommand::Run { id, wait } => {
+            let run: BackupRunView = client
+                .post(&format!("/instances/{}/backups", enc(&id)), &json!({}))
+                .await?;
+            if !wait {
+                output::print(out, &run, |r| {
+                    println!(
+                        "Base backup of {id} started (run {}); follow it with `lifeboat backup list {id}`.",
+                        r.id
+                    )
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let done = wait_for_run(client, &id, run.id, out).await?;
+            output::print(out, &done, |r| match (&r.state[..], &r.backup_id) {
+                ("completed", Some(b)) => println!(
+                    "Base backup {b} of {id} completed ({}).",
+                    output::bytes(r.bytes_total)
+                ),
+                _ => println!(
+                    "Base backup of {id} failed: {}",
+                    r.error.clone().unwrap_or_default()
+                ),
+            })?;
+            Ok(if done.state == "completed" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        BackupCommand::List { id } => {
+            let list: BackupList = client
+                .get(&format!("/instances/{}/backups", enc(&id)))
+                .await?;
+            let zone = Zone::parse(None)?;
+            output::print(out, &list, |l| {
+                println!("Backups in the repository:");
+                output::table(
+                    &[
+                        "BACKUP",
+                        "STARTED",
+                        "CONSISTENT FROM",
+                        "STOP LSN",
+                        "SIZE",
+                        "STORED",
+                    ],
+                    l.backups
+                        .iter()
+                        .map(|b| {
+                            vec![
+                                b.id.clone(),
+                                zone.format(b.start_time),
+                                zone.format(b.stop_time),
+                                b.stop_lsn.clone(),
+                                output::bytes(b.logical_size as i64),
+                                output::bytes(b.stored_size as i64),
+                            ]
+                        })
+                        .collect(),
+                );
+                println!("Recent attempts:");
+                output::table(
+                    &[
+                        "RUN",
+                        "TRIGGER",
+                        "STATE",
+                        "STARTED",
+                        "PROGRESS",
+                        "BACKUP / ERROR",
+                    ],
+                    l.runs
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.to_string(),
+                                r.trigger.clone(),
+                                r.state.clone(),
+                                zone.format(r.started_at),
+                                progress_text(r),
+                                r.backup_id
+                                    .clone()
+                                    .or_else(|| r.error.clone())
+                                    .unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Window { id, tz } => {
+            let zone = Zone::parse(tz.as_deref())?;
+            let w: WindowView = client
+                .get(&format!("/instances/{}/window", enc(&id)))
+                .await?;
+            output::print(out, &w, |w| {
+                if !w.available {
+                    println!("{}", w.note);
+                    return;
+                }
+                let t = |v: Option<DateTime<Utc>>| v.map(|v| zone.format(v)).unwrap_or_default();
+                output::fields(&[
+                    ("instance", w.instance_id.clone()),
+                    (
+                        "earliest",
+                        format!(
+                            "{}  (LSN {})",
+                            t(w.earliest),
+                            w.earliest_lsn.clone().unwrap_or_default()
+                        ),
+                    ),
+                    (
+                        "latest",
+                        format!(
+                            "{}  (LSN {})",
+                            t(w.latest),
+                            w.latest_lsn.clone().unwrap_or_default()
+                        ),
+                    ),
+                    ("time zone", zone.name()),
+                    ("note", w.note.clone()),
+                ]);
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Verify { id } => {
+            let v: VerifyView = client
+                .post(
+                    &format!("/instances/{}/backups/verify", enc(&id)),
+                    &json!({}),
+                )
+                .await?;
+            output::print(out, &v, |v| {
+                println!(
+                    "Checked {} objects ({}) of {} backups of {}: {}.",
+                    v.objects_checked,
+                    output::bytes(v.bytes_checked as i64),
+                    v.backups,
+                    v.instance_id,
+                    if v.ok {
+                        "no problem found".to_string()
+                    } else {
+                        format!("{} problems", v.problems.len())
+                    }
+                );
+                for p in &v.problems {
+                    let files = if p.files.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (needed by {})", p.files.join(", "))
+                    };
+                    println!("  {}: {}{files}", p.object, p.detail);
+                }
+            })?;
+            Ok(if v.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn progress_text(r: &BackupRunView) -> String {
+    if r.bytes_total <= 0 {
+        return "-".into();
+    }
+    format!("{}%", r.bytes_done * 100 / r.bytes_total)
+}
+
+/// Polls the run until it ends, with a progress bar on a terminal.
+async fn wait_for_run(
+    client: &Client,
+    id: &str,
+    run: i64,
+    out: Output,
+) -> anyhow::Result<BackupRunView> {
+    let bar = indicatif::ProgressBar::new(0);
+    if out == Output::Table {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("backing up {id}"));
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let list: BackupList = client
+            .get(&format!("/instances/{}/backups", enc(id)))
+            .await?;
+        let Some(r) = list.runs.into_iter().find(|r| r.id == run) else {
+            anyhow::bail!("backup run {run} of {id} disappeared from the server's list");
+        };
+        bar.set_length(r.bytes_total.max(0) as u64);
+        bar.set_position(r.bytes_done.max(0) as u64);
+        if r.state != "running" {
+            bar.finish_and_clear();
+            return Ok(r);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
