@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::BackupError;
 
 /// The settings of one region's backup repository.
+/// Unknown fields are ignored so the server can `#[serde(flatten)]` this into its
+/// `[[region]]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
     /// `"file"` (with `path`), `"file:///absolute/dir"`, or `"s3://bucket[/prefix]"`.
     pub repository: String,

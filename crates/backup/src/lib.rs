@@ -65,7 +65,7 @@ pub use base_backup::{BackupOptions, CHUNK_SIZE, Progress, ProgressFn, run_backu
 pub use config::RepositoryConfig;
 pub use error::BackupError;
 pub use lsn::Lsn;
-pub use manifest::{Manifest, list_backups};
+pub use manifest::{BackupSummary, Manifest, list_backups};
 pub use repository::Repository;
 pub use restore::{RecoverySettings, RecoveryTarget, RestoreOptions, restore};
 pub use retention::{RetentionReport, expire};
@@ -74,4 +74,4 @@ pub use wal::{
     CommandOutcome, FetchOutcome, PushOutcome, wal_fetch, wal_fetch_command, wal_push,
     wal_push_command,
 };
-pub use window::{RestorableWindow, restorable_window};
+pub use window::{RestorableWindow, backup_for_target, restorable_window};

@@ -51,6 +51,21 @@ pub struct Manifest {
     pub stored_objects: u64,
 }
 
+/// A backup without its file list, for `lifeboat backup list` and the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSummary {
+    pub id: String,
+    pub label: String,
+    pub start_lsn: Lsn,
+    pub stop_lsn: Lsn,
+    pub start_time: DateTime<Utc>,
+    pub stop_time: DateTime<Utc>,
+    pub timeline: u32,
+    pub files: usize,
+    pub logical_size: u64,
+    pub stored_size: u64,
+}
+
 /// A file or directory of the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -98,6 +113,25 @@ pub fn file_checksum(chunks: &[Sha256Sum]) -> String {
 }
 
 impl Manifest {
+    pub fn summary(&self) -> BackupSummary {
+        BackupSummary {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            start_lsn: self.start_lsn,
+            stop_lsn: self.stop_lsn,
+            start_time: self.start_time,
+            stop_time: self.stop_time,
+            timeline: self.timeline,
+            files: self
+                .files
+                .iter()
+                .filter(|f| f.kind == FileKind::File)
+                .count(),
+            logical_size: self.logical_size,
+            stored_size: self.stored_size,
+        }
+    }
+
     /// Every content object the backup needs, as hex digests.
     pub fn chunk_set(&self) -> HashSet<&str> {
         self.files

@@ -114,6 +114,42 @@ pub async fn restorable_window(
     }))
 }
 
+impl RestorableWindow {
+    /// Whether `target` can be recovered: inside `[earliest, latest]`.
+    pub fn contains_time(&self, target: DateTime<Utc>) -> bool {
+        self.earliest <= target && target <= self.latest
+    }
+
+    pub fn contains_lsn(&self, target: Lsn) -> bool {
+        self.earliest_lsn <= target && target <= self.latest_lsn
+    }
+}
+
+/// The backup a restore to `target` should start from: the newest complete backup that
+/// stopped at or before the target, so the least WAL is replayed. `None` when the
+/// target is before every backup's end (outside the window). Check the target against
+/// [`restorable_window`] first: this looks at backups only, not at the WAL after them.
+pub async fn backup_for_target(
+    repo: &Repository,
+    instance: &str,
+    target: &crate::RecoveryTarget,
+) -> Result<Option<Manifest>, BackupError> {
+    use crate::RecoveryTarget;
+    let backups = manifest::list_backups(repo, instance).await?;
+    let fits = |m: &Manifest| match target {
+        RecoveryTarget::Time(t) => m.stop_time <= t.with_timezone(&Utc),
+        RecoveryTarget::Lsn(l) => m.stop_lsn <= *l,
+        RecoveryTarget::Name(_) | RecoveryTarget::Immediate => true,
+    };
+    Ok(match target {
+        // A named restore point's position is unknown here: the oldest backup is the
+        // safe start, since the point may lie anywhere after it. `Immediate` means the
+        // window's earliest point, the end of the oldest backup.
+        RecoveryTarget::Name(_) | RecoveryTarget::Immediate => backups.into_iter().next(),
+        _ => backups.into_iter().rev().find(|m| fits(m)),
+    })
+}
+
 /// `(timeline, segment number)` of every archived segment.
 pub(crate) async fn archived_segments(
     repo: &Repository,

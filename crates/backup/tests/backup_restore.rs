@@ -167,3 +167,57 @@ async fn restores_to_a_point_in_time_in_a_new_cluster() {
         .unwrap();
     assert_eq!(window.earliest, second.stop_time);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_segment_ends_the_window_and_verify_names_it() {
+    let tc = TestCluster::start();
+    let repo = TestRepo::new();
+    enable_archiving(&tc, &repo);
+    let client = tc.connect("postgres").await;
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, note text)")
+        .await
+        .unwrap();
+    let backup = run_backup(
+        &repo.repo,
+        INSTANCE,
+        &tc.cluster,
+        &BackupOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    let mut segments = Vec::new();
+    for i in 0..3 {
+        insert(&client, i * 10 + 1, i * 10 + 10).await;
+        segments.push(switch_and_wait_archived(&client).await);
+    }
+    let lost = &segments[1];
+    repo.repo
+        .delete(&lifeboat_backup::wal::wal_key(INSTANCE, lost))
+        .await
+        .unwrap();
+
+    let waldump = tc.cluster.bins.path("pg_waldump");
+    let window = restorable_window(&repo.repo, INSTANCE, &waldump)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(window.gap.as_deref(), Some(lost.as_str()));
+    assert_eq!(window.last_segment.as_deref(), Some(segments[0].as_str()));
+    let (tli, segno) = lifeboat_backup::wal::parse_segment(lost, backup.wal_segment_size).unwrap();
+    assert_eq!(tli, 1);
+    assert!(window.latest_lsn.0 < segno * backup.wal_segment_size);
+    assert!(
+        window.latest > window.earliest,
+        "the first batch's commit is inside"
+    );
+
+    let report = verify(&repo.repo, INSTANCE, 4).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(
+        report.problems[0].object,
+        lifeboat_backup::wal::wal_key(INSTANCE, lost)
+    );
+    assert!(report.problems[0].detail.contains("gap"));
+}
