@@ -5,5 +5,8 @@
 //! - [`diff`]: compares tables of two instances and reports exactly which rows differ,
 //!   pushing almost all work into PostgreSQL (checksums of key ranges) so that few rows
 //!   cross the network when little differs.
+//! - [`migration`]: migration tasks: object mapping, pre-check, an atomic copy of each
+//!   table with conflict modes, and verification.
 
 pub mod diff;
+pub mod migration;

@@ -1,0 +1,526 @@
+//! Migrating one table, atomically: everything the target sees of it happens in one
+//! transaction on the target, committed together with the table's journal entry, so
+//! a crash, a cancel or an error at any point leaves the target table fully migrated
+//! or exactly as it was.
+//!
+//! Per action ([`TableAction`]):
+//! - create: `CREATE TABLE` under the mapped name, `COPY ... FREEZE` into it, then keys,
+//!   constraints, indexes and comments (one sort per index instead of one insertion per
+//!   row), and the owned sequences set to the source's values.
+//! - append: `COPY` straight into the existing empty table.
+//! - skip-existing / overwrite: `COPY` into a temporary staging table, then one
+//!   `INSERT ... ON CONFLICT (key) DO NOTHING` / `DO UPDATE`; overwrite first saves the
+//!   target rows it is about to replace with `CREATE TABLE ... AS`, under a lock that
+//!   keeps writers out between the save and the update (readers are not blocked).
+//! - replace: build the new table beside the old one under temporary names (the old
+//!   one stays readable and writable meanwhile), then take the old one's lock only for
+//!   the renames that swap them.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::migration::catalog::TableDef;
+use crate::migration::conn::{Session, connect};
+use crate::migration::copy::{self, Copied};
+use crate::migration::ddl::{self, Names};
+use crate::migration::mapping::SourceTable;
+use crate::migration::names::{
+    choose_free, column_list, display_path, qualified, quote_ident, quote_literal, with_suffix,
+};
+use crate::migration::target::{self, TableAction, TargetTable};
+use crate::migration::{MigrationError, MigrationTask, ProgressEvent, Side, TableOutcome, journal};
+
+/// Memory for building keys and indexes in the target: enough to sort a
+/// multi-million-row key in memory instead of in temporary files.
+const MAINTENANCE_WORK_MEM: &str = "256MB";
+
+/// What one table's migration needs.
+pub(crate) struct TableWork<'a> {
+    pub table: &'a SourceTable,
+    pub def: &'a TableDef,
+    /// The snapshot exported by the source database's snapshot session.
+    pub snapshot: &'a str,
+    pub task: &'a MigrationTask,
+    /// [`crate::migration::names::task_tag`] of the task id.
+    pub tag: &'a str,
+    pub progress: &'a (dyn Fn(ProgressEvent) + Send + Sync),
+}
+
+/// Migrates one table in one target transaction; reports it finished once committed.
+pub(crate) async fn migrate_table(
+    w: &TableWork<'_>,
+    cancel: &CancellationToken,
+) -> Result<TableOutcome, MigrationError> {
+    if cancel.is_cancelled() {
+        return Err(MigrationError::Cancelled);
+    }
+    let m = &w.table.mapping;
+    let started = Instant::now();
+    let wrap = |e: MigrationError| match e {
+        MigrationError::Cancelled | MigrationError::Table { .. } => e,
+        other => MigrationError::Table {
+            table: m.label(),
+            reason: other.to_string(),
+            hint: other.hint(),
+        },
+    };
+    let tgt = connect(&w.task.target, Side::Target, &m.target.database)
+        .await
+        .map_err(wrap)?;
+    let src = connect(&w.task.source, Side::Source, &m.source.database)
+        .await
+        .map_err(wrap)?;
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        quote_literal(w.snapshot)
+    );
+    src.execute("importing the task's snapshot", &begin)
+        .await
+        .map_err(wrap)?;
+    let begin = format!(
+        "BEGIN; SET LOCAL maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'; SET LOCAL lock_timeout = '60s'"
+    );
+    tgt.execute("starting the table's transaction", &begin)
+        .await
+        .map_err(wrap)?;
+    let mut outcome = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            // The connections close when this returns, which rolls the target back;
+            // the cancel requests stop a long index build at once.
+            tgt.cancel_running().await;
+            src.cancel_running().await;
+            return Err(MigrationError::Cancelled);
+        }
+        r = apply(w, &src, &tgt) => r.map_err(wrap)?,
+    };
+    outcome.seconds = started.elapsed().as_secs_f64();
+    journal::record(&tgt, &w.task.spec.task_id, &outcome)
+        .await
+        .map_err(wrap)?;
+    tgt.execute("committing the table", "COMMIT")
+        .await
+        .map_err(wrap)?;
+    let _ = src.execute("ending the snapshot", "ROLLBACK").await;
+    (w.progress)(ProgressEvent::TableFinished {
+        outcome: outcome.clone(),
+    });
+    Ok(outcome)
+}
+
+async fn apply(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+) -> Result<TableOutcome, MigrationError> {
+    let m = &w.table.mapping;
+    let spec = &w.task.spec;
+    let name = (m.target.schema.clone(), m.target.table.clone());
+    let existing = target::inspect(tgt, std::slice::from_ref(&name))
+        .await?
+        .remove(&name);
+    let has_rows = match &existing {
+        Some(_) if !spec.types.schema && spec.conflict == crate::migration::ConflictMode::Error => {
+            target::has_rows(tgt, &name.0, &name.1).await?
+        }
+        _ => false,
+    };
+    let action = target::decide(spec.types, spec.conflict, existing.as_ref(), || has_rows)
+        .map_err(|reason| MigrationError::Table {
+            table: m.label(),
+            reason: format!("{} {reason}", m.target),
+            hint:
+                "run the pre-check: it lists every conflict; choose another name or conflict mode"
+                    .into(),
+        })?;
+    (w.progress)(ProgressEvent::TableStarted {
+        key: m.key.clone(),
+        action,
+    });
+    let mut out = TableOutcome {
+        key: m.key.clone(),
+        source: m.source.to_string(),
+        target: m.target.to_string(),
+        action,
+        rows_copied: 0,
+        bytes_copied: 0,
+        rows_inserted: 0,
+        rows_skipped: 0,
+        rows_replaced: 0,
+        kept_table: None,
+        sequences_set: Vec::new(),
+        seconds: 0.0,
+        resumed: false,
+    };
+    if let Some(t) = &existing {
+        let problems = match action {
+            TableAction::Append | TableAction::SkipExisting | TableAction::Overwrite => {
+                target::incompatibilities(w.def, t, action)
+            }
+            _ => Vec::new(),
+        };
+        if !problems.is_empty() {
+            return Err(MigrationError::Table {
+                table: m.label(),
+                reason: problems.join("; "),
+                hint: "make the target table's columns and key match the source's, or use --conflict replace".into(),
+            });
+        }
+    }
+    match (action, existing) {
+        (TableAction::Create, _) => create(w, src, tgt, &mut out).await?,
+        (TableAction::Append, Some(t)) => append(w, src, tgt, &t, &mut out).await?,
+        (TableAction::SkipExisting | TableAction::Overwrite, Some(t)) => {
+            merge(w, src, tgt, &t, &mut out).await?
+        }
+        (TableAction::Replace, Some(t)) => replace(w, src, tgt, &t, &mut out).await?,
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Creates the table under its mapped name and fills it.
+async fn create(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    out: &mut TableOutcome,
+) -> Result<(), MigrationError> {
+    let m = &w.table.mapping;
+    let schema = &m.target.schema;
+    let mut taken = relation_names(tgt, schema).await?;
+    taken.remove(&m.target.table);
+    let names = Names::derive(w.def, &m.source.table, &m.target.table, &mut taken);
+    build(w, src, tgt, &names, out).await?;
+    out.sequences_set = set_sequences(w, src, tgt, Some(&names)).await?;
+    Ok(())
+}
+
+/// Creates the table as `names` says, copies the rows, then builds the rest.
+async fn build(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    names: &Names,
+    out: &mut TableOutcome,
+) -> Result<(), MigrationError> {
+    let schema = &w.table.mapping.target.schema;
+    for sql in ddl::create_table(w.def, schema, names) {
+        tgt.execute("creating the table", &sql).await?;
+    }
+    if w.task.spec.types.data {
+        let copied = copy_rows(w, src, tgt, (schema, &names.table), true).await?;
+        out.rows_copied = copied.rows;
+        out.bytes_copied = copied.bytes;
+        out.rows_inserted = copied.rows;
+    }
+    (w.progress)(ProgressEvent::TableBuilding {
+        key: w.table.mapping.key.clone(),
+    });
+    for sql in ddl::finish_table(w.def, schema, names) {
+        tgt.execute("building keys, constraints and indexes", &sql)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Copies the rows straight into an existing empty table.
+async fn append(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    _existing: &TargetTable,
+    out: &mut TableOutcome,
+) -> Result<(), MigrationError> {
+    let m = &w.table.mapping;
+    let copied = copy_rows(w, src, tgt, (&m.target.schema, &m.target.table), false).await?;
+    out.rows_copied = copied.rows;
+    out.bytes_copied = copied.bytes;
+    out.rows_inserted = copied.rows;
+    out.sequences_set = set_sequences(w, src, tgt, None).await?;
+    Ok(())
+}
+
+/// skip-existing and overwrite: stage the rows, then merge them by the target's key.
+async fn merge(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    existing: &TargetTable,
+    out: &mut TableOutcome,
+) -> Result<(), MigrationError> {
+    let m = &w.table.mapping;
+    let table = qualified(&m.target.schema, &m.target.table);
+    let columns = w.def.copied_columns();
+    let cols = column_list(&columns);
+    // Only the copied columns, with the target's types; no constraints, so rows are
+    // checked once, when they reach the real table.
+    tgt.execute(
+        "creating the staging table",
+        &format!(
+            "CREATE TEMP TABLE lb_stage ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
+        ),
+    )
+    .await?;
+    let copied = copy_rows(w, src, tgt, ("pg_temp", "lb_stage"), true).await?;
+    out.rows_copied = copied.rows;
+    out.bytes_copied = copied.bytes;
+    tgt.execute("analyzing the staging table", "ANALYZE pg_temp.lb_stage")
+        .await?;
+    (w.progress)(ProgressEvent::TableBuilding { key: m.key.clone() });
+    let key = column_list(&existing.key);
+    let overriding = if existing
+        .columns
+        .iter()
+        .any(|c| c.identity == Some('a') && columns.contains(&c.name))
+    {
+        " OVERRIDING SYSTEM VALUE"
+    } else {
+        ""
+    };
+    let insert = format!(
+        "INSERT INTO {table} ({cols}){overriding} SELECT {cols} FROM pg_temp.lb_stage ON CONFLICT ({key})"
+    );
+    if out.action == TableAction::SkipExisting {
+        out.rows_inserted = tgt
+            .count(
+                "inserting the missing rows",
+                &format!("{insert} DO NOTHING"),
+                &[],
+            )
+            .await?;
+        out.rows_skipped = copied.rows.saturating_sub(out.rows_inserted);
+    } else {
+        // Writers wait from here to the commit, so the saved rows are exactly the
+        // ones the update replaces.
+        tgt.execute(
+            "locking the target table against writes",
+            &format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"),
+        )
+        .await?;
+        let mut taken = relation_names(tgt, &m.target.schema).await?;
+        let saved = choose_free(
+            &with_suffix(&m.target.table, &format!("_overwritten_{}", w.tag)),
+            &mut taken,
+        );
+        let saved_sql = qualified(&m.target.schema, &saved);
+        let matches = existing
+            .key
+            .iter()
+            .map(|k| format!("s.{0} = t.{0}", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        out.rows_replaced = tgt
+            .count(
+                "saving the rows about to be overwritten",
+                &format!("CREATE TABLE {saved_sql} AS SELECT t.* FROM {table} t WHERE EXISTS (SELECT 1 FROM pg_temp.lb_stage s WHERE {matches})"),
+                &[],
+            )
+            .await?;
+        let note = format!(
+            "Lifeboat migration task {}: rows of {} replaced by the source's (conflict mode overwrite)",
+            w.task.spec.task_id, m.target
+        );
+        tgt.execute(
+            "commenting the saved rows' table",
+            &format!("COMMENT ON TABLE {saved_sql} IS {}", quote_literal(&note)),
+        )
+        .await?;
+        let updates: Vec<String> = columns
+            .iter()
+            .filter(|c| !existing.key.contains(c))
+            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+            .collect();
+        let sql = if updates.is_empty() {
+            format!("{insert} DO NOTHING")
+        } else {
+            format!("{insert} DO UPDATE SET {}", updates.join(", "))
+        };
+        let written = tgt.count("overwriting the rows", &sql, &[]).await?;
+        out.rows_inserted = written.saturating_sub(out.rows_replaced);
+        out.kept_table = Some(display_path(&[&m.target.schema, &saved]));
+    }
+    out.sequences_set = set_sequences(w, src, tgt, None).await?;
+    Ok(())
+}
+
+/// Builds the new table under temporary names, then swaps it with the old one.
+async fn replace(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    existing: &TargetTable,
+    out: &mut TableOutcome,
+) -> Result<(), MigrationError> {
+    let m = &w.table.mapping;
+    let schema = &m.target.schema;
+    let mut taken = relation_names(tgt, schema).await?;
+    let temporary = Names::temporary(w.def, w.tag, &mut taken);
+    build(w, src, tgt, &temporary, out).await?;
+    let old = qualified(schema, &m.target.table);
+    tgt.execute(
+        "locking the table being replaced",
+        &format!("LOCK TABLE {old} IN ACCESS EXCLUSIVE MODE"),
+    )
+    .await?;
+    let mut taken = relation_names(tgt, schema).await?;
+    let suffix = format!("_replaced_{}", w.tag);
+    let kept = choose_free(&with_suffix(&m.target.table, &suffix), &mut taken);
+    let rename = |kind: &str, from: &str, to: &str| {
+        format!(
+            "ALTER {kind} {} RENAME TO {}",
+            qualified(schema, from),
+            quote_ident(to)
+        )
+    };
+    let mut renames = vec![rename("TABLE", &m.target.table, &kept)];
+    taken.remove(&m.target.table);
+    // The old table's indexes (and with them its key constraints) and sequences
+    // free their names for the new table's.
+    for (kind, name) in dependent_relations(tgt, existing.oid, schema).await? {
+        let new = choose_free(&with_suffix(&name, &suffix), &mut taken);
+        renames.push(rename(kind, &name, &new));
+        taken.remove(&name);
+    }
+    let finals = Names::derive(w.def, &m.source.table, &m.target.table, &mut taken);
+    renames.push(rename("TABLE", &temporary.table, &finals.table));
+    for (a, b) in temporary.sequences.iter().zip(&finals.sequences) {
+        renames.push(rename("SEQUENCE", a, b));
+    }
+    for ((a, b), c) in temporary
+        .constraints
+        .iter()
+        .zip(&finals.constraints)
+        .zip(&w.def.constraints)
+    {
+        if c.has_index() {
+            renames.push(rename("INDEX", a, b));
+        }
+    }
+    for (a, b) in temporary.indexes.iter().zip(&finals.indexes) {
+        renames.push(rename("INDEX", a, b));
+    }
+    for sql in renames {
+        tgt.execute("swapping the new table in", &sql).await?;
+    }
+    out.kept_table = Some(display_path(&[schema, &kept]));
+    out.sequences_set = set_sequences(w, src, tgt, Some(&finals)).await?;
+    Ok(())
+}
+
+/// Streams the table's rows into `into` (schema, table), reporting progress.
+async fn copy_rows(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    into: (&str, &str),
+    freeze: bool,
+) -> Result<Copied, MigrationError> {
+    let m = &w.table.mapping;
+    let columns = w.def.copied_columns();
+    let binary = w.def.binary_copy();
+    let out_sql = ddl::copy_out(&m.source.schema, &m.source.table, &columns, binary);
+    let in_sql = ddl::copy_in(into.0, into.1, &columns, binary, freeze);
+    let (estimated_rows, estimated_bytes) = (w.table.estimated_rows, w.table.table_bytes);
+    let mut report = |c: Copied| {
+        (w.progress)(ProgressEvent::TableCopying {
+            key: m.key.clone(),
+            rows: c.rows,
+            bytes: c.bytes,
+            estimated_rows,
+            estimated_bytes,
+        })
+    };
+    copy::stream(src, tgt, &out_sql, &in_sql, binary, &mut report).await
+}
+
+/// Sets the target's sequences of the table's columns to the source's values. With
+/// `names` (a table the task built) each takes the source's value exactly; otherwise
+/// (rows merged into an existing table) a sequence only moves forward, because the
+/// target may have handed out higher values to its own new rows since.
+async fn set_sequences(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    names: Option<&Names>,
+) -> Result<Vec<String>, MigrationError> {
+    let m = &w.table.mapping;
+    let mut set = Vec::new();
+    for (i, seq) in w.def.sequences.iter().enumerate() {
+        let value: Option<i64> = src
+            .query_one(
+                "reading a sequence",
+                "SELECT pg_sequence_last_value($1::text::regclass)",
+                &[&qualified(&seq.schema, &seq.name)],
+            )
+            .await?
+            .get(0);
+        let Some(value) = value else { continue };
+        let target_seq: Option<String> = match names {
+            Some(n) => n.sequences.get(i).map(|s| qualified(&m.target.schema, s)),
+            None => tgt
+                .query_one(
+                    "finding the column's sequence",
+                    "SELECT pg_get_serial_sequence($1, $2)",
+                    &[&qualified(&m.target.schema, &m.target.table), &seq.column],
+                )
+                .await?
+                .get(0),
+        };
+        let Some(target_seq) = target_seq else {
+            continue;
+        };
+        let sql = if names.is_some() {
+            "SELECT setval($1::text::regclass, $2, true)"
+        } else {
+            "SELECT setval($1::text::regclass, $2, true) \
+             WHERE coalesce(pg_sequence_last_value($1::text::regclass) < $2, true)"
+        };
+        let changed = tgt
+            .query("setting a sequence", sql, &[&target_seq, &value])
+            .await?;
+        if !changed.is_empty() {
+            set.push(target_seq);
+        }
+    }
+    Ok(set)
+}
+
+/// Names of every relation in `schema` of the target, as the session sees them now.
+async fn relation_names(tgt: &Session, schema: &str) -> Result<HashSet<String>, MigrationError> {
+    let rows = tgt
+        .query(
+            "listing the target schema",
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
+            &[&schema],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The indexes and owned sequences (in `schema`) of the table `oid`, as (kind, name).
+async fn dependent_relations(
+    tgt: &Session,
+    oid: u32,
+    schema: &str,
+) -> Result<Vec<(&'static str, String)>, MigrationError> {
+    let rows = tgt
+        .query(
+            "listing the old table's indexes and sequences",
+            "SELECT c.relkind = 'S', c.relname FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = $2 \
+             WHERE c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1) \
+                OR (c.relkind = 'S' AND c.oid IN (SELECT objid FROM pg_depend WHERE refobjid = $1 \
+                             AND classid = 'pg_class'::regclass AND refclassid = 'pg_class'::regclass \
+                             AND deptype IN ('a', 'i'))) \
+             ORDER BY 2",
+            &[&oid, &schema],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (if r.get(0) { "SEQUENCE" } else { "INDEX" }, r.get(1)))
+        .collect())
+}

@@ -1,0 +1,154 @@
+//! The migration journal in each target database: one row per finished table,
+//! written in the same transaction as the table itself.
+//!
+//! The caller also persists finished tables (from [`ProgressEvent::TableFinished`]),
+//! but a crash can fall between the target's commit and that write. Redoing such a
+//! table would be wrong in most modes (a second `overwrite` would save the source's
+//! rows as "replaced", a second create would fail on the table it made), so the run
+//! asks the target itself: a table is done exactly when its journal row committed.
+//!
+//! ```text
+//! lifeboat_migration.journal (task_id, table_key, outcome JSON, finished_at)
+//! ```
+//!
+//! [`ProgressEvent::TableFinished`]: crate::migration::ProgressEvent::TableFinished
+
+use std::collections::HashMap;
+
+use crate::migration::conn::Session;
+use crate::migration::mapping::TableKey;
+use crate::migration::{MigrationError, TableOutcome};
+
+/// Schema of the journal; never migrated as part of a database.
+pub const JOURNAL_SCHEMA: &str = "lifeboat_migration";
+
+const CREATE: &str = "CREATE SCHEMA IF NOT EXISTS lifeboat_migration; \
+    CREATE TABLE IF NOT EXISTS lifeboat_migration.journal ( \
+        task_id text NOT NULL, \
+        table_key text NOT NULL, \
+        outcome text NOT NULL, \
+        finished_at timestamptz NOT NULL DEFAULT now(), \
+        PRIMARY KEY (task_id, table_key)); \
+    COMMENT ON SCHEMA lifeboat_migration IS \
+        'Lifeboat: tables finished by each migration task; drop it when no task needs resuming'";
+
+/// Creates the journal if needed (in its own transaction, before any table's).
+pub(crate) async fn ensure(s: &Session) -> Result<(), MigrationError> {
+    let exists: bool = s
+        .query_one(
+            "looking for the migration journal",
+            "SELECT to_regclass('lifeboat_migration.journal') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    match s.execute("creating the migration journal", CREATE).await {
+        // Two tasks creating it at once: the other one won, which is fine.
+        Err(e) if e.code() == Some("23505") || e.code() == Some("42P06") => Ok(()),
+        other => other,
+    }
+}
+
+/// The tables of `task_id` finished in this database, with how they were migrated.
+pub(crate) async fn finished(
+    s: &Session,
+    task_id: &str,
+) -> Result<HashMap<TableKey, TableOutcome>, MigrationError> {
+    let rows = s
+        .query(
+            "reading the migration journal",
+            "SELECT table_key, outcome FROM lifeboat_migration.journal WHERE task_id = $1",
+            &[&task_id],
+        )
+        .await?;
+    let mut done = HashMap::new();
+    for r in rows {
+        let key = TableKey(r.get(0));
+        let text: &str = r.get(1);
+        // An entry written by another version that does not parse still means done.
+        let outcome = serde_json::from_str(text).unwrap_or_else(|_| TableOutcome {
+            key: key.clone(),
+            source: key.0.clone(),
+            target: String::new(),
+            action: crate::migration::TableAction::Unchanged,
+            rows_copied: 0,
+            bytes_copied: 0,
+            rows_inserted: 0,
+            rows_skipped: 0,
+            rows_replaced: 0,
+            kept_table: None,
+            sequences_set: Vec::new(),
+            seconds: 0.0,
+            resumed: true,
+        });
+        done.insert(key, outcome);
+    }
+    Ok(done)
+}
+
+/// Records a table as finished; call inside the table's transaction.
+pub(crate) async fn record(
+    s: &Session,
+    task_id: &str,
+    outcome: &TableOutcome,
+) -> Result<(), MigrationError> {
+    let text = serde_json::to_string(outcome).map_err(|e| {
+        MigrationError::InvalidSpec(format!("cannot record the outcome of {}: {e}", outcome.key))
+    })?;
+    s.count(
+        "recording the table in the migration journal",
+        "INSERT INTO lifeboat_migration.journal (task_id, table_key, outcome) VALUES ($1, $2, $3)",
+        &[&task_id, &outcome.key.0, &text],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes a task's entries (when the task is deleted) and the journal itself once it
+/// is empty, so a master keeps nothing of finished tasks.
+pub async fn forget(
+    target: &tokio_postgres::Config,
+    databases: &[String],
+    task_id: &str,
+) -> Result<(), MigrationError> {
+    for db in databases {
+        let s = crate::migration::conn::connect(target, crate::migration::Side::Target, db).await?;
+        let exists: bool = s
+            .query_one(
+                "looking for the migration journal",
+                "SELECT to_regclass('lifeboat_migration.journal') IS NOT NULL",
+                &[],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        s.count(
+            "removing the task from the migration journal",
+            "DELETE FROM lifeboat_migration.journal WHERE task_id = $1",
+            &[&task_id],
+        )
+        .await?;
+        let empty: bool = s
+            .query_one(
+                "checking the migration journal",
+                "SELECT NOT EXISTS (SELECT 1 FROM lifeboat_migration.journal)",
+                &[],
+            )
+            .await?
+            .get(0);
+        if empty {
+            s.execute(
+                "dropping the empty migration journal",
+                // RESTRICT: anything else someone put in the schema stays.
+                "DROP TABLE lifeboat_migration.journal; DROP SCHEMA lifeboat_migration RESTRICT",
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! Object mapping: turns the task's objects (databases, schemas, tables, each maybe
+//! renamed) into the list of tables to migrate, each with its source and target name,
+//! by reading the source catalog.
+//!
+//! For each source table the least specific object applies first and the most specific
+//! last: with `shop=shop2` and `shop.public.orders=orders_old`, table
+//! `shop.public.orders` goes to `shop2.public.orders_old`, and every other table of
+//! `shop` to `shop2` under its own name.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::migration::conn::Session;
+use crate::migration::names::{display_path, identifier_problem, quote_ident};
+use crate::migration::{MigrationError, ObjectMapping};
+
+/// Schemas never migrated as part of a database or schema object: the catalogs, and
+/// the schema where Lifeboat keeps its journal in a target.
+const SKIPPED_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'lifeboat_migration') \
+     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+/// A table by database, schema and name (exact identifiers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QualifiedTable {
+    pub database: String,
+    pub schema: String,
+    pub table: String,
+}
+
+impl fmt::Display for QualifiedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&display_path(&[&self.database, &self.schema, &self.table]))
+    }
+}
+
+/// The stable name of one table of a task, used to report it finished and to skip it
+/// after a restart: the source path with every part quoted (`"shop"."public"."t"`),
+/// so no two tables share a key whatever their names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TableKey(pub String);
+
+impl TableKey {
+    pub fn of(t: &QualifiedTable) -> Self {
+        Self(format!(
+            "{}.{}.{}",
+            quote_ident(&t.database),
+            quote_ident(&t.schema),
+            quote_ident(&t.table)
+        ))
+    }
+}
+
+impl fmt::Display for TableKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One table of the task: where it comes from and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMapping {
+    pub key: TableKey,
+    pub source: QualifiedTable,
+    pub target: QualifiedTable,
+}
+
+impl TableMapping {
+    /// `source` or `source=target` when the name changes.
+    pub fn label(&self) -> String {
+        if self.source == self.target {
+            self.source.to_string()
+        } else {
+            format!("{}={}", self.source, self.target)
+        }
+    }
+}
+
+/// A source table selected by the task, with what the catalog says about its size.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceTable {
+    pub mapping: TableMapping,
+    pub oid: u32,
+    /// The planner's estimate (`reltuples`), 0 when never analyzed.
+    pub estimated_rows: u64,
+    /// Heap and TOAST: about what COPY moves.
+    pub table_bytes: u64,
+    /// With indexes: about what the target needs on disk.
+    pub total_bytes: u64,
+}
+
+/// What the source catalog says about the task's objects in one database.
+#[derive(Debug, Default)]
+pub(crate) struct Resolution {
+    pub tables: Vec<SourceTable>,
+    /// Objects that name nothing on the source.
+    pub missing: Vec<String>,
+    /// Selected tables that cannot be migrated, with the reason.
+    pub unsupported: Vec<(String, String)>,
+    /// Selected tables whose inheritance will not be recreated.
+    pub inheritance: Vec<String>,
+}
+
+/// Resolves the objects of `session`'s database.
+pub(crate) async fn resolve_database(
+    s: &Session,
+    objects: &[&ObjectMapping],
+) -> Result<Resolution, MigrationError> {
+    let sql = format!(
+        "SELECT n.nspname, c.relname, c.oid, c.relkind::text, c.relispartition, \
+                EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), \
+                greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid) \
+         FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
+         WHERE {SKIPPED_SCHEMAS} \
+         ORDER BY n.nspname, c.relname"
+    );
+    let rows = s.query("listing tables", &sql, &[]).await?;
+    let by_path: HashMap<Vec<&str>, &ObjectMapping> = objects
+        .iter()
+        .map(|o| (o.source.iter().map(String::as_str).collect(), *o))
+        .collect();
+    let mut schemas = HashSet::new();
+    let mut tables = HashSet::new();
+    let mut out = Resolution::default();
+    for r in &rows {
+        let schema: &str = r.get(0);
+        schemas.insert(schema.to_string());
+        let Some(table) = r.get::<_, Option<&str>>(1) else {
+            continue;
+        };
+        tables.insert((schema.to_string(), table.to_string()));
+        let path = [s.database.as_str(), schema, table];
+        let Some(target) = map_path(&path, &by_path) else {
+            continue;
+        };
+        let source = QualifiedTable {
+            database: s.database.clone(),
+            schema: schema.to_string(),
+            table: table.to_string(),
+        };
+        let kind: &str = r.get(3);
+        if kind == "p" || r.get::<_, bool>(4) {
+            out.unsupported.push((
+                source.to_string(),
+                "partitioned tables and partitions are not migrated yet".into(),
+            ));
+            continue;
+        }
+        if r.get::<_, bool>(5) {
+            out.inheritance.push(source.to_string());
+        }
+        out.tables.push(SourceTable {
+            mapping: TableMapping {
+                key: TableKey::of(&source),
+                source,
+                target,
+            },
+            oid: r.get(2),
+            estimated_rows: r.get::<_, i64>(6).max(0) as u64,
+            table_bytes: r.get::<_, i64>(7).max(0) as u64,
+            total_bytes: r.get::<_, i64>(8).max(0) as u64,
+        });
+    }
+    for o in objects {
+        let found = match o.source.as_slice() {
+            [_] => true,
+            [_, schema] => schemas.contains(schema),
+            [_, schema, table] => tables.contains(&(schema.clone(), table.clone())),
+            _ => false,
+        };
+        if !found {
+            let what = ["database", "schema", "table"][o.source.len().clamp(1, 3) - 1];
+            out.missing
+                .push(format!("{what} {}", display_path(&o.source)));
+        }
+    }
+    Ok(out)
+}
+
+/// The target path of a source table, or `None` when no object selects it.
+fn map_path(
+    path: &[&str; 3],
+    objects: &HashMap<Vec<&str>, &ObjectMapping>,
+) -> Option<QualifiedTable> {
+    let mut target: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    let mut selected = false;
+    for level in 1..=3 {
+        let Some(object) = objects.get(&path[..level].to_vec()) else {
+            continue;
+        };
+        selected = true;
+        if let Some(names) = &object.target {
+            let start = level - names.len();
+            target[start..level].clone_from_slice(names);
+        }
+    }
+    let [database, schema, table] = <[String; 3]>::try_from(target).ok()?;
+    selected.then_some(QualifiedTable {
+        database,
+        schema,
+        table,
+    })
+}
+
+/// Problems with the objects themselves, found before any catalog is read: the same
+/// source named twice, or a name PostgreSQL cannot hold (possible when a spec comes
+/// from JSON rather than [`ObjectMapping::parse`]).
+pub(crate) fn object_problems(objects: &[ObjectMapping]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for o in objects {
+        if o.source.is_empty() || o.source.len() > 3 {
+            problems.push(format!(
+                "object {o} must be db, db.schema or db.schema.table"
+            ));
+            continue;
+        }
+        if !seen.insert(&o.source) {
+            problems.push(format!("{} is selected twice", display_path(&o.source)));
+        }
+        if let Some(t) = &o.target {
+            if t.is_empty() || t.len() > o.source.len() {
+                problems.push(format!("object {o}: the new name has too many parts"));
+            }
+        }
+        for part in o.source.iter().chain(o.target.iter().flatten()) {
+            if let Some(p) = identifier_problem(part) {
+                problems.push(format!("object {o}: {p}"));
+            }
+        }
+    }
+    problems
+}
+
+/// Two source tables mapped to one target table, each as one message naming both.
+pub(crate) fn target_collisions(tables: &[&TableMapping]) -> Vec<String> {
+    let mut first: HashMap<&QualifiedTable, &QualifiedTable> = HashMap::new();
+    let mut problems = Vec::new();
+    for t in tables {
+        if let Some(other) = first.insert(&t.target, &t.source) {
+            problems.push(format!(
+                "{other} and {} are both mapped to {}",
+                t.source, t.target
+            ));
+        }
+    }
+    problems
+}
+
+/// The databases of `objects`, in the order they first appear.
+pub(crate) fn source_databases(objects: &[ObjectMapping]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    objects
+        .iter()
+        .filter(|o| !o.source.is_empty())
+        .map(|o| o.source[0].clone())
+        .filter(|d| seen.insert(d.clone()))
+        .collect()
+}
+
+/// Resolves every database of the task, connecting to each with `connect`. A database
+/// that cannot be reached is returned apart with its error.
+pub(crate) async fn resolve_all(
+    source: &tokio_postgres::Config,
+    objects: &[ObjectMapping],
+) -> (Resolution, Vec<MigrationError>) {
+    let mut all = Resolution::default();
+    let mut errors = Vec::new();
+    for db in source_databases(objects) {
+        let in_db: Vec<&ObjectMapping> = objects
+            .iter()
+            .filter(|o| o.source.first() == Some(&db))
+            .collect();
+        let resolved = match crate::migration::conn::connect(
+            source,
+            crate::migration::Side::Source,
+            &db,
+        )
+        .await
+        {
+            Ok(s) => resolve_database(&s, &in_db).await,
+            Err(e) => Err(e),
+        };
+        match resolved {
+            Ok(r) => {
+                all.tables.extend(r.tables);
+                all.missing.extend(r.missing);
+                all.unsupported.extend(r.unsupported);
+                all.inheritance.extend(r.inheritance);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (all, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(list: &[&str]) -> Vec<ObjectMapping> {
+        list.iter()
+            .map(|o| ObjectMapping::parse(o).unwrap())
+            .collect()
+    }
+
+    fn map(list: &[&str], path: [&str; 3]) -> Option<String> {
+        let objects = objects(list);
+        let by_path = objects
+            .iter()
+            .map(|o| (o.source.iter().map(String::as_str).collect(), o))
+            .collect();
+        map_path(&path, &by_path).map(|t| t.to_string())
+    }
+
+    #[test]
+    fn the_most_specific_object_wins() {
+        let list = ["shop=shop2", "shop.public.orders=orders_old"];
+        assert_eq!(
+            map(&list, ["shop", "public", "orders"]).as_deref(),
+            Some("shop2.public.orders_old")
+        );
+        assert_eq!(
+            map(&list, ["shop", "public", "items"]).as_deref(),
+            Some("shop2.public.items")
+        );
+        let list = ["shop.sales=archive", "shop.sales.orders=old.o"];
+        assert_eq!(
+            map(&list, ["shop", "sales", "orders"]).as_deref(),
+            Some("shop.old.o")
+        );
+        assert_eq!(
+            map(&list, ["shop", "sales", "x"]).as_deref(),
+            Some("shop.archive.x")
+        );
+        assert_eq!(map(&list, ["shop", "public", "x"]), None);
+    }
+
+    #[test]
+    fn collisions_and_duplicates_are_named() {
+        let problems = object_problems(&objects(&["a.s.t", "a.s.t=u"]));
+        assert_eq!(problems, vec!["a.s.t is selected twice"]);
+        let t = |s: &str, d: &str| TableMapping {
+            key: TableKey(s.into()),
+            source: QualifiedTable {
+                database: "a".into(),
+                schema: "s".into(),
+                table: s.into(),
+            },
+            target: QualifiedTable {
+                database: "a".into(),
+                schema: "s".into(),
+                table: d.into(),
+            },
+        };
+        let (x, y) = (t("x", "z"), t("y", "z"));
+        assert_eq!(
+            target_collisions(&[&x, &y]),
+            vec!["a.s.x and a.s.y are both mapped to a.s.z"]
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! PostgreSQL names as the migration handles them: parsing the dotted paths users type
+//! (`shop."my.schema".orders`), checking that a name can exist in PostgreSQL, quoting
+//! every identifier that goes into SQL, and deriving the names of the relations a
+//! migration creates next to a table (renamed indexes and sequences, the table that
+//! keeps replaced rows).
+//!
+//! Every identifier is quoted when written into SQL, whatever it looks like: a table
+//! named `x"; DROP TABLE y; --` is one identifier and nothing else.
+
+use std::collections::HashSet;
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1); longer names are silently
+/// truncated by the server, which would make two mapped names collide unnoticed.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// `"name"` with embedded quotes doubled: safe for any identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'` with embedded quotes doubled (standard_conforming_strings is on).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `"schema"."name"`.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// A comma-separated list of quoted column names.
+pub fn column_list<S: AsRef<str>>(columns: &[S]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A part as a user would type it: bare when psql would take it bare, quoted otherwise.
+pub fn display_ident(name: &str) -> String {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if bare {
+        name.to_string()
+    } else {
+        quote_ident(name)
+    }
+}
+
+/// `a.b.c` for display, each part quoted only when needed.
+pub fn display_path<S: AsRef<str>>(parts: &[S]) -> String {
+    parts
+        .iter()
+        .map(|p| display_ident(p.as_ref()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Why a name cannot be used, or `None` when PostgreSQL accepts it as is.
+pub fn identifier_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("an empty name is not allowed".into())
+    } else if name.len() > MAX_IDENTIFIER_BYTES {
+        Some(format!(
+            "{} is {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+            display_ident(name),
+            name.len()
+        ))
+    } else if name.contains('\0') {
+        Some("a name cannot contain a NUL character".into())
+    } else {
+        None
+    }
+}
+
+/// Splits a dotted path the way psql reads names: an unquoted part folds to lower case
+/// and must be a plain identifier (letter or `_`, then letters, digits, `_`, `$`); a
+/// `"quoted"` part is taken as written, with `""` standing for one `"`. So
+/// `shop."my.schema".Orders` is `["shop", "my.schema", "orders"]`.
+pub fn parse_path(text: &str) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(format!("'{text}' has an unterminated quote")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.extend(c.to_lowercase());
+                chars.next();
+            }
+            let plain = part
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '$');
+            if !plain {
+                return Err(format!(
+                    "'{part}' in '{text}' is not a plain identifier; write it in double quotes to use it as a name"
+                ));
+            }
+        }
+        if let Some(problem) = identifier_problem(&part) {
+            return Err(format!("in '{text}': {problem}"));
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Ok(parts),
+            Some('.') => continue,
+            Some(c) => return Err(format!("unexpected '{c}' after a quoted name in '{text}'")),
+        }
+    }
+}
+
+/// Cuts `base` so that `base + suffix` fits in an identifier, at a character boundary.
+pub fn with_suffix(base: &str, suffix: &str) -> String {
+    let room = MAX_IDENTIFIER_BYTES.saturating_sub(suffix.len());
+    let mut end = base.len().min(room);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &base[..end])
+}
+
+/// The name a relation that belongs to a table (index, sequence, constraint) gets when
+/// the table is renamed: `orders_pkey` of `orders` becomes `orders_old_pkey` for
+/// `orders_old`, so that a table restored under a new name next to the original does not
+/// collide with the original's indexes. Names that do not start with the table's name
+/// are kept.
+pub fn renamed_dependent(name: &str, source_table: &str, target_table: &str) -> String {
+    match name.strip_prefix(source_table) {
+        Some(rest) if source_table != target_table => fit(target_table, rest),
+        _ => name.to_string(),
+    }
+}
+
+/// `head + tail`, shortening `head` so the result fits in an identifier.
+fn fit(head: &str, tail: &str) -> String {
+    if tail.len() >= MAX_IDENTIFIER_BYTES {
+        return with_suffix(tail, "");
+    }
+    with_suffix(head, tail)
+}
+
+/// A name from `wanted` that is not in `taken`, adding `1`, `2`... (shortened to fit)
+/// like PostgreSQL does for implicit index names. The chosen name is added to `taken`.
+pub fn choose_free(wanted: &str, taken: &mut HashSet<String>) -> String {
+    let mut candidate = with_suffix(wanted, "");
+    let mut n = 0u32;
+    while taken.contains(&candidate) {
+        n += 1;
+        candidate = with_suffix(wanted, &n.to_string());
+    }
+    taken.insert(candidate.clone());
+    candidate
+}
+
+/// A short tag made of the task id, usable inside identifiers (`mt-3kq9x2` gives
+/// `mt_3kq9x2`): it names what a task keeps, so a user can tell which task made it.
+pub fn task_tag(task_id: &str) -> String {
+    let tag: String = task_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(20)
+        .collect();
+    if tag.is_empty() { "task".into() } else { tag }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_like_psql() {
+        assert_eq!(
+            parse_path("shop.\"my.schema\".Orders").unwrap(),
+            vec!["shop", "my.schema", "orders"]
+        );
+        assert_eq!(
+            parse_path("\"x\"\"; DROP TABLE y; --\"").unwrap(),
+            vec!["x\"; DROP TABLE y; --"]
+        );
+        assert!(parse_path("x\"; DROP TABLE y; --").is_err());
+        assert!(parse_path("a..b").is_err());
+        assert!(parse_path("\"open").is_err());
+        assert!(parse_path("1abc").is_err());
+        assert!(parse_path(&"a".repeat(64)).is_err());
+        assert!(parse_path(&format!("\"{}\"", "é".repeat(32))).is_err());
+        assert_eq!(parse_path("café").unwrap(), vec!["café"]);
+    }
+
+    #[test]
+    fn dependents_follow_the_table_name() {
+        assert_eq!(
+            renamed_dependent("orders_pkey", "orders", "orders_old"),
+            "orders_old_pkey"
+        );
+        assert_eq!(renamed_dependent("idx_x", "orders", "o2"), "idx_x");
+        let long = "t".repeat(60);
+        let renamed = renamed_dependent("orders_customer_id_idx", "orders", &long);
+        assert!(renamed.len() <= MAX_IDENTIFIER_BYTES);
+        assert!(renamed.ends_with("_customer_id_idx"));
+    }
+
+    #[test]
+    fn free_names_get_a_number() {
+        let mut taken: HashSet<String> = ["a_pkey".to_string()].into();
+        assert_eq!(choose_free("a_pkey", &mut taken), "a_pkey1");
+        assert_eq!(choose_free("a_pkey", &mut taken), "a_pkey2");
+        assert_eq!(choose_free("b", &mut taken), "b");
+    }
+
+    #[test]
+    fn suffixes_cut_at_character_boundaries() {
+        let name = with_suffix(&"é".repeat(40), "_old");
+        assert!(name.len() <= MAX_IDENTIFIER_BYTES);
+        assert!(name.ends_with("_old"));
+        assert_eq!(task_tag("mt-3KQ9x2"), "mt_3kq9x2");
+    }
+}

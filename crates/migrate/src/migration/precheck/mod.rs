@@ -1,0 +1,321 @@
+//! The pre-check: every problem the task would meet, found before it starts, each as
+//! a [`PrecheckItem`] that names the objects concerned and says what to do.
+//!
+//! It reads only; it never writes to either instance. It decides what the run will do
+//! to each table with the same function the run uses, so a task that passed does not
+//! meet a conflict the pre-check did not show (short of someone changing the target in
+//! between, which the run then reports for the table concerned).
+//!
+//! # Layout
+//! - [`item`]: the item type, ids and display order.
+//! - this file: connectivity, versions and the source side.
+//! - [`target`]: conflicts, privileges, keys and columns in the target.
+//! - [`capacity`]: disk space and the temporary source's time left.
+
+mod capacity;
+mod item;
+mod target;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use item::{PrecheckItem, PrecheckStatus, precheck_passed};
+
+use crate::migration::catalog::{self, TableDef};
+use crate::migration::conn::{Session, connect};
+use crate::migration::mapping::{self, SourceTable, TableKey};
+use crate::migration::names::identifier_problem;
+use crate::migration::{MigrationTask, Side};
+
+/// What the caller knows that the databases cannot tell.
+#[derive(Debug, Clone, Default)]
+pub struct PrecheckContext {
+    /// The target instance's data directory, when Lifeboat manages the target (it
+    /// runs on the same machine, so free space is measured there). Without it the
+    /// pre-check asks the server (`data_directory` is visible to superusers only).
+    pub target_data_directory: Option<PathBuf>,
+    /// How long until the temporary source instance is released; `None` when the
+    /// source is not a temporary instance.
+    pub source_time_left: Option<Duration>,
+    /// The whitelist item the server computed ([`PrecheckItem::whitelist`]).
+    pub whitelist: Option<PrecheckItem>,
+}
+
+/// What the source side found, for the target checks.
+pub(crate) struct SourceFacts {
+    pub tables: Vec<SourceTable>,
+    pub defs: HashMap<TableKey, TableDef>,
+    pub version: i32,
+}
+
+/// Runs every check and returns the items in display order. Never fails: a problem
+/// reaching an instance is itself an item, and checks that depend on it are left out
+/// (its advice says to run the pre-check again once it is fixed).
+pub async fn precheck(task: &MigrationTask, ctx: &PrecheckContext) -> Vec<PrecheckItem> {
+    let mut items: Vec<PrecheckItem> = ctx.whitelist.iter().cloned().collect();
+    let mut names = mapping::object_problems(&task.spec.objects);
+    if task.spec.objects.is_empty() {
+        names.push("the task selects no object".into());
+    }
+    let source = check_source(task, &mut items).await;
+    let admin = match crate::migration::run::connect_any(&task.target).await {
+        Ok(s) => {
+            items.push(PrecheckItem::passed(
+                "target_connection",
+                format!("logged in to the target as {}", user(&task.target)),
+            ));
+            Some(s)
+        }
+        Err(e) => {
+            items.push(PrecheckItem::failed(
+                "target_connection",
+                format!("cannot log in to the target as {}: {e}", user(&task.target)),
+                format!(
+                    "{}; then run the pre-check again to run the remaining checks",
+                    e.hint()
+                ),
+            ));
+            None
+        }
+    };
+    if let (Some(source), Some(admin)) = (&source, &admin) {
+        let version = server_version(admin).await.unwrap_or(0);
+        items.push(version_item(
+            source.version,
+            version,
+            task.spec.types.schema,
+        ));
+        let mappings: Vec<_> = source.tables.iter().map(|t| &t.mapping).collect();
+        names.extend(mapping::target_collisions(&mappings));
+        for m in &mappings {
+            for part in [&m.target.database, &m.target.schema, &m.target.table] {
+                if let Some(p) = identifier_problem(part) {
+                    names.push(format!(
+                        "{} cannot be mapped to {}: {p}",
+                        m.source, m.target
+                    ));
+                }
+            }
+        }
+        let needs = target::check(task, source, admin, &mut items).await;
+        items.push(capacity::disk_item(ctx, admin, needs.disk_bytes).await);
+        if let Some(left) = ctx.source_time_left {
+            items.push(capacity::time_item(left, needs.copy_bytes));
+        }
+    }
+    items.push(PrecheckItem::from_problems(
+        "object_names",
+        &names,
+        true,
+        "every mapped name is a valid PostgreSQL identifier of at most 63 bytes, and no two sources share a target",
+        "change the objects or their new names (quote names with capitals or dots), then run the pre-check again",
+    ));
+    item::sort(&mut items);
+    items
+}
+
+fn user(config: &tokio_postgres::Config) -> String {
+    config.get_user().unwrap_or("(no account)").to_string()
+}
+
+async fn server_version(s: &Session) -> Option<i32> {
+    let row = s
+        .query_one(
+            "reading the server version",
+            "SELECT current_setting('server_version_num')::int4",
+            &[],
+        )
+        .await
+        .ok()?;
+    Some(row.get(0))
+}
+
+fn version_item(source: i32, target: i32, schema: bool) -> PrecheckItem {
+    let show = |v: i32| format!("PostgreSQL {}.{}", v / 10000, v % 10000);
+    let detail = format!("source {}, target {}", show(source), show(target));
+    if source < 100000 || target < 100000 {
+        PrecheckItem::failed(
+            "engine_version",
+            format!("{detail}: migration needs PostgreSQL 10 or later on both"),
+            "upgrade the older instance",
+        )
+    } else if target / 10000 < source / 10000 && schema {
+        PrecheckItem::failed(
+            "engine_version",
+            format!(
+                "{detail}: table definitions of a newer version may not be accepted by an older one"
+            ),
+            "migrate into a target of the same or a later major version, or migrate data only into tables created beforehand",
+        )
+    } else if target / 10000 < source / 10000 {
+        PrecheckItem::warning(
+            "engine_version",
+            format!("{detail}: the target is older than the source"),
+            "check that every column type exists in the target version",
+        )
+    } else {
+        PrecheckItem::passed("engine_version", detail)
+    }
+}
+
+/// Connectivity, objects, definitions and privileges on the source.
+async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Option<SourceFacts> {
+    let account = user(&task.source);
+    let mut sessions = Vec::new();
+    let mut missing = Vec::new();
+    let mut failures = Vec::new();
+    let mut hint = String::new();
+    for db in mapping::source_databases(&task.spec.objects) {
+        match connect(&task.source, Side::Source, &db).await {
+            Ok(s) => sessions.push(s),
+            Err(e) if e.code() == Some("3D000") => missing.push(format!("database {db}")),
+            Err(e) => {
+                hint = e.hint();
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if !failures.is_empty() {
+        items.push(PrecheckItem::failed(
+            "source_connection",
+            format!("as {account}: {}", item::list(&failures)),
+            format!("{hint}; then run the pre-check again to run the remaining checks"),
+        ));
+        return None;
+    }
+    items.push(PrecheckItem::passed(
+        "source_connection",
+        format!("logged in to the source as {account}"),
+    ));
+    let version = match sessions.first() {
+        Some(s) => server_version(s).await.unwrap_or(0),
+        None => 0,
+    };
+    let mut facts = SourceFacts {
+        tables: Vec::new(),
+        defs: HashMap::new(),
+        version,
+    };
+    let (mut unsupported, mut denied) = (Vec::new(), Vec::new());
+    for s in &sessions {
+        let objects: Vec<_> = task
+            .spec
+            .objects
+            .iter()
+            .filter(|o| o.database() == s.database)
+            .collect();
+        let loaded = async {
+            let r = mapping::resolve_database(s, &objects).await?;
+            let oids: Vec<u32> = r.tables.iter().map(|t| t.oid).collect();
+            let mut defs = catalog::load(s, &oids).await?;
+            let denied = source_privileges(s, &oids, task.spec.types.data).await?;
+            for t in &r.tables {
+                if let Some(d) = defs.remove(&t.oid) {
+                    facts.defs.insert(t.mapping.key.clone(), d);
+                }
+            }
+            Ok::<_, crate::migration::MigrationError>((r, denied))
+        };
+        match loaded.await {
+            Ok((r, d)) => {
+                missing.extend(r.missing);
+                unsupported.extend(
+                    r.unsupported
+                        .into_iter()
+                        .map(|(t, why)| format!("{t}: {why}")),
+                );
+                unsupported.extend(r.inheritance.into_iter().map(|t| {
+                    format!("{t} uses table inheritance; it would be migrated as a plain table")
+                }));
+                denied.extend(d);
+                facts.tables.extend(r.tables);
+            }
+            Err(e) => denied.push(format!("database {}: {e}", s.database)),
+        }
+    }
+    let selected: Vec<String> = facts.tables.iter().map(|t| t.mapping.label()).collect();
+    let ok = if selected.is_empty() {
+        "the objects exist but select no table".to_string()
+    } else {
+        format!(
+            "{} tables selected: {}",
+            selected.len(),
+            item::list(&selected)
+        )
+    };
+    items.push(PrecheckItem::from_problems(
+        "source_objects",
+        &missing.iter().map(|m| format!("{m} does not exist on the source")).collect::<Vec<_>>(),
+        true,
+        ok,
+        "check the object names (unquoted names fold to lower case; quote names with capitals), or remove them from the task",
+    ));
+    if !unsupported.is_empty() {
+        items.push(PrecheckItem::from_problems(
+            "unsupported_objects",
+            &unsupported,
+            false,
+            "",
+            "these tables are skipped or simplified; migrate partitions by name, or recreate them in the target by hand",
+        ));
+    }
+    items.push(PrecheckItem::from_problems(
+        "source_privileges",
+        &denied,
+        true,
+        format!("{account} can read every selected table and its sequences"),
+        format!("grant {account} USAGE on the schemas and SELECT on the tables and sequences listed, or use the instance's privileged account"),
+    ));
+    Some(facts)
+}
+
+/// Tables (and, when data is copied, their sequences) the account may not read.
+async fn source_privileges(
+    s: &Session,
+    oids: &[u32],
+    data: bool,
+) -> Result<Vec<String>, crate::migration::MigrationError> {
+    let mut denied = Vec::new();
+    let rows = s
+        .query(
+            "checking read privileges",
+            "SELECT n.nspname, c.relname, has_schema_privilege(n.oid, 'USAGE') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = ANY($1) \
+               AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))",
+            &[&oids],
+        )
+        .await?;
+    for r in rows {
+        let what = if r.get(2) {
+            "SELECT on table"
+        } else {
+            "USAGE on the schema of table"
+        };
+        denied.push(format!(
+            "no {what} {}.{}.{}",
+            crate::migration::names::display_ident(&s.database),
+            crate::migration::names::display_ident(r.get(0)),
+            crate::migration::names::display_ident(r.get(1)),
+        ));
+    }
+    if data {
+        let rows = s
+            .query(
+                "checking sequence privileges",
+                "SELECT sc.relname FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S' \
+                 WHERE d.refobjid = ANY($1) AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+                   AND NOT has_sequence_privilege(sc.oid, 'SELECT') AND NOT has_sequence_privilege(sc.oid, 'USAGE')",
+                &[&oids],
+            )
+            .await?;
+        for r in rows {
+            denied.push(format!(
+                "no SELECT on sequence {}",
+                crate::migration::names::display_ident(r.get(0))
+            ));
+        }
+    }
+    Ok(denied)
+}

@@ -1,0 +1,419 @@
+//! Running a migration task: resolve the mapping inside one snapshot per source
+//! database, prepare the target (databases, schemas, journal), migrate the tables a
+//! few at a time (each atomically, see [`crate::migration::apply`]), then add the
+//! foreign keys between migrated tables and verify the result.
+//!
+//! # Snapshot
+//! For each source database one session opens `REPEATABLE READ READ ONLY`, exports its
+//! snapshot and stays open until every table of that database has started copying;
+//! each table's session imports it with `SET TRANSACTION SNAPSHOT`, so all tables are
+//! read as of one instant even though they are copied in parallel. A run resumed
+//! after a restart takes a new snapshot for the tables it still has to copy (the source
+//! is normally a temporary instance nobody writes to, so both are the same data).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::migration::apply::{TableWork, migrate_table};
+use crate::migration::catalog::{self, TableDef};
+use crate::migration::conn::{Session, connect};
+use crate::migration::mapping::{self, QualifiedTable, SourceTable, TableKey};
+use crate::migration::names::{
+    identifier_problem, qualified, quote_ident, renamed_dependent, task_tag,
+};
+use crate::migration::report::{ForeignKeyOutcome, PlannedTable};
+use crate::migration::{
+    MigrationError, MigrationReport, MigrationTask, ProgressEvent, Side, TableAction, TableOutcome,
+    journal, verify,
+};
+
+/// One source database: its snapshot session, selected tables and their definitions.
+pub(crate) struct SourceDatabase {
+    /// Holds the exported snapshot open; dropped after every table started.
+    _session: Session,
+    pub snapshot: String,
+    pub tables: Vec<SourceTable>,
+    pub defs: HashMap<u32, TableDef>,
+}
+
+/// Runs `task`, skipping the tables in `finished` and those the target's journal
+/// records as finished by this task. Reports progress through `progress`; stops
+/// (rolling back the tables in progress) when `cancel` fires.
+///
+/// Returns an error naming the table when one fails: the target keeps that table as
+/// it was, tables reported finished stay migrated, and running the task again resumes.
+/// A verification mismatch is not an error: see [`MigrationReport::verified`].
+pub async fn run(
+    task: &MigrationTask,
+    finished: &HashSet<TableKey>,
+    progress: &(dyn Fn(ProgressEvent) + Send + Sync),
+    cancel: &CancellationToken,
+) -> Result<MigrationReport, MigrationError> {
+    let started = Instant::now();
+    let spec = &task.spec;
+    check_spec(task)?;
+    let mut warnings = Vec::new();
+    let sources = open_sources(task, &mut warnings).await?;
+    let all: Vec<&SourceTable> = sources.iter().flat_map(|s| &s.tables).collect();
+    check_targets(&all)?;
+
+    let mut done: HashMap<TableKey, TableOutcome> = HashMap::new();
+    for db in distinct(all.iter().map(|t| t.mapping.target.database.clone())) {
+        let schemas = distinct(
+            all.iter()
+                .filter(|t| t.mapping.target.database == db)
+                .map(|t| t.mapping.target.schema.clone()),
+        );
+        let s = prepare_target(task, &db, &schemas).await?;
+        done.extend(journal::finished(&s, &spec.task_id).await?);
+    }
+    progress(ProgressEvent::Planned {
+        tables: all
+            .iter()
+            .map(|t| PlannedTable {
+                mapping: t.mapping.clone(),
+                estimated_rows: t.estimated_rows,
+                estimated_bytes: t.table_bytes,
+                already_finished: done.contains_key(&t.mapping.key)
+                    || finished.contains(&t.mapping.key),
+            })
+            .collect(),
+    });
+
+    let tag = task_tag(&spec.task_id);
+    let stop = cancel.child_token();
+    let mut work = Vec::new();
+    for db in &sources {
+        for t in &db.tables {
+            if done.contains_key(&t.mapping.key) || finished.contains(&t.mapping.key) {
+                continue;
+            }
+            let Some(def) = db.defs.get(&t.oid) else {
+                continue;
+            };
+            work.push(TableWork {
+                table: t,
+                def,
+                snapshot: &db.snapshot,
+                task,
+                tag: &tag,
+                progress,
+            });
+        }
+    }
+    let mut outcomes = Vec::new();
+    let mut failure = None;
+    let mut jobs = futures_util::stream::iter(work.iter().map(|w| migrate_table(w, &stop)))
+        .buffer_unordered(spec.parallelism.max(1));
+    while let Some(result) = jobs.next().await {
+        match result {
+            Ok(outcome) => outcomes.push(outcome),
+            // The first failure stops the rest; their own errors are just "cancelled".
+            Err(e) if failure.is_none() && !matches!(e, MigrationError::Cancelled) => {
+                failure = Some(e);
+                stop.cancel();
+            }
+            Err(_) => {}
+        }
+    }
+    drop(jobs);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if cancel.is_cancelled() {
+        return Err(MigrationError::Cancelled);
+    }
+    for t in &all {
+        if let Some(mut o) = done.remove(&t.mapping.key) {
+            o.resumed = true;
+            outcomes.push(o);
+        }
+    }
+    let order: HashMap<&TableKey, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (&t.mapping.key, i))
+        .collect();
+    outcomes.sort_by_key(|o| order.get(&o.key).copied().unwrap_or(usize::MAX));
+
+    let foreign_keys = if spec.types.schema {
+        add_foreign_keys(task, &sources, &outcomes, progress, cancel, &mut warnings).await?
+    } else {
+        Vec::new()
+    };
+    let verification = if spec.verify && spec.types.data {
+        verify::verify(task, &all, &outcomes, progress, cancel).await?
+    } else {
+        Vec::new()
+    };
+    drop(sources);
+    Ok(MigrationReport {
+        task_id: spec.task_id.clone(),
+        tables: outcomes,
+        foreign_keys,
+        verification,
+        warnings,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn check_spec(task: &MigrationTask) -> Result<(), MigrationError> {
+    let spec = &task.spec;
+    if spec.objects.is_empty() {
+        return Err(MigrationError::InvalidSpec(
+            "name at least one object to migrate".into(),
+        ));
+    }
+    if !spec.types.schema && !spec.types.data {
+        return Err(MigrationError::InvalidSpec(
+            "choose the migration types: schema, data or both".into(),
+        ));
+    }
+    if spec.task_id.is_empty() {
+        return Err(MigrationError::InvalidSpec("the task needs an id".into()));
+    }
+    let problems = mapping::object_problems(&spec.objects);
+    if !problems.is_empty() {
+        return Err(MigrationError::Mapping(problems.join("; ")));
+    }
+    Ok(())
+}
+
+/// Opens the snapshot session of every source database and resolves its tables.
+async fn open_sources(
+    task: &MigrationTask,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<SourceDatabase>, MigrationError> {
+    let mut sources = Vec::new();
+    for db in mapping::source_databases(&task.spec.objects) {
+        let s = connect(&task.source, Side::Source, &db).await?;
+        s.execute(
+            "opening the source snapshot",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )
+        .await?;
+        let snapshot: String = s
+            .query_one(
+                "exporting the source snapshot",
+                "SELECT pg_export_snapshot()",
+                &[],
+            )
+            .await?
+            .get(0);
+        let objects: Vec<_> = task
+            .spec
+            .objects
+            .iter()
+            .filter(|o| o.database() == db)
+            .collect();
+        let resolved = mapping::resolve_database(&s, &objects).await?;
+        if !resolved.missing.is_empty() {
+            return Err(MigrationError::Mapping(format!(
+                "{} not found on the source",
+                resolved.missing.join(", ")
+            )));
+        }
+        for (table, reason) in &resolved.unsupported {
+            warnings.push(format!("{table} was skipped: {reason}"));
+        }
+        for table in &resolved.inheritance {
+            warnings.push(format!("{table} takes part in table inheritance; it was migrated as a plain table with its own rows only"));
+        }
+        let oids: Vec<u32> = resolved.tables.iter().map(|t| t.oid).collect();
+        let defs = catalog::load(&s, &oids).await?;
+        sources.push(SourceDatabase {
+            _session: s,
+            snapshot,
+            tables: resolved.tables,
+            defs,
+        });
+    }
+    Ok(sources)
+}
+
+/// Mapped names must be valid and distinct.
+fn check_targets(all: &[&SourceTable]) -> Result<(), MigrationError> {
+    let mappings: Vec<_> = all.iter().map(|t| &t.mapping).collect();
+    let mut problems = mapping::target_collisions(&mappings);
+    for m in &mappings {
+        for part in [&m.target.database, &m.target.schema, &m.target.table] {
+            if let Some(p) = identifier_problem(part) {
+                problems.push(format!(
+                    "{} cannot be mapped to {}: {p}",
+                    m.source, m.target
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrationError::Mapping(problems.join("; ")))
+    }
+}
+
+/// Connects to a target database (creating it when only the schema of a whole
+/// database is new), creates missing schemas and the journal.
+async fn prepare_target(
+    task: &MigrationTask,
+    db: &str,
+    schemas: &[String],
+) -> Result<Session, MigrationError> {
+    let s = match connect(&task.target, Side::Target, db).await {
+        Err(e) if e.code() == Some("3D000") && task.spec.types.schema => {
+            let admin = connect_any(&task.target).await?;
+            admin
+                .execute(
+                    "creating the target database",
+                    &format!("CREATE DATABASE {}", quote_ident(db)),
+                )
+                .await?;
+            connect(&task.target, Side::Target, db).await?
+        }
+        other => other?,
+    };
+    if task.spec.types.schema {
+        for schema in schemas {
+            // Before any table's transaction: two tables creating the same schema at
+            // once would make one of them fail.
+            s.execute(
+                "creating the target schema",
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)),
+            )
+            .await?;
+        }
+    }
+    journal::ensure(&s).await?;
+    Ok(s)
+}
+
+/// A session on whichever maintenance database the target account may use.
+pub(crate) async fn connect_any(
+    config: &tokio_postgres::Config,
+) -> Result<Session, MigrationError> {
+    let mut last = None;
+    let named = config.get_dbname().map(str::to_string);
+    for db in named
+        .iter()
+        .map(String::as_str)
+        .chain(["postgres", "template1"])
+    {
+        match connect(config, Side::Target, db).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.code() == Some("3D000") => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| MigrationError::InvalidSpec("no target database to connect to".into())))
+}
+
+/// Adds the source's foreign keys to every table the task built, when the referenced
+/// table is migrated too (into the same target database); others become warnings.
+async fn add_foreign_keys(
+    task: &MigrationTask,
+    sources: &[SourceDatabase],
+    outcomes: &[TableOutcome],
+    progress: &(dyn Fn(ProgressEvent) + Send + Sync),
+    cancel: &CancellationToken,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ForeignKeyOutcome>, MigrationError> {
+    let built: HashSet<&TableKey> = outcomes
+        .iter()
+        .filter(|o| o.action.builds_table() && o.action != TableAction::Unchanged)
+        .map(|o| &o.key)
+        .collect();
+    let mut by_source: HashMap<QualifiedTable, &QualifiedTable> = HashMap::new();
+    for t in sources.iter().flat_map(|s| &s.tables) {
+        by_source.insert(t.mapping.source.clone(), &t.mapping.target);
+    }
+    let mut planned = Vec::new();
+    for db in sources {
+        for t in db.tables.iter().filter(|t| built.contains(&t.mapping.key)) {
+            let Some(def) = db.defs.get(&t.oid) else {
+                continue;
+            };
+            for fk in &def.foreign_keys {
+                let referenced = QualifiedTable {
+                    database: t.mapping.source.database.clone(),
+                    schema: fk.ref_schema.clone(),
+                    table: fk.ref_table.clone(),
+                };
+                match by_source.get(&referenced) {
+                    Some(parent) if parent.database == t.mapping.target.database => {
+                        planned.push((t, fk, *parent))
+                    }
+                    _ => warnings.push(format!(
+                        "foreign key {} of {} was not created: it references {referenced}, which this task does not migrate into the same database",
+                        fk.name, t.mapping.target
+                    )),
+                }
+            }
+        }
+    }
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    progress(ProgressEvent::ForeignKeys {
+        count: planned.len(),
+    });
+    let mut sessions: HashMap<String, Session> = HashMap::new();
+    let mut out = Vec::new();
+    for (t, fk, parent) in planned {
+        if cancel.is_cancelled() {
+            return Err(MigrationError::Cancelled);
+        }
+        let target = &t.mapping.target;
+        if !sessions.contains_key(&target.database) {
+            let s = connect(&task.target, Side::Target, &target.database).await?;
+            sessions.insert(target.database.clone(), s);
+        }
+        let Some(s) = sessions.get(&target.database) else {
+            continue;
+        };
+        let name = renamed_dependent(&fk.name, &t.mapping.source.table, &target.table);
+        let exists: bool = s
+            .query_one(
+                "looking for the foreign key",
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::text::regclass AND conname = $2)",
+                &[&qualified(&target.schema, &target.table), &name],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            let sql = crate::migration::ddl::foreign_key(
+                fk,
+                &name,
+                (&target.schema, &target.table),
+                (&parent.schema, &parent.table),
+            );
+            s.execute("adding a foreign key", &format!("BEGIN; {}; COMMIT", sql.join("; ")))
+                .await
+                .map_err(|e| {
+                    let _ = &e;
+                    MigrationError::Table {
+                        table: target.to_string(),
+                        reason: format!("foreign key {name} could not be added: {e}"),
+                        hint: "the referenced rows are missing in the target; fix the data (lifeboat diff shows which rows) and start the task again".into(),
+                    }
+                })?;
+            // A failed batch leaves the session in an aborted transaction.
+        }
+        out.push(ForeignKeyOutcome {
+            table: target.to_string(),
+            name,
+            references: parent.to_string(),
+            created: !exists,
+        });
+    }
+    Ok(out)
+}
+
+/// The distinct values of `items`, in first-seen order.
+fn distinct(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    items.filter(|i| seen.insert(i.clone())).collect()
+}

@@ -1,0 +1,291 @@
+//! What the target already holds under a mapped name, and what the task will do to
+//! each table given its migration types and conflict mode. The pre-check and the run
+//! decide with the same function ([`decide`]), so the run never does something the
+//! pre-check did not announce.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::migration::MigrationError;
+use crate::migration::catalog::{self, ColumnDef, TableDef};
+use crate::migration::conn::Session;
+use crate::migration::spec::{ConflictMode, MigrationTypes};
+
+/// A relation that exists in the target under a mapped name.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetTable {
+    pub oid: u32,
+    /// `r` for an ordinary table; anything else (view, sequence, partitioned table...)
+    /// cannot receive rows from the migration.
+    pub relkind: char,
+    pub columns: Vec<ColumnDef>,
+    pub key: Vec<String>,
+    pub is_owner: bool,
+    pub can_select: bool,
+    pub can_insert: bool,
+    pub can_update: bool,
+}
+
+/// Looks up `(schema, table)` names in the session's database.
+pub(crate) async fn inspect(
+    s: &Session,
+    names: &[(String, String)],
+) -> Result<HashMap<(String, String), TargetTable>, MigrationError> {
+    let schemas: Vec<&str> = names.iter().map(|n| n.0.as_str()).collect();
+    let tables: Vec<&str> = names.iter().map(|n| n.1.as_str()).collect();
+    let rows = s
+        .query(
+            "looking up target tables",
+            "SELECT w.s, w.t, c.oid, c.relkind::text, pg_has_role(c.relowner, 'USAGE'), \
+                    has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'), \
+                    has_table_privilege(c.oid, 'UPDATE') \
+             FROM unnest($1::text[], $2::text[]) AS w(s, t) \
+             JOIN pg_namespace n ON n.nspname = w.s \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.t",
+            &[&schemas, &tables],
+        )
+        .await?;
+    let mut found = HashMap::new();
+    for r in &rows {
+        let kind: String = r.get(3);
+        found.insert(
+            (r.get::<_, String>(0), r.get::<_, String>(1)),
+            TargetTable {
+                oid: r.get(2),
+                relkind: kind.chars().next().unwrap_or('?'),
+                columns: Vec::new(),
+                key: Vec::new(),
+                is_owner: r.get(4),
+                can_select: r.get(5),
+                can_insert: r.get(6),
+                can_update: r.get(7),
+            },
+        );
+    }
+    let oids: Vec<u32> = found.values().map(|t| t.oid).collect();
+    if oids.is_empty() {
+        return Ok(found);
+    }
+    let mut columns: HashMap<u32, Vec<ColumnDef>> = HashMap::new();
+    for (oid, c) in catalog::columns(s, &oids).await? {
+        columns.entry(oid).or_default().push(c);
+    }
+    let mut keys = catalog::keys(s, &oids).await?;
+    for t in found.values_mut() {
+        t.columns = columns.remove(&t.oid).unwrap_or_default();
+        t.key = keys.remove(&t.oid).unwrap_or_default();
+    }
+    Ok(found)
+}
+
+/// True when the table has at least one row (read without scanning it).
+pub(crate) async fn has_rows(
+    s: &Session,
+    schema: &str,
+    table: &str,
+) -> Result<bool, MigrationError> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {})",
+        crate::migration::names::qualified(schema, table)
+    );
+    Ok(
+        s.query_one("checking whether the target table is empty", &sql, &[])
+            .await?
+            .get(0),
+    )
+}
+
+/// What the task does to one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableAction {
+    /// The table did not exist: created (with its rows when `data` is migrated).
+    Create,
+    /// `data` only into an existing empty table: rows copied straight in.
+    Append,
+    /// Source rows whose key the target lacks were inserted; target rows kept.
+    SkipExisting,
+    /// Source rows replaced target rows with the same key (after saving them) and the
+    /// rest were inserted.
+    Overwrite,
+    /// The table was swapped for a copy of the source's; the old one kept.
+    Replace,
+    /// `schema` only into an existing table under a merge mode: nothing to do.
+    Unchanged,
+}
+
+impl TableAction {
+    /// True when the migration built the table, so its foreign keys are added too.
+    pub fn builds_table(self) -> bool {
+        matches!(self, Self::Create | Self::Replace)
+    }
+
+    /// The verb for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Create => "create it",
+            Self::Append => "copy the rows into the existing empty table",
+            Self::SkipExisting => "insert the rows whose key it lacks",
+            Self::Overwrite => "overwrite rows with the same key, saving the old ones",
+            Self::Replace => "replace the table, keeping the old one",
+            Self::Unchanged => "leave the existing table as it is",
+        }
+    }
+}
+
+/// What the task will do to a table, or why it cannot (a conflict under `error`, a
+/// missing table for `data` only, a view in the way...). `target_has_rows` is only
+/// asked for under `error` with `data` only.
+pub(crate) fn decide(
+    types: MigrationTypes,
+    conflict: ConflictMode,
+    existing: Option<&TargetTable>,
+    target_has_rows: impl FnOnce() -> bool,
+) -> Result<TableAction, String> {
+    let Some(t) = existing else {
+        return if types.schema {
+            Ok(TableAction::Create)
+        } else {
+            Err("does not exist in the target and only data is migrated".into())
+        };
+    };
+    if t.relkind != 'r' {
+        let what = match t.relkind {
+            'v' => "a view",
+            'm' => "a materialized view",
+            'S' => "a sequence",
+            'p' => "a partitioned table",
+            'f' => "a foreign table",
+            'i' | 'I' => "an index",
+            _ => "another kind of relation",
+        };
+        return Err(format!("exists in the target as {what}"));
+    }
+    match conflict {
+        ConflictMode::Error if types.schema => Err("already exists in the target".into()),
+        ConflictMode::Error if target_has_rows() => Err("already has rows in the target".into()),
+        ConflictMode::Error => Ok(TableAction::Append),
+        ConflictMode::SkipExisting | ConflictMode::Overwrite if !types.data => {
+            Ok(TableAction::Unchanged)
+        }
+        ConflictMode::SkipExisting => Ok(TableAction::SkipExisting),
+        ConflictMode::Overwrite => Ok(TableAction::Overwrite),
+        ConflictMode::Replace => Ok(TableAction::Replace),
+    }
+}
+
+/// Why the source rows cannot go into the existing target table as they are: a
+/// column missing or of another type, a required target column the source lacks, a
+/// merge without a key. Empty when they can.
+pub(crate) fn incompatibilities(
+    source: &TableDef,
+    target: &TargetTable,
+    action: TableAction,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let by_name: HashMap<&str, &ColumnDef> = target
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    for c in source.columns.iter().filter(|c| c.generated.is_none()) {
+        match by_name.get(c.name.as_str()) {
+            None => problems.push(format!("column {} is missing in the target", c.name)),
+            Some(t) if t.generated.is_some() => {
+                problems.push(format!("column {} is generated in the target", c.name))
+            }
+            Some(t) if t.type_sql != c.type_sql => problems.push(format!(
+                "column {} is {} in the source and {} in the target",
+                c.name, c.type_sql, t.type_sql
+            )),
+            Some(_) => {}
+        }
+    }
+    for t in &target.columns {
+        let in_source = source
+            .columns
+            .iter()
+            .any(|c| c.name == t.name && c.generated.is_none());
+        let fills_itself = t.default.is_some() || t.identity.is_some() || t.generated.is_some();
+        if !in_source && t.not_null && !fills_itself {
+            problems.push(format!(
+                "target column {} is NOT NULL without a default and the source has no such column",
+                t.name
+            ));
+        }
+    }
+    if matches!(action, TableAction::SkipExisting | TableAction::Overwrite) {
+        if target.key.is_empty() {
+            problems.push(
+                "the target table has no primary key or unique NOT NULL key to match rows by"
+                    .into(),
+            );
+        } else if let Some(k) = target
+            .key
+            .iter()
+            .find(|k| !source.columns.iter().any(|c| &c.name == *k))
+        {
+            problems.push(format!(
+                "key column {k} of the target is missing in the source"
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn existing(kind: char) -> TargetTable {
+        TargetTable {
+            oid: 1,
+            relkind: kind,
+            columns: vec![],
+            key: vec![],
+            is_owner: true,
+            can_select: true,
+            can_insert: true,
+            can_update: true,
+        }
+    }
+
+    #[test]
+    fn actions_follow_types_and_modes() {
+        let both = MigrationTypes::default();
+        let data = MigrationTypes {
+            schema: false,
+            data: true,
+        };
+        let t = existing('r');
+        assert_eq!(
+            decide(both, ConflictMode::Error, None, || false),
+            Ok(TableAction::Create)
+        );
+        assert!(decide(data, ConflictMode::Error, None, || false).is_err());
+        assert!(decide(both, ConflictMode::Error, Some(&t), || false).is_err());
+        assert_eq!(
+            decide(data, ConflictMode::Error, Some(&t), || false),
+            Ok(TableAction::Append)
+        );
+        assert!(decide(data, ConflictMode::Error, Some(&t), || true).is_err());
+        assert_eq!(
+            decide(both, ConflictMode::SkipExisting, Some(&t), || true),
+            Ok(TableAction::SkipExisting)
+        );
+        assert_eq!(
+            decide(
+                MigrationTypes {
+                    schema: true,
+                    data: false
+                },
+                ConflictMode::Overwrite,
+                Some(&t),
+                || true
+            ),
+            Ok(TableAction::Unchanged)
+        );
+        assert!(decide(both, ConflictMode::Replace, Some(&existing('v')), || true).is_err());
+    }
+}
