@@ -37,6 +37,7 @@
 //! - [`object`]: the stored object format.
 //! - [`wal`]: WAL push and fetch, and the entry points for `archive_command` and
 //!   `restore_command`.
+//! - [`prefetch`]: fetching WAL ahead of replay during a restore.
 //! - [`datadir`]: what a base backup copies from a data directory.
 //! - [`base_backup`]: base backups through `pg_backup_start`/`pg_backup_stop`.
 //! - [`manifest`]: the manifest that makes a backup exist.
@@ -53,6 +54,7 @@ mod error;
 pub mod lsn;
 pub mod manifest;
 pub mod object;
+pub mod prefetch;
 pub mod repository;
 pub mod restore;
 pub mod retention;

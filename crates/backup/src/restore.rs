@@ -273,14 +273,30 @@ impl RecoverySettings {
 }
 
 /// The `restore_command` that runs `lifeboat wal-fetch` (the program must be reachable
-/// by the cluster's OS user).
-pub fn restore_command(lifeboat: &Path, repo_config: &Path, instance: &str) -> String {
-    format!(
-        "{} wal-fetch --repo-config {} --instance {} %f %p",
-        crate::wal::shell_quote(&lifeboat.display().to_string()),
-        crate::wal::shell_quote(&repo_config.display().to_string()),
-        crate::wal::shell_quote(instance)
-    )
+/// by the cluster's OS user). With `prefetch`, segments are fetched ahead of replay into
+/// that directory (see [`crate::prefetch`]).
+pub fn restore_command(
+    lifeboat: &Path,
+    repo_config: &Path,
+    instance: &str,
+    prefetch: Option<&crate::prefetch::Prefetch>,
+) -> String {
+    use crate::wal::shell_quote;
+    let mut cmd = format!(
+        "{} wal-fetch --repo-config {} --instance {}",
+        shell_quote(&lifeboat.display().to_string()),
+        shell_quote(&repo_config.display().to_string()),
+        shell_quote(instance)
+    );
+    if let Some(p) = prefetch {
+        cmd.push_str(&format!(
+            " --prefetch-dir {} --prefetch {}",
+            shell_quote(&p.dir.display().to_string()),
+            p.ahead
+        ));
+    }
+    cmd.push_str(" %f %p");
+    cmd
 }
 
 /// Creates `recovery.signal`, which makes PostgreSQL start in targeted recovery.

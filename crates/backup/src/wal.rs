@@ -213,7 +213,8 @@ pub struct CommandOutcome {
 }
 
 /// `lifeboat wal-push --repo-config FILE --instance ID %p`: exit 0 only when the file is
-/// durable; non-zero makes PostgreSQL keep the WAL and retry.
+/// durable; non-zero makes PostgreSQL keep the WAL and retry. Must not be called inside
+/// an async runtime (it runs its own).
 pub fn wal_push_command(config: &Path, instance: &str, wal_path: &Path) -> CommandOutcome {
     let result = run_blocking(async {
         let repo = Repository::open(&crate::RepositoryConfig::load(config)?)?;
@@ -240,12 +241,22 @@ pub fn wal_push_command(config: &Path, instance: &str, wal_path: &Path) -> Comma
 /// would end recovery early at the damaged file.
 pub const FETCH_FAILED_EXIT: i32 = 126;
 
-/// `lifeboat wal-fetch --repo-config FILE --instance ID %f %p`: exit 0 when restored, 1
-/// quietly when the archive has no such file, [`FETCH_FAILED_EXIT`] on any other error.
-pub fn wal_fetch_command(config: &Path, instance: &str, name: &str, dest: &Path) -> CommandOutcome {
+/// `lifeboat wal-fetch --repo-config FILE --instance ID [--prefetch-dir DIR --prefetch N] %f %p`:
+/// exit 0 when restored, 1 quietly when the archive has no such file,
+/// [`FETCH_FAILED_EXIT`] on any other error. Must not be called inside an async runtime.
+pub fn wal_fetch_command(
+    config: &Path,
+    instance: &str,
+    name: &str,
+    dest: &Path,
+    prefetch: Option<&crate::prefetch::Prefetch>,
+) -> CommandOutcome {
     let result = run_blocking(async {
         let repo = Repository::open(&crate::RepositoryConfig::load(config)?)?;
-        wal_fetch(&repo, instance, name, dest).await
+        match prefetch {
+            Some(p) => crate::prefetch::wal_fetch_ahead(&repo, instance, name, dest, p).await,
+            None => wal_fetch(&repo, instance, name, dest).await,
+        }
     });
     match result {
         Ok(FetchOutcome::Restored) => CommandOutcome {

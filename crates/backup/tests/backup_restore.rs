@@ -108,7 +108,8 @@ async fn restores_to_a_point_in_time_in_a_new_cluster() {
     .unwrap();
     restored
         .recover(&RecoverySettings {
-            restore_command: repo.restore_command(),
+            // Fetching ahead, as temporary instances do; the spool is in the instance dir.
+            restore_command: repo.restore_command(Some(&restored.cluster.dir.join("wal-prefetch"))),
             target: RecoveryTarget::Time(target.fixed_offset()),
         })
         .await;

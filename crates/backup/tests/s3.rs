@@ -206,7 +206,7 @@ async fn s3_repository_archives_backs_up_and_restores() {
     .unwrap();
     restored
         .recover(&RecoverySettings {
-            restore_command: repo.restore_command(),
+            restore_command: repo.restore_command(None),
             target: RecoveryTarget::Time(target.fixed_offset()),
         })
         .await;

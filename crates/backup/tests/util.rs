@@ -57,8 +57,18 @@ impl TestRepo {
         lifeboat_backup::wal::archive_command(&wal_command_bin(), &self.config_path, INSTANCE)
     }
 
-    pub fn restore_command(&self) -> String {
-        lifeboat_backup::restore::restore_command(&wal_command_bin(), &self.config_path, INSTANCE)
+    /// The `restore_command`, fetching 4 segments ahead into `prefetch_dir` when given.
+    pub fn restore_command(&self, prefetch_dir: Option<&Path>) -> String {
+        let prefetch = prefetch_dir.map(|d| lifeboat_backup::prefetch::Prefetch {
+            dir: d.to_path_buf(),
+            ahead: 4,
+        });
+        lifeboat_backup::restore::restore_command(
+            &wal_command_bin(),
+            &self.config_path,
+            INSTANCE,
+            prefetch.as_ref(),
+        )
     }
 }
 

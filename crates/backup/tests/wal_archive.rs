@@ -65,7 +65,7 @@ fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
     let repo = TestRepo::new();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("RECOVERYXLOG");
-    let out = wal_fetch_command(&repo.config_path, INSTANCE, "00000002.history", &dest);
+    let out = wal_fetch_command(&repo.config_path, INSTANCE, "00000002.history", &dest, None);
     assert_eq!((out.code, out.message.as_str()), (1, ""));
     assert!(!dest.exists());
 
@@ -77,7 +77,7 @@ fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&stored, &bytes).unwrap();
-    let out = wal_fetch_command(&repo.config_path, INSTANCE, SEGMENT, &dest);
+    let out = wal_fetch_command(&repo.config_path, INSTANCE, SEGMENT, &dest, None);
     assert_eq!(out.code, FETCH_FAILED_EXIT);
     assert!(
         out.message.contains(SEGMENT) && out.message.contains("corrupt"),
@@ -103,4 +103,56 @@ fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
 
     let bad = wal_push_command(&repo.config_path, INSTANCE, &dir.path().join("not-wal"));
     assert_eq!(bad.code, 1);
+}
+
+#[tokio::test]
+async fn prefetch_serves_the_next_segments_from_its_directory() {
+    use lifeboat_backup::prefetch::{Prefetch, wal_fetch_ahead};
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=5)
+        .map(|i| format!("0000000100000000000000{i:02X}"))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        let p = dir.path().join(n);
+        std::fs::write(&p, segment_bytes(i as u8)).unwrap();
+        wal_push(&repo.repo, INSTANCE, &p).await.unwrap();
+    }
+    let prefetch = Prefetch {
+        dir: dir.path().join("spool"),
+        ahead: 3,
+    };
+    let dest = dir.path().join("RECOVERYXLOG");
+    let out = wal_fetch_ahead(&repo.repo, INSTANCE, &names[0], &dest, &prefetch)
+        .await
+        .unwrap();
+    assert_eq!(out, FetchOutcome::Restored);
+    assert_eq!(std::fs::read(&dest).unwrap(), segment_bytes(0));
+    assert!(prefetch.dir.join(&names[1]).exists() && prefetch.dir.join(&names[2]).exists());
+    assert!(!prefetch.dir.join(&names[3]).exists());
+
+    // The next one comes from the spool, even with the repository copy gone.
+    repo.repo
+        .delete(&lifeboat_backup::wal::wal_key(INSTANCE, &names[1]))
+        .await
+        .unwrap();
+    wal_fetch_ahead(&repo.repo, INSTANCE, &names[1], &dest, &prefetch)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), segment_bytes(1));
+    assert!(!prefetch.dir.join(&names[1]).exists());
+    // Past the end of the archive: a quiet "not found", nothing spooled.
+    for n in &names[2..] {
+        wal_fetch_ahead(&repo.repo, INSTANCE, n, &dest, &prefetch)
+            .await
+            .unwrap();
+    }
+    let missing = "000000010000000000000006";
+    assert_eq!(
+        wal_fetch_ahead(&repo.repo, INSTANCE, missing, &dest, &prefetch)
+            .await
+            .unwrap(),
+        FetchOutcome::NotFound
+    );
+    assert_eq!(std::fs::read_dir(&prefetch.dir).unwrap().count(), 0);
 }

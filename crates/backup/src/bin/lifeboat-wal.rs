@@ -4,10 +4,13 @@
 //!
 //! ```text
 //! lifeboat-wal wal-push  --repo-config FILE --instance ID PATH
-//! lifeboat-wal wal-fetch --repo-config FILE --instance ID NAME DEST
+//! lifeboat-wal wal-fetch --repo-config FILE --instance ID [--prefetch-dir DIR --prefetch N] NAME DEST
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use lifeboat_backup::CommandOutcome;
+use lifeboat_backup::prefetch::Prefetch;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,16 +18,38 @@ fn main() {
         [cmd, flag_c, config, flag_i, instance, rest @ ..]
             if flag_c == "--repo-config" && flag_i == "--instance" =>
         {
+            let config = Path::new(config);
             match (cmd.as_str(), rest) {
                 ("wal-push", [path]) => {
-                    lifeboat_backup::wal_push_command(Path::new(config), instance, Path::new(path))
+                    lifeboat_backup::wal_push_command(config, instance, Path::new(path))
                 }
                 ("wal-fetch", [name, dest]) => lifeboat_backup::wal_fetch_command(
-                    Path::new(config),
+                    config,
                     instance,
                     name,
                     Path::new(dest),
+                    None,
                 ),
+                ("wal-fetch", [flag_d, dir, flag_n, ahead, name, dest])
+                    if flag_d == "--prefetch-dir" && flag_n == "--prefetch" =>
+                {
+                    match ahead.parse() {
+                        Ok(ahead) => {
+                            let prefetch = Prefetch {
+                                dir: PathBuf::from(dir),
+                                ahead,
+                            };
+                            lifeboat_backup::wal_fetch_command(
+                                config,
+                                instance,
+                                name,
+                                Path::new(dest),
+                                Some(&prefetch),
+                            )
+                        }
+                        Err(_) => usage(),
+                    }
+                }
                 _ => usage(),
             }
         }
@@ -36,10 +61,9 @@ fn main() {
     std::process::exit(outcome.code);
 }
 
-fn usage() -> lifeboat_backup::CommandOutcome {
-    lifeboat_backup::CommandOutcome {
+fn usage() -> CommandOutcome {
+    CommandOutcome {
         code: 2,
-        message: "usage: lifeboat-wal wal-push|wal-fetch --repo-config FILE --instance ID ARGS"
-            .into(),
+        message: "usage: lifeboat-wal wal-push|wal-fetch --repo-config FILE --instance ID [--prefetch-dir DIR --prefetch N] ARGS".into(),
     }
 }
