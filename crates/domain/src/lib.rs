@@ -10,14 +10,17 @@
 //! - [`names`]: instance and account name rules.
 //! - [`instance`]: kinds, statuses and network types of instances.
 //! - [`whitelist`]: CIDR entries rendered into `pg_hba.conf`.
+//! - [`target`]: recovery targets and how times are read.
 
 pub mod id;
 pub mod instance;
 pub mod names;
+pub mod target;
 pub mod whitelist;
 
 pub use id::InstanceId;
 pub use instance::{InstanceKind, InstanceStatus, NetworkType};
+pub use target::RestoreTarget;
 pub use whitelist::WhitelistEntry;
 
 /// A value given by a user that Lifeboat refuses, with what to do instead.

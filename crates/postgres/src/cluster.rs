@@ -67,15 +67,7 @@ impl Cluster {
     /// `initdb` with data checksums, UTF-8 and SCRAM. Lifeboat's own role is the
     /// bootstrap superuser.
     pub fn init(&self) -> Result<(), PgError> {
-        let socket = self.dir.join(format!(".s.PGSQL.{}", self.port));
-        if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(PgError::SocketPathTooLong(socket));
-        }
-        std::fs::create_dir_all(&self.dir)
-            .map_err(PgError::io(format!("cannot create {}", self.dir.display())))?;
-        set_mode(&self.dir, 0o700)?;
-        self.user.chown(&self.dir)?;
-        self.user.check_writable(&self.dir)?;
+        self.create_dir()?;
         let out = self
             .user
             .command(&self.bins.path("initdb"), &self.dir)
@@ -101,6 +93,20 @@ impl Cluster {
         self.write_owned(&conf, &text)
     }
 
+    /// Creates the instance directory, mode 0700, owned by the OS user, and checks that
+    /// the user can reach it (every parent must be traversable).
+    pub fn create_dir(&self) -> Result<(), PgError> {
+        let socket = self.dir.join(format!(".s.PGSQL.{}", self.port));
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(PgError::SocketPathTooLong(socket));
+        }
+        std::fs::create_dir_all(&self.dir)
+            .map_err(PgError::io(format!("cannot create {}", self.dir.display())))?;
+        set_mode(&self.dir, 0o700)?;
+        self.user.chown(&self.dir)?;
+        self.user.check_writable(&self.dir)
+    }
+
     /// Rewrites `lifeboat.conf`; takes effect at the next start (port, archive mode) or
     /// reload (most other settings).
     pub fn write_settings(&self, settings: &ClusterSettings) -> Result<(), PgError> {
@@ -113,7 +119,7 @@ impl Cluster {
     }
 
     /// Writes a file atomically (temp file, fsync, rename) and gives it to the OS user.
-    fn write_owned(&self, path: &Path, content: &str) -> Result<(), PgError> {
+    pub fn write_owned(&self, path: &Path, content: &str) -> Result<(), PgError> {
         let tmp = path.with_extension("lifeboat-tmp");
         let ctx = || format!("cannot write {}", path.display());
         {
@@ -151,6 +157,46 @@ impl Cluster {
             .output()
             .map_err(PgError::io("cannot run pg_ctl start"))?;
         check("pg_ctl start", out).map_err(|e| with_log_tail(e, &log))
+    }
+
+    /// Starts a restored copy for recovery without waiting (recovery may take long; the
+    /// caller follows it), at low CPU and I/O priority so that it does not slow down the
+    /// masters on the same machine. The postmaster and every backend inherit the
+    /// priority from pg_ctl.
+    pub fn start_recovery(&self, listen_address: &str) -> Result<(), PgError> {
+        if TcpListener::bind((listen_address, self.port)).is_err() {
+            return Err(PgError::PortInUse {
+                address: listen_address.to_string(),
+                port: self.port,
+            });
+        }
+        let log = self.log_file();
+        let mut cmd = self.user.command(&self.bins.path("pg_ctl"), &self.dir);
+        cmd.arg("start")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .arg("--log")
+            .arg(&log)
+            .args(["--no-wait", "--silent"]);
+        // SAFETY: only async-signal-safe system calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                // ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE): disk time
+                // only when no one else wants it.
+                libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13);
+                Ok(())
+            });
+        }
+        let out = cmd
+            .output()
+            .map_err(PgError::io("cannot run pg_ctl start"))?;
+        check("pg_ctl start", out).map_err(|e| with_log_tail(e, &log))
+    }
+
+    /// The last `max` bytes of the server log.
+    pub fn log_tail(&self, max: u64) -> String {
+        read_tail(&self.log_file(), max).unwrap_or_default()
     }
 
     /// Stops the postmaster if it runs. Stopping a stopped or missing cluster succeeds.

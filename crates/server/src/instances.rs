@@ -92,6 +92,7 @@ pub async fn create_master(
             expires_at: None,
             privileged_account: req.account.clone(),
             pending_verifier: Some(verifier.clone()),
+            restore_target: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })?
     };
@@ -240,6 +241,9 @@ pub fn write_config(
 /// stops the cluster, removes its directory, then forgets the record.
 pub async fn delete(state: SharedState, id: InstanceId) -> Result<(), ApiError> {
     let rec = state.store.instance(&id)?;
+    if rec.kind == InstanceKind::Temporary {
+        return crate::temporary::release(&state, &id, "released by the user").await;
+    }
     let temporaries = state.store.live_temporaries(&id)?;
     if let Some(t) = temporaries.first() {
         return Err(ApiError::conflict(

@@ -19,6 +19,8 @@
 //! - [`config`]: the TOML configuration and its defaults.
 //! - [`api`]: routes, views and the OpenAPI document.
 //! - [`instances`]: the life of an instance (create, start, stop, delete, access).
+//! - [`backups`]: archiving settings, base backups, retention, archiving health.
+//! - [`temporary`]: temporary instances restored to a point in time, and their release.
 //! - [`reconcile`]: what runs at start to repair interrupted work.
 //! - [`auth`], [`error`], [`state`]: the token, the error mapping, shared state.
 
@@ -30,6 +32,7 @@ pub mod error;
 pub mod instances;
 pub mod reconcile;
 pub mod state;
+pub mod temporary;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -120,6 +123,7 @@ pub async fn serve(
     let workers = state.clone();
     tokio::spawn(async move {
         reconcile::reconcile(workers.clone()).await;
+        tokio::spawn(temporary::reaper(workers.clone()));
         backups::scheduler(workers).await;
     });
     axum::serve(listener, api::app(state))

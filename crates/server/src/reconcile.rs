@@ -1,7 +1,9 @@
 //! Brings the clusters on disk in line with the metadata store when the server starts.
 //!
+//! - expired temporary instances are released first.
 //! - `creating`: the create was interrupted; it is done again from scratch (the
-//!   privileged account's SCRAM verifier was kept for this), or undone if it fails.
+//!   privileged account's SCRAM verifier was kept for this, a temporary instance's
+//!   recovery target too), or undone if it fails.
 //! - `deleting`: the delete is finished.
 //! - `running`: the cluster is started if it is not running.
 //! - `stopped`: the cluster is stopped if it runs.
@@ -22,6 +24,8 @@ pub async fn reconcile(state: SharedState) {
         tracing::warn!(error = %e, hint = %e.hint(), "PostgreSQL is not usable; instances are not reconciled");
         return;
     }
+    // Temporary instances whose time ran out while the server was down go first.
+    crate::temporary::release_expired(&state).await;
     let records = match state.store.list_instances(false) {
         Ok(r) => r,
         Err(e) => {
@@ -32,6 +36,11 @@ pub async fn reconcile(state: SharedState) {
     for rec in &records {
         let id = rec.id.clone();
         let outcome = match rec.status {
+            InstanceStatus::Creating if rec.kind == lifeboat_domain::InstanceKind::Temporary => {
+                tracing::info!(instance = %id, "restarting an interrupted temporary instance");
+                tokio::spawn(crate::temporary::build(state.clone(), id.clone()));
+                Ok(())
+            }
             InstanceStatus::Creating => {
                 tracing::info!(instance = %id, "resuming an interrupted create");
                 instances::finish_create(state.clone(), id.clone()).await

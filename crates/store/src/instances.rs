@@ -26,6 +26,10 @@ pub struct InstanceRecord {
     pub privileged_account: String,
     /// Set while a create is unfinished; see the schema.
     pub pending_verifier: Option<String>,
+    /// The recovery target of a temporary instance, as JSON.
+    pub restore_target: Option<String>,
+    /// How far the creation of a temporary instance got, as JSON.
+    pub progress: Option<String>,
 }
 
 /// What a new instance starts with.
@@ -41,6 +45,7 @@ pub struct NewInstance {
     pub expires_at: Option<DateTime<Utc>>,
     pub privileged_account: String,
     pub pending_verifier: Option<String>,
+    pub restore_target: Option<String>,
     pub whitelist: Vec<WhitelistEntry>,
 }
 
@@ -59,7 +64,8 @@ pub struct WhitelistRecord {
 }
 
 const COLUMNS: &str = "id, name, kind, status, region, port, engine_version, network_type, \
-     master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier";
+     master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier, \
+     restore_target, progress";
 
 fn now() -> String {
     Utc::now().to_rfc3339()
@@ -87,6 +93,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
     let (name, region, engine_version) = (row.get(1)?, row.get(4)?, row.get(6)?);
     let (status_detail, privileged_account, pending_verifier) =
         (row.get(11)?, row.get(12)?, row.get(13)?);
+    let (restore_target, progress) = (row.get(14)?, row.get(15)?);
     Ok((|| {
         Ok(InstanceRecord {
             id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
@@ -106,6 +113,8 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
             status_detail,
             privileged_account,
             pending_verifier,
+            restore_target,
+            progress,
         })
     })())
 }
@@ -116,7 +125,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13)"),
+            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL)"),
             params![
                 new.id.as_str(),
                 new.name,
@@ -131,6 +140,7 @@ impl Store {
                 new.expires_at.map(|t| t.to_rfc3339()),
                 new.privileged_account,
                 new.pending_verifier,
+                new.restore_target,
             ],
         );
         if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
@@ -210,6 +220,31 @@ impl Store {
         expect_one(n, id)
     }
 
+    /// The newest temporary instance of `master`, whatever its status.
+    pub fn latest_temporary(
+        &self,
+        master: &InstanceId,
+    ) -> Result<Option<InstanceRecord>, StoreError> {
+        let conn = self.conn();
+        let found = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM instances WHERE master_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"),
+                [master.as_str()],
+                read_instance,
+            )
+            .optional()?;
+        found.transpose()
+    }
+
+    /// Records how far the creation of a temporary instance got.
+    pub fn set_progress(&self, id: &InstanceId, progress: &str) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET progress = ?2 WHERE id = ?1",
+            params![id.as_str(), progress],
+        )?;
+        expect_one(n, id)
+    }
+
     /// Forgets the SCRAM verifier kept for an unfinished create.
     pub fn clear_pending_verifier(&self, id: &InstanceId) -> Result<(), StoreError> {
         let n = self.conn().execute(
@@ -227,22 +262,26 @@ impl Store {
         expect_one(n, id)
     }
 
-    /// Ports held by instances of `region` that still exist.
+    /// Ports held by instances of `region` that still exist (a failed temporary
+    /// instance has no cluster left and holds no port).
     pub fn used_ports(&self, region: &str) -> Result<Vec<u16>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT port FROM instances WHERE region = ?1 AND status <> 'released'")?;
+        let mut stmt = conn.prepare(
+            "SELECT port FROM instances WHERE region = ?1 AND status <> 'released' \
+             AND NOT (kind = 'temporary' AND status = 'failed')",
+        )?;
         let ports = stmt.query_map([region], |r| r.get::<_, i64>(0))?;
         Ok(ports
             .filter_map(|p| p.ok().and_then(|p| u16::try_from(p).ok()))
             .collect())
     }
 
-    /// Temporary instances of `master` that are not released.
+    /// Temporary instances of `master` that exist: not released, and not failed (a
+    /// failed one has nothing left but its record, kept to say why it failed).
     pub fn live_temporaries(&self, master: &InstanceId) -> Result<Vec<InstanceRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM instances WHERE master_id = ?1 AND status <> 'released' ORDER BY created_at"
+            "SELECT {COLUMNS} FROM instances WHERE master_id = ?1 AND status NOT IN ('released', 'failed') ORDER BY created_at"
         ))?;
         let rows = stmt.query_map([master.as_str()], read_instance)?;
         rows.map(|r| r?).collect()
@@ -379,6 +418,7 @@ mod tests {
             expires_at: None,
             privileged_account: "admin".into(),
             pending_verifier: Some("SCRAM-SHA-256$x".into()),
+            restore_target: None,
             whitelist: vec![WhitelistEntry::localhost()],
         }
     }

@@ -64,6 +64,11 @@ CREATE TABLE backup_runs (
 -- At most one running backup per instance.
 CREATE UNIQUE INDEX backup_runs_one_running ON backup_runs(instance_id) WHERE state = 'running';
 "#,
+    r#"
+-- A temporary instance's recovery target (JSON) and its creation progress (JSON).
+ALTER TABLE instances ADD COLUMN restore_target TEXT;
+ALTER TABLE instances ADD COLUMN progress TEXT;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

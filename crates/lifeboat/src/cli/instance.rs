@@ -126,7 +126,7 @@ pub fn enc(s: &str) -> String {
         .collect()
 }
 
-fn show(v: &InstanceView) {
+pub fn show(v: &InstanceView) {
     let mut rows = vec![
         ("id", v.id.clone()),
         ("name", v.name.clone()),

@@ -9,6 +9,7 @@ mod backup;
 mod client;
 mod instance;
 mod output;
+mod temp;
 mod zone;
 
 use std::net::SocketAddr;
@@ -93,12 +94,18 @@ enum Command {
     /// Base backups and the restorable window of a master.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Temporary instances: a master restored to a point in time.
+    #[command(subcommand)]
+    Temp(temp::TempCommand),
     /// Archive one WAL file into the backup repository (PostgreSQL's archive_command).
     WalPush {
         #[arg(long)]
         repo_config: PathBuf,
         #[arg(long)]
         instance: String,
+        /// Where to record the outcome of the last push.
+        #[arg(long)]
+        status_file: Option<PathBuf>,
         /// The WAL file (%p).
         path: PathBuf,
     },
@@ -108,6 +115,12 @@ enum Command {
         repo_config: PathBuf,
         #[arg(long)]
         instance: String,
+        /// Fetch this many segments at once into --prefetch-dir on a miss.
+        #[arg(long, requires = "prefetch_dir")]
+        prefetch: Option<usize>,
+        /// Where segments fetched ahead of replay wait.
+        #[arg(long)]
+        prefetch_dir: Option<PathBuf>,
         /// The WAL file name (%f).
         name: String,
         /// Where to write it (%p).
@@ -123,13 +136,24 @@ pub fn run_wal_command(args: &Args) -> Option<ExitCode> {
             repo_config,
             instance,
             path,
-        } => lifeboat_backup::wal_push_command(repo_config, instance, path),
+            status_file,
+        } => lifeboat_backup::wal_push_command(repo_config, instance, path, status_file.as_deref()),
         Command::WalFetch {
             repo_config,
             instance,
             name,
             dest,
-        } => lifeboat_backup::wal_fetch_command(repo_config, instance, name, dest),
+            prefetch,
+            prefetch_dir,
+        } => {
+            let ahead = prefetch_dir
+                .as_ref()
+                .map(|dir| lifeboat_backup::prefetch::Prefetch {
+                    dir: dir.clone(),
+                    ahead: prefetch.unwrap_or(8),
+                });
+            lifeboat_backup::wal_fetch_command(repo_config, instance, name, dest, ahead.as_ref())
+        }
         _ => return None,
     };
     if !outcome.message.is_empty() {
@@ -151,6 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Command::Account(c) => access::run_account(&client, args.output, c).await?,
                 Command::Whitelist(c) => access::run_whitelist(&client, args.output, c).await?,
                 Command::Backup(c) => return backup::run(&client, args.output, c).await,
+                Command::Temp(c) => return temp::run(&client, args.output, c).await,
                 Command::Serve { .. } | Command::WalPush { .. } | Command::WalFetch { .. } => {
                     unreachable!("handled before the client is built")
                 }

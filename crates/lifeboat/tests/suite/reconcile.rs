@@ -56,6 +56,7 @@ async fn an_interrupted_create_is_finished() {
             expires_at: None,
             privileged_account: "owner".into(),
             pending_verifier: Some(scram_verifier(PASSWORD)),
+            restore_target: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })
         .unwrap();
@@ -178,6 +179,7 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
         expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(48)),
         privileged_account: "admin".into(),
         pending_verifier: None,
+        restore_target: None,
         whitelist: vec![],
     })
     .unwrap();

@@ -3,6 +3,7 @@
 mod access;
 pub mod backups;
 mod instances;
+mod temporary;
 pub mod views;
 
 use axum::extract::FromRequest;
@@ -60,6 +61,8 @@ impl From<QueryRejection> for ApiError {
         backups::list_backups,
         backups::window,
         backups::verify,
+        temporary::create_temporary,
+        temporary::show_temporary,
     ),
     components(schemas(ErrorBody)),
     modifiers(&TokenAuth),
@@ -110,6 +113,10 @@ pub fn app(state: SharedState) -> Router {
         )
         .route("/instances/{id}/backups/verify", post(backups::verify))
         .route("/instances/{id}/window", get(backups::window))
+        .route(
+            "/instances/{id}/temporary",
+            get(temporary::show_temporary).post(temporary::create_temporary),
+        )
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -27,6 +27,11 @@ pub struct InstanceView {
     pub accounts: Vec<AccountView>,
     /// Bytes used by the instance's databases; absent when it is not running.
     pub data_size_bytes: Option<i64>,
+    /// The recovery target of a temporary instance, times with their UTC offset.
+    #[schema(value_type = Option<Object>)]
+    pub restore_target: Option<lifeboat_domain::RestoreTarget>,
+    /// How far the creation of a temporary instance got.
+    pub progress: Option<crate::temporary::TemporaryProgress>,
     /// WAL archiving health of a running master.
     pub archiving: Option<crate::backups::ArchivingView>,
     pub created_at: DateTime<Utc>,
@@ -112,6 +117,9 @@ impl InstanceView {
                 .collect(),
             data_size_bytes,
             archiving: None,
+            restore_target: crate::temporary::target_of(rec),
+            progress: (rec.kind == InstanceKind::Temporary)
+                .then(|| crate::temporary::progress_of(rec)),
             created_at: rec.created_at,
             master_id: rec.master_id.as_ref().map(|m| m.to_string()),
             expires_at: rec.expires_at,

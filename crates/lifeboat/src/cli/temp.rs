@@ -1,0 +1,167 @@
+//! `lifeboat temp ...`: temporary instances restored to a point in time.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use lifeboat_server::api::views::InstanceView;
+use serde_json::json;
+
+use super::Output;
+use super::client::Client;
+use super::instance::{enc, show};
+use super::output;
+
+#[derive(Debug, Subcommand)]
+pub enum TempCommand {
+    /// Restore a master's backups into a new temporary instance, at a point in time.
+    Create {
+        /// The master to restore.
+        master_id: String,
+        /// RFC 3339, or 'YYYY-MM-DD HH:MM:SS[.ffffff]' read in --tz.
+        #[arg(long, conflicts_with_all = ["lsn", "restore_point"])]
+        at: Option<String>,
+        /// Time zone of --at when it has no offset (IANA name); default the server's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Restore to a WAL position instead, e.g. 0/3000028.
+        #[arg(long, conflicts_with = "restore_point")]
+        lsn: Option<String>,
+        /// Restore to a restore point made with pg_create_restore_point.
+        #[arg(long)]
+        restore_point: Option<String>,
+        /// Wait until the instance is ready, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a master's temporary instance: progress, then how to connect.
+    Show { master_id: String },
+    /// Release a temporary instance now.
+    Delete { temp_id: String },
+}
+
+pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TempCommand::Create {
+            master_id,
+            at,
+            tz,
+            lsn,
+            restore_point,
+            wait,
+        } => {
+            if at.is_none() && lsn.is_none() && restore_point.is_none() {
+                anyhow::bail!(
+                    "no recovery target; hint: give --at TIME, --lsn LSN or --restore-point NAME"
+                );
+            }
+            let body = json!({ "at": at, "tz": tz, "lsn": lsn, "restore_point": restore_point });
+            let created: InstanceView = client
+                .post(&format!("/instances/{}/temporary", enc(&master_id)), &body)
+                .await?;
+            if out == Output::Table {
+                println!(
+                    "Creating temporary instance {} of {master_id}, restored to {}.",
+                    created.id,
+                    target_text(&created)
+                );
+            }
+            if !wait {
+                output::print(out, &created, |_| {
+                    println!("Follow it with `lifeboat temp show {master_id}`.")
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let done = wait_ready(client, &master_id, &created.id, out).await?;
+            output::print(out, &done, show)?;
+            Ok(if done.status == "running" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        TempCommand::Show { master_id } => {
+            let v: InstanceView = client
+                .get(&format!("/instances/{}/temporary", enc(&master_id)))
+                .await?;
+            output::print(out, &v, |v| {
+                show(v);
+                if let Some(p) = &v.progress {
+                    println!("{:<14}  {}", "phase", phase_text(p));
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TempCommand::Delete { temp_id } => {
+            let _: serde_json::Value = client
+                .delete(&format!("/instances/{}", enc(&temp_id)))
+                .await?;
+            output::print(out, &json!({ "id": temp_id, "released": true }), |_| {
+                println!("Released temporary instance {temp_id}.")
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn target_text(v: &InstanceView) -> String {
+    match &v.restore_target {
+        Some(lifeboat_domain::RestoreTarget::Time(t)) => t.to_rfc3339(),
+        Some(lifeboat_domain::RestoreTarget::Lsn(l)) => format!("LSN {l}"),
+        Some(lifeboat_domain::RestoreTarget::RestorePoint(n)) => format!("restore point '{n}'"),
+        None => "?".into(),
+    }
+}
+
+fn phase_text(p: &lifeboat_server::temporary::TemporaryProgress) -> String {
+    match p.phase.as_str() {
+        "restoring_files" => format!(
+            "restoring files of backup {}: {} of {}",
+            p.backup_id.clone().unwrap_or_default(),
+            output::bytes(p.bytes_done as i64),
+            output::bytes(p.bytes_total as i64)
+        ),
+        "replaying_wal" => format!(
+            "replaying WAL: {} replayed, at {}",
+            output::bytes(p.wal_replayed_bytes as i64),
+            p.replay_lsn.clone().unwrap_or_default()
+        ),
+        other => other.replace('_', " "),
+    }
+}
+
+/// Polls the master's temporary instance until it is ready or failed.
+async fn wait_ready(
+    client: &Client,
+    master_id: &str,
+    temp_id: &str,
+    out: Output,
+) -> anyhow::Result<InstanceView> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if out != Output::Table {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let v: InstanceView = client
+            .get(&format!("/instances/{}/temporary", enc(master_id)))
+            .await?;
+        if v.id != temp_id {
+            anyhow::bail!("temporary instance {temp_id} was replaced by {}", v.id);
+        }
+        if let Some(p) = &v.progress {
+            spinner.set_message(phase_text(p));
+            spinner.tick();
+        }
+        if v.status != "creating" {
+            spinner.finish_and_clear();
+            if v.status == "failed" {
+                anyhow::bail!(
+                    "temporary instance {temp_id} failed: {}",
+                    v.status_detail.clone().unwrap_or_default()
+                );
+            }
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
