@@ -19,7 +19,23 @@ pub(crate) struct Column {
     /// True for types compared under a collation (text and the like): the diff then
     /// orders them with `COLLATE "C"`, i.e. by bytes, identically on both servers.
     pub collatable: bool,
+    /// Equal values of this type always have the same text form, so its binary form
+    /// can be hashed instead (see [`crate::diff::sql`]).
+    pub hashed_as_is: bool,
+    /// `character(n)`: its text form is padded to n, while equality (and its hash,
+    /// and its cast to text) ignore trailing spaces.
+    pub padded: bool,
+    pub type_oid: u32,
 }
+
+/// Types whose equality (under `COLLATE "C"` for text) is identity of the text form:
+/// bool, bytea, "char", name, int8, int2, int4, text, oid, bpchar, varchar, date, time,
+/// timestamp, timestamptz, uuid. (For bpchar both ignore trailing spaces: its text
+/// form here is `value::text`, which drops them.) Not floats (-0 = 0), numeric
+/// (1.0 = 1.00), interval, jsonb...
+const HASHED_AS_IS: [u32; 16] = [
+    16, 17, 18, 19, 20, 21, 23, 25, 26, 1042, 1043, 1082, 1083, 1114, 1184, 2950,
+];
 
 /// One side's table, as the queries need it.
 #[derive(Debug, Clone)]
@@ -165,14 +181,16 @@ async fn indexes(conn: &Conn<'_>, oid: u32) -> Result<Vec<Index>, DiffError> {
 
 async fn estimated_rows(conn: &Conn<'_>, oid: u32) -> Result<f64, DiffError> {
     // reltuples is -1 for a table never vacuumed or analyzed; the size then gives a
-    // rough figure. Partitioned tables count their partitions.
+    // rough figure. Partitioned tables count their partitions (pg_partition_tree lists
+    // nothing for an ordinary table).
     let row = conn
         .query(
             "estimating the table's size",
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8, \
                     coalesce(sum(pg_relation_size(c.oid)), 0)::int8, \
                     coalesce(bool_or(c.reltuples < 0), false) \
-             FROM pg_partition_tree($1::oid) p JOIN pg_class c ON c.oid = p.relid",
+             FROM pg_class c WHERE c.oid = $1 \
+                OR c.oid IN (SELECT relid FROM pg_partition_tree($1::oid))",
             &[&oid],
         )
         .await?;
@@ -240,6 +258,9 @@ pub(crate) async fn plan(
                         name: sc.name.clone(),
                         cast_type: sc.cast_type.clone(),
                         collatable: sc.collatable,
+                        hashed_as_is: HASHED_AS_IS.contains(&sc.type_oid),
+                        padded: sc.type_oid == 1042,
+                        type_oid: sc.type_oid,
                     });
                 }
             }

@@ -146,25 +146,44 @@ async fn run(
 }
 
 /// The row hash both sides compute alike: PostgreSQL's own when both servers agree on
-/// a test value (same CPU architecture), md5 otherwise.
+/// test values (same CPU architecture), md5 of the text form otherwise.
 async fn row_hash(src: &Conn<'_>, dst: &Conn<'_>) -> Result<RowHash, DiffError> {
     let (a, b) = both(probe(src), probe(dst)).await?;
-    Ok(if a == b {
-        RowHash::Native
-    } else {
-        RowHash::Md5
+    Ok(match (a, b) {
+        (Some(a), Some(b)) if a.1 == b.1 => RowHash::Native {
+            v14: a.0 >= 140_000 && b.0 >= 140_000,
+        },
+        _ => RowHash::Md5,
     })
 }
 
-async fn probe(c: &Conn<'_>) -> Result<Option<i64>, DiffError> {
-    let rows = c
+/// The server's version and its hashes of test values; `None` before version 11,
+/// which lacks the 64-bit hash functions.
+async fn probe(c: &Conn<'_>) -> Result<Option<(i32, Vec<i64>)>, DiffError> {
+    let ctx = "probing the row hash";
+    let version = c
         .query(
-            "probing the row hash",
-            "SELECT hashtextextended('lifeboat diff', 0)",
+            ctx,
+            "SELECT current_setting('server_version_num')::int",
             &[],
         )
         .await?;
-    Ok(rows.first().map(|r| r.get::<_, i64>(0)))
+    let version: i32 = version.first().map_or(0, |r| r.get(0));
+    if version < 110_000 {
+        return Ok(None);
+    }
+    let rows = c
+        .query(
+            ctx,
+            "SELECT hashtextextended('lifeboat diff', 0), hashint8extended(42, 7)",
+            &[],
+        )
+        .await?;
+    let values = rows
+        .first()
+        .map(|r| vec![r.get::<_, i64>(0), r.get::<_, i64>(1)])
+        .unwrap_or_default();
+    Ok(Some((version, values)))
 }
 
 /// The explicit table pairs, then those of each schema pair; tables of a schema that

@@ -137,8 +137,8 @@ fn checksum_query(sql: &TableSql<'_>, mask: i64) -> Query {
     q.sql = format!(
         "SELECT s.b, count(*)::int8, sum(s.h)::text FROM \
          (SELECT {} & {mask} AS b, {} AS h FROM {}) AS s GROUP BY s.b ORDER BY s.b",
-        sql.hash.apply("r.rt", 1),
-        sql.hash.apply("r.rt", 0),
+        sql.hash.text("r.rt", 1),
+        sql.hash.text("r.rt", 0),
         fenced(sql, ""),
     );
     q
@@ -152,7 +152,7 @@ fn rows_query(sql: &TableSql<'_>, mask: i64, buckets: &[i64]) -> Query {
         "SELECT s.b, s.rt, count(*)::int8, min(s.vj) FROM \
          (SELECT {} & {mask} AS b, r.rt, {} AS vj FROM {}) AS s \
          WHERE s.b = ANY({ids}) GROUP BY s.b, s.rt ORDER BY s.b, s.rt COLLATE \"C\"",
-        sql.hash.apply("r.rt", 1),
+        sql.hash.text("r.rt", 1),
         sql.positional_json("r"),
         fenced(sql, &format!(", {}", sql.positional_select("t"))),
     );

@@ -214,7 +214,7 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Self {
-            rows_per_bucket: 16,
+            rows_per_bucket: 32,
             buckets_per_query: 65_536,
             max_buckets_per_scan: 1 << 20,
             max_rows_compared_by_key: 4096,

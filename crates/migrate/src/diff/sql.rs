@@ -13,26 +13,55 @@ use crate::diff::split::{Key, Range, Split};
 
 pub(crate) use lifeboat_postgres::accounts::quote_ident;
 
-/// How a row's text form is hashed to 64 bits. Both sides must hash alike:
-/// `hashtextextended` is fast but, like all of PostgreSQL's hash functions, may differ
-/// between CPU architectures, so the diff checks first and falls back to md5.
+/// How rows are hashed to 64 bits. Both sides must hash alike: PostgreSQL's hash
+/// functions may differ between CPU architectures, so the diff probes both servers
+/// first and falls back to md5 of the row's text form when they disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowHash {
-    Native,
+    /// PostgreSQL's own hash functions (11 and later), column by column: no row is
+    /// ever written as text for hashing, which would cost more than the scan itself.
+    /// `v14`: both servers have `hash_record_extended` and `bit_xor` (14 and later).
+    Native { v14: bool },
+    /// md5 of the row's text form.
     Md5,
 }
 
 impl RowHash {
     /// A 64-bit hash of the text expression `text`; `seed` picks independent hashes.
-    pub fn apply(self, text: &str, seed: u8) -> String {
+    pub fn text(self, text: &str, seed: u8) -> String {
         match self {
-            RowHash::Native => format!("hashtextextended({text}, {seed})"),
+            RowHash::Native { .. } => format!("hashtextextended({text}, {seed})"),
             RowHash::Md5 => format!(
                 "('x' || substr(md5({text}), {}, 16))::bit(64)::int8",
                 1 + 16 * u32::from(seed % 2)
             ),
         }
     }
+
+    /// The aggregate combining the row hashes of a bucket (with `count(*)` beside it).
+    /// XOR is cheapest and, keys being unique, no two rows of a bucket cancel out;
+    /// PostgreSQL before 14 has no `bit_xor`, so the exact `sum` serves there.
+    pub fn combine(self, h: &str) -> String {
+        match self {
+            RowHash::Native { v14: true } => format!("bit_xor({h})::text"),
+            _ => format!("sum({h})::text"),
+        }
+    }
+}
+
+/// The hash function of a type whose equal values always have the same text form,
+/// callable on a column of that type, or `None`.
+fn column_hash_function(type_oid: u32) -> Option<&'static str> {
+    Some(match type_oid {
+        20 => "hashint8extended",
+        21 => "hashint2extended",
+        23 => "hashint4extended",
+        25 | 1043 => "hashtextextended",
+        1042 => "hashbpcharextended",
+        1114 => "timestamp_hash_extended",
+        2950 => "uuid_hash_extended",
+        _ => return None,
+    })
 }
 
 /// A bind parameter.
@@ -99,17 +128,64 @@ impl<'p> TableSql<'p> {
         format!("{alias}.{}", quote_ident(&self.plan.columns[i].name))
     }
 
+    /// A compared column as it enters a hash: as it is when equal values of its type
+    /// always have the same text form, else as that text form, so that hashes follow
+    /// the text-form rule of [`crate::diff`]. Text is taken under `COLLATE "C"`, byte
+    /// for byte, whatever the column's collation.
+    fn hash_item(&self, alias: &str, i: usize) -> String {
+        let c = &self.plan.columns[i];
+        // Written as text, char(n) keeps its padding; cast to text, hashed or compared
+        // it does not: the text-form hash must cast it.
+        let as_is = c.hashed_as_is && !(c.padded && self.hash == RowHash::Md5);
+        match (as_is, c.collatable) {
+            (true, false) => self.col(alias, i),
+            (true, true) => format!("{} COLLATE \"C\"", self.col(alias, i)),
+            (false, _) => format!("{}::text COLLATE \"C\"", self.col(alias, i)),
+        }
+    }
+
     /// The row's text form over the compared columns in a fixed order: NULL and ''
     /// differ, and every value is written as PostgreSQL writes it to a client.
     pub fn row_text(&self, alias: &str) -> String {
-        let cols: Vec<String> = (0..self.plan.columns.len())
-            .map(|i| self.col(alias, i))
+        let items: Vec<String> = (0..self.plan.columns.len())
+            .map(|i| self.hash_item(alias, i))
             .collect();
-        format!("ROW({})::text", cols.join(", "))
+        format!("ROW({})::text", items.join(", "))
     }
 
+    /// A 64-bit hash of the row. Natively: each column of a common type is hashed by
+    /// its type's own function with a seed of its position (NULL gets a constant of its
+    /// own), the others together as one record (or as text before 14); the terms are
+    /// XORed and the result hashed once more, so that values swapped between rows of
+    /// a bucket still change the bucket's XOR.
     pub fn row_hash(&self, alias: &str) -> String {
-        self.hash.apply(&self.row_text(alias), 0)
+        let RowHash::Native { v14 } = self.hash else {
+            return self.hash.text(&self.row_text(alias), 0);
+        };
+        let mut terms = Vec::new();
+        let mut rest = Vec::new();
+        for (i, c) in self.plan.columns.iter().enumerate() {
+            match column_hash_function(c.type_oid) {
+                Some(f) => terms.push(format!(
+                    "coalesce({f}({}, {i}), {})",
+                    self.hash_item(alias, i),
+                    -1 - i as i64
+                )),
+                None => rest.push(self.hash_item(alias, i)),
+            }
+        }
+        if !rest.is_empty() {
+            let seed = self.plan.columns.len();
+            terms.push(if v14 {
+                format!("hash_record_extended(ROW({}), {seed})", rest.join(", "))
+            } else {
+                format!("hashtextextended(ROW({})::text, {seed})", rest.join(", "))
+            });
+        }
+        if terms.is_empty() {
+            terms.push("0::int8".into());
+        }
+        format!("hashint8extended({}, 0)", terms.join(" # "))
     }
 
     /// Each compared column's text form, as a `text[]`.
