@@ -90,7 +90,11 @@ async fn run(
     request: &DiffRequest,
     sink: &mut (dyn DiffSink + Send),
 ) -> Result<DiffReport, DiffError> {
-    let hash = row_hash(src, dst).await?;
+    let hash = if request.tuning.portable_hash {
+        RowHash::Md5
+    } else {
+        row_hash(src, dst).await?
+    };
     let (pairs, missing_tables) = expand(src, dst, request).await?;
     // Every table is looked up before any is compared, so a typo fails at once.
     let mut plans = Vec::new();

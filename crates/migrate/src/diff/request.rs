@@ -209,6 +209,10 @@ pub struct Tuning {
     pub max_rows_compared_by_key: u64,
     /// Differing keys whose full rows are fetched in one round trip.
     pub rows_per_fetch: usize,
+    /// Hash rows as md5 of their text form even when both servers' own hash
+    /// functions agree (slower; what the diff does between servers of different CPU
+    /// architectures).
+    pub portable_hash: bool,
 }
 
 impl Default for Tuning {
@@ -219,6 +223,7 @@ impl Default for Tuning {
             max_buckets_per_scan: 1 << 20,
             max_rows_compared_by_key: 4096,
             rows_per_fetch: 1000,
+            portable_hash: false,
         }
     }
 }

@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 
 /// Two databases of one cluster: `src` and `dst`, each with a superuser client.
 pub struct Pair {
-    /// Kept for its Drop, which stops the cluster.
-    _tc: TestCluster,
+    /// Stopped when dropped.
+    pub tc: TestCluster,
     pub src: Client,
     pub dst: Client,
 }
@@ -27,7 +27,7 @@ impl Pair {
         }
         let src = tc.connect("src").await;
         let dst = tc.connect("dst").await;
-        Self { _tc: tc, src, dst }
+        Self { tc, src, dst }
     }
 
     /// Runs `sql` on both databases.
@@ -119,6 +119,7 @@ pub fn tiny() -> Tuning {
         max_buckets_per_scan: 64,
         max_rows_compared_by_key: 6,
         rows_per_fetch: 5,
+        portable_hash: false,
     }
 }
 
