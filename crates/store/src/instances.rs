@@ -254,11 +254,17 @@ impl Store {
         expect_one(n, id)
     }
 
-    /// Removes the record with its accounts and whitelist entries.
+    /// Removes the record with its accounts and whitelist entries, and the records of
+    /// its released or failed temporary instances (kept until now as history).
     pub fn delete_instance(&self, id: &InstanceId) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM instances WHERE master_id = ?1 AND status IN ('released', 'failed')",
+            [id.as_str()],
+        )?;
+        let n = tx.execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])?;
+        tx.commit()?;
         expect_one(n, id)
     }
 

@@ -312,3 +312,73 @@ pub fn write_file(path: &Path, content: &[u8]) {
     let mut f = std::fs::File::create(path).expect("create");
     f.write_all(content).expect("write");
 }
+
+impl TestServer {
+    /// A server whose masters archive every second, so tests need not wait a minute for
+    /// the restorable window to move.
+    pub fn start_archiving(extra: &str) -> Self {
+        let (a, b) = port_range(8);
+        Self::with_config(&format!(
+            "[backup]\narchive_timeout = \"1s\"\n{extra}\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n"
+        ))
+    }
+
+    /// Waits until `f` returns `Some`, polling the CLI or the store, for up to 90 s.
+    pub async fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; server log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits for the first base backup of a new master to complete.
+    pub async fn wait_first_backup(&self, id: &str) {
+        self.wait_for("the first base backup", || {
+            let list = self.json(&["backup", "list", id]);
+            let done = list["backups"].as_array().is_some_and(|b| !b.is_empty());
+            done.then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the restorable window reaches `t` (RFC 3339).
+    pub async fn wait_window_reaches(&self, id: &str, t: chrono::DateTime<chrono::Utc>) -> Value {
+        self.wait_for("the restorable window to reach the target", || {
+            let w = self.json(&["backup", "window", id]);
+            let latest = w["latest"]
+                .as_str()
+                .and_then(|l| chrono::DateTime::parse_from_rfc3339(l).ok())?;
+            (latest >= t).then_some(w)
+        })
+        .await
+    }
+}
+
+/// Commits, then returns the commit's time as the server sees it, and forces the WAL
+/// holding it into the archive.
+pub async fn now_and_switch(client: &tokio_postgres::Client) -> chrono::DateTime<chrono::Utc> {
+    let t: chrono::DateTime<chrono::Utc> = client
+        .query_one("SELECT now()", &[])
+        .await
+        .expect("now")
+        .get(0);
+    switch_wal(client).await;
+    t
+}
+
+pub async fn switch_wal(client: &tokio_postgres::Client) {
+    // A transaction after the point, so that a commit record lies beyond it.
+    client.batch_execute("CREATE TABLE IF NOT EXISTS lb_tick (t timestamptz); INSERT INTO lb_tick VALUES (now())").await.expect("tick");
+    client
+        .query_one("SELECT pg_switch_wal()", &[])
+        .await
+        .expect("switch wal");
+}

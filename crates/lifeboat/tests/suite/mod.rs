@@ -2,3 +2,4 @@ mod errors;
 mod harness;
 mod instances;
 mod reconcile;
+mod temporary;

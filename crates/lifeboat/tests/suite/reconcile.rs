@@ -183,7 +183,8 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
         whitelist: vec![],
     })
     .unwrap();
-    st.set_status(&temp_id, InstanceStatus::Failed, Some("test"))
+    // Stopped: the reconciler leaves it as it is.
+    st.set_status(&temp_id, InstanceStatus::Stopped, None)
         .unwrap();
     drop(st);
     server.spawn();
@@ -211,4 +212,35 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_master_whose_temporary_instance_was_released_can_be_deleted() {
+    let mut server = TestServer::start();
+    let master = server.create_master("shop");
+    let master_id = InstanceId::parse(&id_of(&master)).unwrap();
+    server.kill();
+    let st = store(&server);
+    let temp_id = InstanceId::generate();
+    st.insert_instance(&NewInstance {
+        id: temp_id.clone(),
+        name: "shop-temp".into(),
+        kind: InstanceKind::Temporary,
+        region: "local".into(),
+        port: 1,
+        engine_version: "15".into(),
+        master_id: Some(master_id.clone()),
+        expires_at: None,
+        privileged_account: "admin".into(),
+        pending_verifier: None,
+        restore_target: None,
+        whitelist: vec![],
+    })
+    .unwrap();
+    st.set_status(&temp_id, InstanceStatus::Released, None)
+        .unwrap();
+    drop(st);
+    server.spawn();
+    server.json(&["instance", "delete", master_id.as_str()]);
+    assert!(store(&server).find_instance(&temp_id).unwrap().is_none());
 }

@@ -1,0 +1,345 @@
+//! Temporary instances: the misoperation is undone on a copy restored to the second
+//! before it, without touching the master.
+
+use serde_json::json;
+
+use super::harness::*;
+
+#[tokio::test]
+async fn undo_a_delete_through_a_temporary_instance() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, item text, price numeric);
+             INSERT INTO orders SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let before = checksum(&admin).await;
+    let target = now_and_switch(&admin).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The mistake, then a password change the copy must not know about.
+    admin
+        .batch_execute("DELETE FROM orders; ALTER ROLE admin PASSWORD 'changed-after-target';")
+        .await
+        .unwrap();
+    switch_wal(&admin).await;
+    server.wait_window_reaches(&id, target).await;
+
+    let at = target.to_rfc3339();
+    let out = server.cli(&[
+        "temp", "create", &id, "--at", &at, "--wait", "--output", "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let temp: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (temp_id, temp_port) = (id_of(&temp), port_of(&temp));
+    assert_eq!(temp["kind"], "temporary");
+    assert_eq!(temp["status"], "running");
+    assert_eq!(temp["network_type"], "classic");
+    assert_eq!(temp["master_id"], id.as_str());
+    assert_ne!(temp_port, port);
+    assert_eq!(temp["progress"]["phase"], "ready");
+    assert_eq!(temp["restore_target"]["kind"], "time");
+    let left = temp["time_left_seconds"].as_i64().unwrap();
+    assert!((47 * 3600..=48 * 3600).contains(&left), "time left {left}");
+
+    // The copy has the rows exactly as they were, the old password, no archiving.
+    let copy = connect(temp_port, "admin", PASSWORD)
+        .await
+        .expect("the password at the target works");
+    assert_eq!(checksum(&copy).await, before);
+    let row = copy
+        .query_one(
+            "SELECT current_setting('archive_mode'), pg_is_in_recovery()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "off");
+    assert!(!row.get::<_, bool>(1));
+    let err = connect(temp_port, "admin", "changed-after-target")
+        .await
+        .expect_err("a later password must not work");
+    assert!(err.contains("password authentication failed"), "{err}");
+    // The master is untouched: its rows are still gone and its new password works.
+    let master_now = connect(port, "admin", "changed-after-target")
+        .await
+        .unwrap();
+    assert_eq!(checksum(&master_now).await.0, 0);
+
+    // One temporary instance per master.
+    let err = server.fails(&["temp", "create", &id, "--at", &at]);
+    assert!(
+        err.contains(&format!("already has the temporary instance {temp_id}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("lifeboat temp delete {temp_id}")),
+        "{err}"
+    );
+    let err = server.fails(&["instance", "delete", &id]);
+    assert!(
+        err.contains(&format!("has the temporary instance {temp_id}")),
+        "{err}"
+    );
+    let shown = server.json(&["temp", "show", &id]);
+    assert_eq!(shown["id"], temp_id.as_str());
+
+    // Released at once on delete: process, directory and port are gone.
+    server.json(&["temp", "delete", &temp_id]);
+    assert!(!server.instance_dir(&temp_id).exists());
+    assert!(connect(temp_port, "admin", PASSWORD).await.is_err());
+    assert_eq!(server.json(&["temp", "show", &id])["status"], "released");
+    assert!(
+        server
+            .json(&["instance", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["id"] != temp_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_temporary_instance_needs_only_the_repository() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE t AS SELECT generate_series(1, 300) g")
+        .await
+        .unwrap();
+    let lsn: String = admin
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute("INSERT INTO t SELECT generate_series(301, 600)")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+    drop(admin);
+    // Restore by LSN while the master is stopped.
+    server.json(&["instance", "stop", &id]);
+    let temp = server.json(&["temp", "create", &id, "--lsn", &lsn, "--wait"]);
+    let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
+    let n: i64 = copy
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 300);
+    assert_eq!(temp["restore_target"]["value"], lsn.as_str());
+    assert_eq!(server.json(&["instance", "show", &id])["status"], "stopped");
+}
+
+#[tokio::test]
+async fn bad_targets_are_refused_with_the_window() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let id = id_of(&master);
+    let err = server.fails(&["temp", "create", "pg-zzzzzz", "--at", "2026-01-01 00:00:00"]);
+    assert!(err.contains("instance pg-zzzzzz not found"), "{err}");
+    server.wait_first_backup(&id).await;
+    let err = server.fails(&["temp", "create", &id, "--at", "last tuesday"]);
+    assert!(err.contains("'last tuesday' is not a time"), "{err}");
+    let err = server.fails(&[
+        "temp",
+        "create",
+        &id,
+        "--at",
+        "2999-01-01 00:00:00",
+        "--tz",
+        "Asia/Tokyo",
+    ]);
+    assert!(
+        err.contains("2999-01-01T00:00:00+09:00 is in the future"),
+        "{err}"
+    );
+    let err = server.fails(&[
+        "temp",
+        "create",
+        &id,
+        "--at",
+        "2020-01-01 00:00:00",
+        "--tz",
+        "Europe/Paris",
+    ]);
+    assert!(
+        err.contains("2020-01-01T00:00:00+01:00 is outside the restorable window of"),
+        "{err}"
+    );
+    let err = server.fails(&[
+        "temp",
+        "create",
+        &id,
+        "--at",
+        "2020-01-01 00:00:00",
+        "--tz",
+        "Mars/Base",
+    ]);
+    assert!(err.contains("unknown time zone 'Mars/Base'"), "{err}");
+    let err = server.fails(&["temp", "create", &id, "--lsn", "not-an-lsn"]);
+    assert!(err.contains("'not-an-lsn' is not an LSN"), "{err}");
+    let err = server.fails(&["temp", "create", &id]);
+    assert!(err.contains("no recovery target"), "{err}");
+    // Nothing was left behind by any of these.
+    assert_eq!(server.instance_dirs(), vec![id.clone()]);
+    let err = server.fails(&["temp", "show", &id]);
+    assert!(err.contains("has no temporary instance"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_creates_give_exactly_one_instance() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+    let token = server.token();
+    let body = json!({ "at": t.to_rfc3339() });
+    let path = format!("/api/v1/instances/{id}/temporary");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| server.http("POST", &path, Some(&token), Some(body.clone())));
+        let b = s.spawn(|| server.http("POST", &path, Some(&token), Some(body.clone())));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [202, 409], "{a:?} {b:?}");
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(refused["code"], "temporary_instance_exists");
+    let temp = server
+        .wait_for("the temporary instance", || {
+            let v = server.json(&["temp", "show", &id]);
+            (v["status"] != "creating").then_some(v)
+        })
+        .await;
+    assert_eq!(temp["status"], "running", "{temp}");
+}
+
+#[tokio::test]
+async fn temporary_instances_are_released_when_their_time_is_up() {
+    let mut server = TestServer::start_archiving("[temporary_instance]\nttl = \"8s\"");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+
+    // Released by the running server.
+    let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    let temp_id = id_of(&temp);
+    server
+        .wait_for("the release", || {
+            (server.json(&["temp", "show", &id])["status"] == "released").then_some(())
+        })
+        .await;
+    assert!(!server.instance_dir(&temp_id).exists());
+
+    // Released at start by a server that was down when the time came.
+    let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    let temp_id = id_of(&temp);
+    server.kill();
+    assert!(server.instance_dir(&temp_id).exists());
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    server.spawn();
+    server
+        .wait_for("the release at start", || {
+            (!server.instance_dir(&temp_id).exists()).then_some(())
+        })
+        .await;
+    assert_eq!(server.json(&["temp", "show", &id])["status"], "released");
+    assert!(connect(port_of(&temp), "admin", PASSWORD).await.is_err());
+}
+
+#[tokio::test]
+async fn a_corrupted_backup_fails_the_restore_naming_the_file_and_leaves_nothing() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+
+    // Flip one byte in the largest content object of the backup.
+    let content = server
+        .data_dir
+        .join("regions/local/repository")
+        .join(&id)
+        .join("data");
+    let mut objects: Vec<(u64, std::path::PathBuf)> = walk(&content)
+        .into_iter()
+        .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    objects.sort();
+    let (_, victim) = objects.last().cloned().expect("content objects");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&victim, &bytes).unwrap();
+    let name = victim.file_name().unwrap().to_string_lossy().to_string();
+
+    let out = server.cli(&["backup", "verify", &id]);
+    assert!(
+        !out.status.success(),
+        "verify must fail on a corrupted object"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&name), "verify does not name {name}: {text}");
+
+    let out = server.cli(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed") && err.contains(&name), "{err}");
+    let temp = server.json(&["temp", "show", &id]);
+    assert_eq!(temp["status"], "failed");
+    assert!(
+        !server.instance_dir(&id_of(&temp)).exists(),
+        "the failed restore left its directory"
+    );
+    // A failed attempt does not block the next one.
+    let out = server.cli(&["temp", "create", &id, "--at", &t.to_rfc3339()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("already has the temporary instance"), "{err}");
+}
+
+async fn checksum(c: &tokio_postgres::Client) -> (i64, i64) {
+    c.query_one(
+        "SELECT count(*), coalesce(sum(hashtext(o::text)), 0) FROM orders o",
+        &[],
+    )
+    .await
+    .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+    .unwrap()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
