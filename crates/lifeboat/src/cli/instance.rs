@@ -171,6 +171,28 @@ pub fn show(v: &InstanceView) {
         ),
         ("created", local(v.created_at)),
     ]);
+    if let Some(a) = &v.archiving {
+        let last = match (&a.last_archived_wal, a.last_archived_at) {
+            (Some(w), Some(t)) => format!("{w} at {}", local(t)),
+            _ => "nothing yet".into(),
+        };
+        rows.push((
+            "WAL archiving",
+            if a.failing {
+                "FAILING".to_string()
+            } else {
+                "ok".to_string()
+            },
+        ));
+        rows.push(("last archived", last));
+        if let (Some(w), Some(t)) = (&a.last_failed_wal, a.last_failed_at) {
+            let why = a
+                .last_failure_reason
+                .clone()
+                .unwrap_or_else(|| "see the instance's postgres.log".into());
+            rows.push(("last failure", format!("{w} at {}: {why}", local(t))));
+        }
+    }
     if let Some(m) = &v.master_id {
         rows.push(("master", m.clone()));
     }

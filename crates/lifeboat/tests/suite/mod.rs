@@ -1,3 +1,4 @@
+mod backups;
 mod errors;
 mod harness;
 mod instances;

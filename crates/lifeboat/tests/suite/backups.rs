@@ -1,0 +1,152 @@
+//! Continuous backup as a user sees it: the first backup, the window moving with
+//! commits, incremental backups, archiving failures in `show`, gaps in the WAL.
+
+use super::harness::*;
+
+#[tokio::test]
+async fn a_new_master_is_backed_up_and_its_window_follows_commits() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let list = server.json(&["backup", "list", &id]);
+    assert_eq!(list["runs"][0]["trigger"], "create");
+    assert_eq!(list["runs"][0]["state"], "completed");
+    let first = &list["backups"][0];
+    assert!(first["logical_size"].as_u64().unwrap() > 1_000_000);
+
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE t AS SELECT generate_series(1, 50000) g")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    let window = server.wait_window_reaches(&id, t).await;
+    assert_eq!(window["available"], true);
+    assert_eq!(window["gap"], serde_json::Value::Null);
+    assert_eq!(window["earliest_lsn"], first["stop_lsn"]);
+    let human = String::from_utf8_lossy(
+        &server
+            .cli(&["backup", "window", &id, "--tz", "Asia/Tokyo"])
+            .stdout,
+    )
+    .to_string();
+    assert!(human.contains("+09:00"), "{human}");
+
+    // A second backup of an almost unchanged cluster stores little: content is shared.
+    let done = server.json(&["backup", "run", &id, "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    let list = server.json(&["backup", "list", &id]);
+    let second = &list["backups"][1];
+    let (logical, stored) = (
+        second["logical_size"].as_u64().unwrap(),
+        second["stored_size"].as_u64().unwrap(),
+    );
+    assert!(
+        stored * 5 < logical,
+        "the second backup stored {stored} of {logical} bytes"
+    );
+
+    let verify = server.json(&["backup", "verify", &id]);
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert_eq!(verify["backups"], 2);
+
+    // Archiving is healthy and shown.
+    let shown = server.json(&["instance", "show", &id]);
+    assert!(
+        shown["archiving"]["archived_count"].as_i64().unwrap() > 0,
+        "{shown}"
+    );
+    assert_eq!(shown["archiving"]["failing"], false);
+}
+
+#[tokio::test]
+async fn an_archiving_failure_is_shown_and_nothing_is_lost() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+
+    // The repository becomes unwritable for the clusters' OS user.
+    let wal_dir = server
+        .data_dir
+        .join("regions/local/repository")
+        .join(&id)
+        .join("wal");
+    let set_mode = |m: u32| {
+        std::fs::set_permissions(&wal_dir, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&wal_dir).unwrap());
+    std::os::unix::fs::chown(&wal_dir, Some(0), None).unwrap();
+    set_mode(0o755);
+    admin
+        .batch_execute("CREATE TABLE kept AS SELECT generate_series(1, 1000) g")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    let shown = server
+        .wait_for("archiving to report its failure", || {
+            let v = server.json(&["instance", "show", &id]);
+            (v["archiving"]["failing"] == true).then_some(v)
+        })
+        .await;
+    let reason = shown["archiving"]["last_failure_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("cannot archive"), "{shown}");
+    let human = String::from_utf8_lossy(&server.cli(&["instance", "show", &id]).stdout).to_string();
+    assert!(human.contains("FAILING"), "{human}");
+
+    // Once the repository is writable again, PostgreSQL's retries archive everything.
+    std::os::unix::fs::chown(&wal_dir, Some(owner), None).unwrap();
+    let window = server.wait_window_reaches(&id, t).await;
+    assert_eq!(window["gap"], serde_json::Value::Null);
+    server
+        .wait_for("archiving to recover", || {
+            (server.json(&["instance", "show", &id])["archiving"]["failing"] == false).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_gap_in_the_archived_wal_ends_the_window_and_says_so() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let mut last = chrono::Utc::now();
+    for i in 0..3 {
+        admin
+            .batch_execute(&format!("CREATE TABLE t{i} AS SELECT 1 AS x"))
+            .await
+            .unwrap();
+        last = now_and_switch(&admin).await;
+    }
+    server.wait_window_reaches(&id, last).await;
+    // Remove a segment in the middle of the archive.
+    let wal_dir = server
+        .data_dir
+        .join("regions/local/repository")
+        .join(&id)
+        .join("wal");
+    let mut segments: Vec<String> = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.len() == 24 && n.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let missing = segments[segments.len() - 2].clone();
+    std::fs::remove_file(wal_dir.join(&missing)).unwrap();
+    let window = server.json(&["backup", "window", &id]);
+    assert_eq!(window["gap"], missing.as_str(), "{window}");
+    assert!(window["note"].as_str().unwrap().contains(&missing));
+    let latest = chrono::DateTime::parse_from_rfc3339(window["latest"].as_str().unwrap()).unwrap();
+    assert!(latest < last, "the window must end before the gap");
+    let verify = server.cli(&["backup", "verify", &id]);
+    assert!(!verify.status.success());
+}
