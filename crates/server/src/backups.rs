@@ -233,7 +233,11 @@ pub async fn apply_retention(state: &SharedState, rec: &InstanceRecord) -> Resul
 /// Takes a base backup of every running master that has none yet or whose last one is
 /// older than the schedule. Runs until the server stops.
 pub async fn scheduler(state: SharedState) {
-    let mut tick = tokio::time::interval(SCHEDULER_TICK);
+    // A schedule shorter than the tick (tests, busy systems) is still honoured.
+    let period = SCHEDULER_TICK
+        .min(state.config.backup.schedule / 2)
+        .max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -150,3 +150,48 @@ async fn a_gap_in_the_archived_wal_ends_the_window_and_says_so() {
     let verify = server.cli(&["backup", "verify", &id]);
     assert!(!verify.status.success());
 }
+
+#[tokio::test]
+async fn backups_follow_the_schedule_and_old_ones_expire() {
+    let server = TestServer::start_archiving("schedule = \"3s\"\nretention = \"2s\"");
+    let master = server.create_master("shop");
+    let id = id_of(&master);
+    server.wait_first_backup(&id).await;
+    // The scheduler takes more backups; retention keeps only the newest ones.
+    let runs = server
+        .wait_for("scheduled backups", || {
+            let list = server.json(&["backup", "list", &id]);
+            let runs = list["runs"].as_array().cloned().unwrap_or_default();
+            let scheduled = runs
+                .iter()
+                .filter(|r| r["trigger"] == "schedule" && r["state"] == "completed")
+                .count();
+            (scheduled >= 2).then_some(list)
+        })
+        .await;
+    let kept: Vec<String> = runs["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    let first_id = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["trigger"] == "create")
+        .unwrap()["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !kept.contains(&first_id),
+        "the first backup should have expired: {kept:?}"
+    );
+    assert!(!kept.is_empty());
+    let verify = server.json(&["backup", "verify", &id]);
+    assert_eq!(
+        verify["ok"], true,
+        "retention must keep everything the kept backups need: {verify}"
+    );
+}

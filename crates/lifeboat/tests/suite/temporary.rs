@@ -343,3 +343,44 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
+    let mut server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 777) AS id")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+    let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339()]);
+    let temp_id = id_of(&temp);
+    // Crash right away, in the middle of restoring files or replaying WAL.
+    server.kill();
+    // Make sure the interrupted state is what the restart sees.
+    let st = lifeboat_store::Store::open(&server.data_dir.join("lifeboat.db")).unwrap();
+    let tid = lifeboat_domain::InstanceId::parse(&temp_id).unwrap();
+    st.set_status(&tid, lifeboat_domain::InstanceStatus::Creating, None)
+        .unwrap();
+    drop(st);
+    server.spawn();
+    let done = server
+        .wait_for("the rebuilt temporary instance", || {
+            let v = server.json(&["temp", "show", &id]);
+            (v["status"] != "creating").then_some(v)
+        })
+        .await;
+    assert_eq!(done["status"], "running", "{done}");
+    assert_eq!(done["id"], temp_id.as_str());
+    let copy = connect(port_of(&done), "admin", PASSWORD).await.unwrap();
+    let n: i64 = copy
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 777);
+}
