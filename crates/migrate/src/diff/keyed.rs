@@ -129,10 +129,7 @@ impl<'a, 's> Keyed<'a, 's> {
                 }
             }
             // The next boundary (if any) ends this slice and starts the next one.
-            let hi = match cursor.next().await? {
-                Some(row) => Some(key_of(&row, 0, plan.key.len())),
-                None => None,
-            };
+            let hi = cursor.next().await?.map(|row| key_of(&row, 0, plan.key.len()));
             let last = hi.is_none();
             let split = Split::Bounds {
                 lo: lo.take(),

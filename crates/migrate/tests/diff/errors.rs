@@ -179,8 +179,7 @@ async fn the_diff_only_reads_and_stops_when_the_sink_fails() {
     };
     let err = diff_tables(&p.src, &p.dst, &request, &mut failing)
         .await
-        .err()
-        .expect("sink error");
+        .expect_err("sink error");
     assert!(matches!(err, DiffError::Sink(_)), "{err:?}");
     assert_eq!(seen, 1);
     // Both connections are idle again, outside any transaction.
