@@ -129,7 +129,10 @@ impl<'a, 's> Keyed<'a, 's> {
                 }
             }
             // The next boundary (if any) ends this slice and starts the next one.
-            let hi = cursor.next().await?.map(|row| key_of(&row, 0, plan.key.len()));
+            let hi = cursor
+                .next()
+                .await?
+                .map(|row| key_of(&row, 0, plan.key.len()));
             let last = hi.is_none();
             let split = Split::Bounds {
                 lo: lo.take(),
