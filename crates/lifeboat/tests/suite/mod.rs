@@ -3,4 +3,5 @@ mod errors;
 mod harness;
 mod instances;
 mod reconcile;
+mod s3;
 mod temporary;
