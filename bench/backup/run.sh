@@ -130,6 +130,9 @@ report "lifeboat repository total: $(du -sb "$ROOT/repo/$INSTANCE/data" | cut -f
 archive_run() {  # label, PGOPTIONS
     local label=$1 options=$2
     local lsn0 archived0 t0 t1 t2 tps lsn1 wal_bytes cur last behind sw archived1 failed
+    # After a checkpoint every first change of a page writes a full-page image: the
+    # heaviest WAL stream pgbench can make.
+    psql_ -c "CHECKPOINT"
     lsn0=$(psql_ -c "SELECT pg_current_wal_lsn()")
     archived0=$(psql_ -c "SELECT archived_count FROM pg_stat_archiver")
     t0=$(now)

@@ -38,6 +38,7 @@
 //! - [`wal`]: WAL push and fetch, and the entry points for `archive_command` and
 //!   `restore_command`.
 //! - [`prefetch`]: fetching WAL ahead of replay during a restore.
+//! - [`archive_status`]: the last archived WAL file and the last failure, for `show`.
 //! - [`datadir`]: what a base backup copies from a data directory.
 //! - [`base_backup`]: base backups through `pg_backup_start`/`pg_backup_stop`.
 //! - [`manifest`]: the manifest that makes a backup exist.
@@ -47,6 +48,7 @@
 //! - [`retention`]: expiring old backups, their WAL and unreferenced content.
 //! - [`verify`]: re-reading every stored object.
 
+pub mod archive_status;
 pub mod base_backup;
 pub mod config;
 pub mod datadir;

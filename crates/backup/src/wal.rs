@@ -212,15 +212,25 @@ pub struct CommandOutcome {
     pub message: String,
 }
 
-/// `lifeboat wal-push --repo-config FILE --instance ID %p`: exit 0 only when the file is
-/// durable; non-zero makes PostgreSQL keep the WAL and retry. Must not be called inside
-/// an async runtime (it runs its own).
-pub fn wal_push_command(config: &Path, instance: &str, wal_path: &Path) -> CommandOutcome {
+/// `lifeboat wal-push --repo-config FILE --instance ID [--status-file FILE] %p`: exit 0
+/// only when the file is durable; non-zero makes PostgreSQL keep the WAL and retry. With
+/// `status_file`, the outcome is recorded there ([`crate::archive_status`]). Must not be
+/// called inside an async runtime (it runs its own).
+pub fn wal_push_command(
+    config: &Path,
+    instance: &str,
+    wal_path: &Path,
+    status_file: Option<&Path>,
+) -> CommandOutcome {
     let result = run_blocking(async {
         let repo = Repository::open(&crate::RepositoryConfig::load(config)?)?;
         wal_push(&repo, instance, wal_path).await
     });
-    match result {
+    let name = wal_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let outcome = match &result {
         Ok(_) => CommandOutcome {
             code: 0,
             message: String::new(),
@@ -233,7 +243,15 @@ pub fn wal_push_command(config: &Path, instance: &str, wal_path: &Path) -> Comma
                 e.hint()
             ),
         },
+    };
+    if let Some(status) = status_file {
+        let reason = result.as_ref().err().map(|e| e.to_string());
+        // The status is a report: failing to write it must not fail archiving.
+        if let Err(e) = crate::archive_status::ArchiveStatus::record(status, &name, reason) {
+            tracing::warn!(error = %e, "cannot record the archive status");
+        }
     }
+    outcome
 }
 
 /// Exit status of [`wal_fetch_command`] for a failure other than "not found": PostgreSQL

@@ -42,11 +42,18 @@ async fn push_is_idempotent_and_refuses_other_content() {
     assert!(matches!(err, BackupError::WalConflict { .. }), "{err}");
     assert!(err.to_string().contains(SEGMENT));
     let (cfg, p) = (repo.config_path.clone(), path.clone());
-    let out = tokio::task::spawn_blocking(move || wal_push_command(&cfg, INSTANCE, &p))
+    let status = dir.path().join("archive-status.json");
+    let st = status.clone();
+    let out = tokio::task::spawn_blocking(move || wal_push_command(&cfg, INSTANCE, &p, Some(&st)))
         .await
         .unwrap();
     assert_eq!(out.code, 1);
     assert!(out.message.contains("different content"), "{}", out.message);
+    // The failure and its reason are visible to the server.
+    let recorded = lifeboat_backup::archive_status::ArchiveStatus::load(&status);
+    let failure = recorded.last_failure.unwrap();
+    assert_eq!(failure.file, SEGMENT);
+    assert!(failure.reason.unwrap().contains("different content"));
 
     // The stored segment is still the first one.
     let dest = dir.path().join("RECOVERYXLOG");
@@ -71,7 +78,10 @@ fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
 
     let path = dir.path().join(SEGMENT);
     std::fs::write(&path, segment_bytes(3)).unwrap();
-    assert_eq!(wal_push_command(&repo.config_path, INSTANCE, &path).code, 0);
+    assert_eq!(
+        wal_push_command(&repo.config_path, INSTANCE, &path, None).code,
+        0
+    );
     let stored = repo.local_root().join(INSTANCE).join("wal").join(SEGMENT);
     let mut bytes = std::fs::read(&stored).unwrap();
     let mid = bytes.len() / 2;
@@ -101,7 +111,12 @@ fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
         FetchOutcome::Restored
     );
 
-    let bad = wal_push_command(&repo.config_path, INSTANCE, &dir.path().join("not-wal"));
+    let bad = wal_push_command(
+        &repo.config_path,
+        INSTANCE,
+        &dir.path().join("not-wal"),
+        None,
+    );
     assert_eq!(bad.code, 1);
 }
 

@@ -3,7 +3,7 @@
 //! use it; Lifeboat itself runs the `lifeboat` binary, which calls the same functions.
 //!
 //! ```text
-//! lifeboat-wal wal-push  --repo-config FILE --instance ID PATH
+//! lifeboat-wal wal-push  --repo-config FILE --instance ID [--status-file FILE] PATH
 //! lifeboat-wal wal-fetch --repo-config FILE --instance ID [--prefetch-dir DIR --prefetch N] NAME DEST
 //! ```
 
@@ -21,7 +21,15 @@ fn main() {
             let config = Path::new(config);
             match (cmd.as_str(), rest) {
                 ("wal-push", [path]) => {
-                    lifeboat_backup::wal_push_command(config, instance, Path::new(path))
+                    lifeboat_backup::wal_push_command(config, instance, Path::new(path), None)
+                }
+                ("wal-push", [flag_s, status, path]) if flag_s == "--status-file" => {
+                    lifeboat_backup::wal_push_command(
+                        config,
+                        instance,
+                        Path::new(path),
+                        Some(Path::new(status)),
+                    )
                 }
                 ("wal-fetch", [name, dest]) => lifeboat_backup::wal_fetch_command(
                     config,
