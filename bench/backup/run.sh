@@ -21,7 +21,7 @@ HERE=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-backup}
 
 command -v pgbackrest >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
-(cd "$HERE" && cargo build --release -q -p lifeboat-backup --example bench_backup --bin lifeboat-wal)
+(cd "$HERE" && cargo build --release -q -p lifeboat-backup --example bench_backup --example bench_restore --bin lifeboat-wal)
 
 as_pg() { runuser -u postgres -- "$@"; }
 psql_() { "$PGBIN/psql" -X -q -t -A -h "$ROOT/pg" -p "$PORT" -U lifeboat -d postgres "$@"; }
@@ -123,6 +123,22 @@ pgbackrest_backup zst zst 1 incr
 pgbackrest_backup zst2 zst 2
 pgbackrest_backup default gz 1
 report "lifeboat repository total: $(du -sb "$ROOT/repo/$INSTANCE/data" | cut -f1) bytes of content objects"
+
+# --- restoring the files of the newest backup (no WAL replay) ------------------------
+drop_caches
+out=$("$CARGO_TARGET_DIR/release/examples/bench_restore" --repo-config "$ROOT/repo.toml" \
+    --instance "$INSTANCE" --dest "$ROOT/restore-lifeboat")
+report "lifeboat restore of the newest backup's files: $out"
+rm -rf "$ROOT/restore-lifeboat"
+for pmax in 1 2; do
+    mkdir -p "$ROOT/restore-pgbr"; chown postgres: "$ROOT/restore-pgbr"; chmod 700 "$ROOT/restore-pgbr"
+    drop_caches
+    t0=$(now)
+    as_pg pgbackrest --config="$ROOT/pgbr-zst.conf" --stanza=bench --pg1-path="$ROOT/restore-pgbr" \
+        --process-max=$pmax --type=immediate restore
+    report "pgbackrest restore (zst, process-max=$pmax) of the newest backup's files: $(secs "$t0" "$(now)") s"
+    rm -rf "$ROOT/restore-pgbr"
+done
 
 # --- WAL archiving under pgbench at full speed -----------------------------------------
 # Twice: with synchronous_commit on (the default), and off, which writes WAL as fast as
