@@ -74,10 +74,10 @@ pub(crate) async fn stream(
             }
         }
     }
-    if !buf.is_empty() {
-        if let Err(e) = sink.as_mut().feed(buf.split().freeze()).await {
-            return Err(target_failure(sink, e, target).await);
-        }
+    if !buf.is_empty()
+        && let Err(e) = sink.as_mut().feed(buf.split().freeze()).await
+    {
+        return Err(target_failure(sink, e, target).await);
     }
     let rows = sink
         .as_mut()

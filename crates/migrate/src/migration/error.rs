@@ -34,6 +34,10 @@ pub enum MigrationError {
     /// sources mapped to one target, a name PostgreSQL cannot hold.
     #[error("object mapping: {0}")]
     Mapping(String),
+    /// Mapped tables cannot be migrated as asked (conflicts under the conflict mode,
+    /// columns that do not match); nothing was written.
+    #[error("the target has conflicts: {}", .0.join("; "))]
+    Conflicts(Vec<String>),
     /// Logging in failed (unreachable, refused, wrong password, database missing).
     #[error("cannot connect to the {side} database {database}: {message}")]
     Connect {
@@ -73,6 +77,7 @@ impl MigrationError {
             Self::InvalidObject { .. } => "write objects as db, db.schema or db.schema.table, optionally =NEW_NAME; quote names with dots or capitals: shop.\"My.Schema\".orders".into(),
             Self::InvalidSpec(_) => "fix the task description and create the task again".into(),
             Self::Mapping(_) => "change the objects or their new names and run the pre-check again".into(),
+            Self::Conflicts(_) => "run the pre-check for advice on each conflict; map the tables to new names or choose another --conflict mode".into(),
             Self::Connect { code, side, .. } => match code.as_deref() {
                 Some("28P01") | Some("28000") => format!("check the {side} account name and password"),
                 Some("3D000") => format!("check the database name, or create it on the {side}"),

@@ -34,15 +34,7 @@ const CREATE: &str = "CREATE SCHEMA IF NOT EXISTS lifeboat_migration; \
 
 /// Creates the journal if needed (in its own transaction, before any table's).
 pub(crate) async fn ensure(s: &Session) -> Result<(), MigrationError> {
-    let exists: bool = s
-        .query_one(
-            "looking for the migration journal",
-            "SELECT to_regclass('lifeboat_migration.journal') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
-    if exists {
+    if exists(s).await? {
         return Ok(());
     }
     match s.execute("creating the migration journal", CREATE).await {
@@ -52,11 +44,15 @@ pub(crate) async fn ensure(s: &Session) -> Result<(), MigrationError> {
     }
 }
 
-/// The tables of `task_id` finished in this database, with how they were migrated.
+/// The tables of `task_id` finished in this database, with how they were migrated
+/// (none when the database has no journal yet).
 pub(crate) async fn finished(
     s: &Session,
     task_id: &str,
 ) -> Result<HashMap<TableKey, TableOutcome>, MigrationError> {
+    if !exists(s).await? {
+        return Ok(HashMap::new());
+    }
     let rows = s
         .query(
             "reading the migration journal",
@@ -116,15 +112,7 @@ pub async fn forget(
 ) -> Result<(), MigrationError> {
     for db in databases {
         let s = crate::migration::conn::connect(target, crate::migration::Side::Target, db).await?;
-        let exists: bool = s
-            .query_one(
-                "looking for the migration journal",
-                "SELECT to_regclass('lifeboat_migration.journal') IS NOT NULL",
-                &[],
-            )
-            .await?
-            .get(0);
-        if !exists {
+        if !exists(&s).await? {
             continue;
         }
         s.count(
@@ -151,4 +139,14 @@ pub async fn forget(
         }
     }
     Ok(())
+}
+
+async fn exists(s: &Session) -> Result<bool, MigrationError> {
+    Ok(s.query_one(
+        "looking for the migration journal",
+        "SELECT to_regclass('lifeboat_migration.journal') IS NOT NULL",
+        &[],
+    )
+    .await?
+    .get(0))
 }

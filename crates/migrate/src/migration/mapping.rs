@@ -220,10 +220,10 @@ pub(crate) fn object_problems(objects: &[ObjectMapping]) -> Vec<String> {
         if !seen.insert(&o.source) {
             problems.push(format!("{} is selected twice", display_path(&o.source)));
         }
-        if let Some(t) = &o.target {
-            if t.is_empty() || t.len() > o.source.len() {
-                problems.push(format!("object {o}: the new name has too many parts"));
-            }
+        if let Some(t) = &o.target
+            && (t.is_empty() || t.len() > o.source.len())
+        {
+            problems.push(format!("object {o}: the new name has too many parts"));
         }
         for part in o.source.iter().chain(o.target.iter().flatten()) {
             if let Some(p) = identifier_problem(part) {

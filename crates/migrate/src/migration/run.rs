@@ -26,8 +26,8 @@ use crate::migration::names::{
 };
 use crate::migration::report::{ForeignKeyOutcome, PlannedTable};
 use crate::migration::{
-    MigrationError, MigrationReport, MigrationTask, ProgressEvent, Side, TableAction, TableOutcome,
-    journal, verify,
+    MigrationError, MigrationReport, MigrationTask, ProgressEvent, Side, TableOutcome, journal,
+    target, verify,
 };
 
 /// One source database: its snapshot session, selected tables and their definitions.
@@ -60,15 +60,44 @@ pub async fn run(
     let all: Vec<&SourceTable> = sources.iter().flat_map(|s| &s.tables).collect();
     check_targets(&all)?;
 
+    let defs: HashMap<&TableKey, &TableDef> = sources
+        .iter()
+        .flat_map(|db| {
+            db.tables
+                .iter()
+                .filter_map(|t| Some((&t.mapping.key, db.defs.get(&t.oid)?)))
+        })
+        .collect();
+    let target_dbs = distinct(all.iter().map(|t| t.mapping.target.database.clone()));
+    // Every conflict is found before anything is written, so a task that cannot
+    // complete leaves the target as it was.
     let mut done: HashMap<TableKey, TableOutcome> = HashMap::new();
-    for db in distinct(all.iter().map(|t| t.mapping.target.database.clone())) {
+    let mut conflicts = Vec::new();
+    for db in &target_dbs {
+        let s = match connect(&task.target, Side::Target, db).await {
+            Ok(s) => s,
+            Err(e) if e.code() == Some("3D000") && spec.types.schema => continue,
+            Err(e) => return Err(e),
+        };
+        done.extend(journal::finished(&s, &spec.task_id).await?);
+        let pending: Vec<&SourceTable> = all
+            .iter()
+            .filter(|t| &t.mapping.target.database == db)
+            .filter(|t| !done.contains_key(&t.mapping.key) && !finished.contains(&t.mapping.key))
+            .copied()
+            .collect();
+        conflicts.extend(target::conflicts(&s, &pending, &defs, spec.types, spec.conflict).await?);
+    }
+    if !conflicts.is_empty() {
+        return Err(MigrationError::Conflicts(conflicts));
+    }
+    for db in &target_dbs {
         let schemas = distinct(
             all.iter()
-                .filter(|t| t.mapping.target.database == db)
+                .filter(|t| &t.mapping.target.database == db)
                 .map(|t| t.mapping.target.schema.clone()),
         );
-        let s = prepare_target(task, &db, &schemas).await?;
-        done.extend(journal::finished(&s, &spec.task_id).await?);
+        prepare_target(task, db, &schemas).await?;
     }
     progress(ProgressEvent::Planned {
         tables: all
@@ -323,7 +352,7 @@ async fn add_foreign_keys(
 ) -> Result<Vec<ForeignKeyOutcome>, MigrationError> {
     let built: HashSet<&TableKey> = outcomes
         .iter()
-        .filter(|o| o.action.builds_table() && o.action != TableAction::Unchanged)
+        .filter(|o| o.action.builds_table())
         .map(|o| &o.key)
         .collect();
     let mut by_source: HashMap<QualifiedTable, &QualifiedTable> = HashMap::new();
@@ -392,15 +421,11 @@ async fn add_foreign_keys(
             );
             s.execute("adding a foreign key", &format!("BEGIN; {}; COMMIT", sql.join("; ")))
                 .await
-                .map_err(|e| {
-                    let _ = &e;
-                    MigrationError::Table {
-                        table: target.to_string(),
-                        reason: format!("foreign key {name} could not be added: {e}"),
-                        hint: "the referenced rows are missing in the target; fix the data (lifeboat diff shows which rows) and start the task again".into(),
-                    }
+                .map_err(|e| MigrationError::Table {
+                    table: target.to_string(),
+                    reason: format!("foreign key {name} could not be added: {e}"),
+                    hint: "the referencing rows lack their referenced rows in the target; fix the data (lifeboat diff shows which rows) and start the task again: finished tables are skipped".into(),
                 })?;
-            // A failed batch leaves the session in an aborted transaction.
         }
         out.push(ForeignKeyOutcome {
             table: target.to_string(),

@@ -96,6 +96,57 @@ pub(crate) async fn has_rows(
     )
 }
 
+/// Every reason the tables of one target database cannot be migrated as asked:
+/// conflicts under the conflict mode, missing tables for `data` only, columns that do
+/// not match for merges. Each names the target table.
+pub(crate) async fn conflicts(
+    s: &Session,
+    tables: &[&crate::migration::mapping::SourceTable],
+    defs: &HashMap<&crate::migration::TableKey, &TableDef>,
+    types: MigrationTypes,
+    conflict: ConflictMode,
+) -> Result<Vec<String>, MigrationError> {
+    let names: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| {
+            (
+                t.mapping.target.schema.clone(),
+                t.mapping.target.table.clone(),
+            )
+        })
+        .collect();
+    let existing = inspect(s, &names).await?;
+    let mut problems = Vec::new();
+    for (t, name) in tables.iter().zip(&names) {
+        let e = existing.get(name);
+        let has_rows = match e {
+            Some(e) if e.relkind == 'r' && !types.schema && conflict == ConflictMode::Error => {
+                has_rows(s, &name.0, &name.1).await?
+            }
+            _ => false,
+        };
+        let target = &t.mapping.target;
+        match decide(types, conflict, e, || has_rows) {
+            Err(reason) => problems.push(format!("{target} {reason}")),
+            Ok(action) => {
+                if let (Some(e), Some(def)) = (e, defs.get(&t.mapping.key))
+                    && matches!(
+                        action,
+                        TableAction::Append | TableAction::SkipExisting | TableAction::Overwrite
+                    )
+                {
+                    problems.extend(
+                        incompatibilities(def, e, action)
+                            .into_iter()
+                            .map(|p| format!("{target}: {p}")),
+                    );
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
 /// What the task does to one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

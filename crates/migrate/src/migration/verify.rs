@@ -56,13 +56,15 @@ pub(crate) async fn verify(
             (Side::Source, &m.source.database),
             (Side::Target, &m.target.database),
         ] {
-            if !sessions.contains_key(&(side, db.clone())) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                sessions.entry((side, db.clone()))
+            {
                 let config = if side == Side::Source {
                     &task.source
                 } else {
                     &task.target
                 };
-                sessions.insert((side, db.clone()), connect(config, side, db).await?);
+                slot.insert(connect(config, side, db).await?);
             }
         }
         let (Some(src), Some(tgt)) = (

@@ -306,7 +306,9 @@ async fn source_privileges(
                 "checking sequence privileges",
                 "SELECT sc.relname FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S' \
                  WHERE d.refobjid = ANY($1) AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
-                   AND NOT has_sequence_privilege(sc.oid, 'SELECT') AND NOT has_sequence_privilege(sc.oid, 'USAGE')",
+                   AND CASE WHEN sc.relkind = 'S' \
+                            THEN NOT has_sequence_privilege(sc.oid, 'SELECT') AND NOT has_sequence_privilege(sc.oid, 'USAGE') \
+                       END",
                 &[&oids],
             )
             .await?;

@@ -231,10 +231,10 @@ async fn database<'a>(
                 }
             }
         }
-        if action.builds_table() {
-            if let Some(def) = source.defs.get(&t.mapping.key) {
-                missing_types(s, target, def, &mut f.types).await?;
-            }
+        if action.builds_table()
+            && let Some(def) = source.defs.get(&t.mapping.key)
+        {
+            missing_types(s, target, def, &mut f.types).await?;
         }
         if let (TableAction::Replace, Some(e)) = (action, existing) {
             dependents(s, target, e, &mut f.dependents).await?;

@@ -1,0 +1,11 @@
+//! The migration engine against two real clusters (source and target). One test
+//! binary with modules, to save link time.
+
+mod support;
+
+mod conflict_modes;
+mod precheck;
+mod rename;
+mod resume;
+mod schema;
+mod undo_delete;

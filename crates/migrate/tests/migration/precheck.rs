@@ -1,0 +1,206 @@
+//! Pre-check items against real clusters: each problem is found, named and given
+//! advice; a sound task passes.
+
+use std::time::Duration;
+
+use lifeboat_migrate::migration::{
+    ConflictMode, PrecheckContext, PrecheckItem, PrecheckStatus, precheck, precheck_passed,
+};
+
+use crate::support::{Pair, assert_status, check, item};
+
+#[tokio::test]
+async fn a_sound_task_passes_every_item() {
+    let p = Pair::start().await;
+    p.src("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);")
+        .await;
+    let task = p.task(&["shop.public.t=t_restored"], ConflictMode::Error);
+    let ctx = PrecheckContext {
+        target_data_directory: Some(p.target.cluster.data_dir()),
+        source_time_left: Some(Duration::from_secs(47 * 3600)),
+        whitelist: Some(PrecheckItem::whitelist(
+            true,
+            "127.0.0.1",
+            &["pg-src", "pg-dst"],
+        )),
+    };
+    let items = precheck(&task, &ctx).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    assert!(
+        items.iter().all(|i| i.status == PrecheckStatus::Passed),
+        "{items:#?}"
+    );
+    for id in [
+        "source_connection",
+        "target_connection",
+        "whitelist",
+        "engine_version",
+        "source_objects",
+        "object_names",
+        "source_privileges",
+        "target_privileges",
+        "name_conflicts",
+        "table_keys",
+        "column_compatibility",
+        "foreign_keys",
+        "target_disk_space",
+        "source_time_left",
+    ] {
+        let i = item(&items, id);
+        assert!(!i.detail.is_empty() && !i.name.is_empty(), "{i:#?}");
+    }
+    assert!(
+        item(&items, "source_objects")
+            .detail
+            .contains("shop.public.t=shop.public.t_restored")
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_connectivity_with_advice() {
+    let p = Pair::start().await;
+    p.src("CREATE ROLE alice LOGIN PASSWORD 'right horse'")
+        .await;
+    let mut task = p.task(&["shop.public.t"], ConflictMode::Error);
+    task.source.user("alice").password("wrong horse");
+    let items = check(&task).await;
+    let i = item(&items, "source_connection");
+    assert_eq!(i.status, PrecheckStatus::Failed, "{i:#?}");
+    assert!(
+        i.detail.contains("password authentication failed"),
+        "{i:#?}"
+    );
+    assert!(i.detail.contains("alice"), "{i:#?}");
+    assert!(i.advice.contains("password"), "{i:#?}");
+    assert!(!i.detail.contains("wrong horse") && !i.advice.contains("wrong horse"));
+    assert!(!precheck_passed(&items));
+}
+
+#[tokio::test]
+async fn missing_objects_are_named() {
+    let p = Pair::start().await;
+    p.src("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let task = p.task(
+        &[
+            "shop.public.nope",
+            "shop.\"Sales\"",
+            "shop.public.t",
+            "nodb",
+        ],
+        ConflictMode::Error,
+    );
+    let items = check(&task).await;
+    let i = item(&items, "source_objects");
+    assert_eq!(i.status, PrecheckStatus::Failed);
+    for missing in [
+        "table shop.public.nope",
+        "schema shop.\"Sales\"",
+        "database nodb",
+    ] {
+        assert!(i.detail.contains(missing), "{missing} in {i:#?}");
+    }
+}
+
+#[tokio::test]
+async fn merges_need_a_key_and_matching_columns() {
+    let p = Pair::start().await;
+    p.src(
+        "CREATE TABLE nokey (id int, v text);
+         CREATE TABLE shaped (id int PRIMARY KEY, qty int, note text);",
+    )
+    .await;
+    p.dst(
+        "CREATE TABLE nokey (id int, v text);
+         CREATE TABLE shaped (id int PRIMARY KEY, qty bigint, extra text NOT NULL);",
+    )
+    .await;
+    let task = p.task(
+        &["shop.public.nokey", "shop.public.shaped"],
+        ConflictMode::SkipExisting,
+    );
+    let items = check(&task).await;
+    let keys = item(&items, "table_keys");
+    assert_eq!(keys.status, PrecheckStatus::Failed);
+    assert!(
+        keys.detail.contains("shop.public.nokey has no primary key"),
+        "{keys:#?}"
+    );
+    let cols = item(&items, "column_compatibility");
+    assert_eq!(cols.status, PrecheckStatus::Failed);
+    for problem in [
+        "shop.public.shaped: column qty is integer in the source and bigint in the target",
+        "shop.public.shaped: column note is missing in the target",
+        "shop.public.shaped: target column extra is NOT NULL without a default",
+    ] {
+        assert!(cols.detail.contains(problem), "{problem} in {cols:#?}");
+    }
+    assert_status(&items, "name_conflicts", PrecheckStatus::Passed);
+}
+
+#[tokio::test]
+async fn names_foreign_keys_types_and_time_left() {
+    let p = Pair::start().await;
+    p.src(
+        "CREATE TYPE mood AS ENUM ('ok');
+         CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent, m mood);
+         CREATE TABLE other (id int PRIMARY KEY);",
+    )
+    .await;
+    let task = p.task(
+        &["shop.public.child=same", "shop.public.other=same"],
+        ConflictMode::Error,
+    );
+    let ctx = PrecheckContext {
+        source_time_left: Some(Duration::from_secs(600)),
+        ..PrecheckContext::default()
+    };
+    let items = precheck(&task, &ctx).await;
+    let names = item(&items, "object_names");
+    assert_eq!(names.status, PrecheckStatus::Failed);
+    assert!(
+        names.detail.contains(
+            "shop.public.child and shop.public.other are both mapped to shop.public.same"
+        ),
+        "{names:#?}"
+    );
+    let fks = item(&items, "foreign_keys");
+    assert_eq!(fks.status, PrecheckStatus::Warning);
+    assert!(
+        fks.detail
+            .contains("child_parent_id_fkey of shop.public.child references public.parent"),
+        "{fks:#?}"
+    );
+    let types = item(&items, "target_types");
+    assert_eq!(types.status, PrecheckStatus::Failed);
+    assert!(
+        types
+            .detail
+            .contains("type public.mood of column m does not exist"),
+        "{types:#?}"
+    );
+    assert_status(&items, "source_time_left", PrecheckStatus::Warning);
+}
+
+#[tokio::test]
+async fn an_unprivileged_target_account_is_told_what_to_grant() {
+    let p = Pair::start().await;
+    p.src("CREATE TABLE t (id int PRIMARY KEY)").await;
+    p.dst(
+        "CREATE ROLE bob LOGIN PASSWORD 'pw';
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         REVOKE CREATE ON DATABASE shop FROM PUBLIC;",
+    )
+    .await;
+    let mut task = p.task(&["shop.public.t"], ConflictMode::Error);
+    task.target.user("bob").password("pw");
+    let items = check(&task).await;
+    let i = item(&items, "target_privileges");
+    assert_eq!(i.status, PrecheckStatus::Failed, "{items:#?}");
+    assert!(
+        i.detail
+            .contains("shop.public.t: no CREATE on the target schema"),
+        "{i:#?}"
+    );
+    assert!(i.advice.contains("grant bob"), "{i:#?}");
+}
