@@ -80,6 +80,47 @@ impl Client {
         self.send(Method::DELETE, path, None::<&()>).await
     }
 
+    /// POSTs and hands each line of a streamed answer to `on_line` as it arrives.
+    pub async fn post_stream<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        mut on_line: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the Lifeboat server at {}: {e}; hint: is `lifeboat serve` running?", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await?;
+            return Err(match serde_json::from_slice::<ApiFailure>(&bytes) {
+                Ok(f) => f.into(),
+                Err(_) => anyhow::anyhow!(
+                    "the server answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ),
+            });
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                on_line(&pending[..end])?;
+                pending.drain(..=end);
+            }
+        }
+        if !pending.is_empty() {
+            on_line(&pending)?;
+        }
+        Ok(())
+    }
+
     async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,

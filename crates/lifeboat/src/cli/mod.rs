@@ -7,6 +7,7 @@
 mod access;
 mod backup;
 mod client;
+mod diff;
 mod instance;
 mod output;
 mod temp;
@@ -94,6 +95,8 @@ enum Command {
     /// Base backups and the restorable window of a master.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Compare tables of two instances and show the rows that differ.
+    Diff(diff::DiffArgs),
     /// Temporary instances: a master restored to a point in time.
     #[command(subcommand)]
     Temp(temp::TempCommand),
@@ -176,6 +179,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Command::Whitelist(c) => access::run_whitelist(&client, args.output, c).await?,
                 Command::Backup(c) => return backup::run(&client, args.output, c).await,
                 Command::Temp(c) => return temp::run(&client, args.output, c).await,
+                Command::Diff(a) => return diff::run(&client, args.output, a).await,
                 Command::Serve { .. } | Command::WalPush { .. } | Command::WalFetch { .. } => {
                     unreachable!("handled before the client is built")
                 }

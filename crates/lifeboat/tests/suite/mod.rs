@@ -1,4 +1,5 @@
 mod backups;
+mod diff;
 mod errors;
 mod harness;
 mod instances;

@@ -2,6 +2,7 @@
 
 mod access;
 pub mod backups;
+mod diff;
 mod instances;
 mod temporary;
 pub mod views;
@@ -63,6 +64,7 @@ impl From<QueryRejection> for ApiError {
         backups::verify,
         temporary::create_temporary,
         temporary::show_temporary,
+        diff::diff,
     ),
     components(schemas(ErrorBody)),
     modifiers(&TokenAuth),
@@ -113,6 +115,7 @@ pub fn app(state: SharedState) -> Router {
         )
         .route("/instances/{id}/backups/verify", post(backups::verify))
         .route("/instances/{id}/window", get(backups::window))
+        .route("/diff", post(diff::diff))
         .route(
             "/instances/{id}/temporary",
             get(temporary::show_temporary).post(temporary::create_temporary),
