@@ -2,10 +2,10 @@
 //! that differ.
 //!
 //! 1. The key space is cut into buckets of about `rows_per_bucket` rows (see
-//!    [`crate::diff::split`]); each side returns, per bucket, `count(*)` and the sum of
-//!    a 64-bit hash of each row's text form. One pass over the table, done inside
-//!    PostgreSQL; only these sums cross the network.
-//! 2. A bucket whose sums differ and that holds few rows is compared key by key: each
+//!    [`crate::diff::split`]); each side returns, per bucket, its row count and the XOR
+//!    of a 64-bit hash of each row (see [`TableSql::row_hash`]). One pass over the
+//!    table, done inside PostgreSQL; only these checksums cross the network.
+//! 2. A bucket whose checksums differ and that holds few rows is compared key by key: each
 //!    side returns `(key, row hash)` for the rows of that bucket (index range scans when
 //!    the key can be read in byte order through an index).
 //! 3. A differing bucket with many rows is split again and checksummed again.
@@ -25,7 +25,8 @@ use crate::diff::session::{Conn, Cursor, both};
 use crate::diff::split::{Key, Range, Split, int_slices, refine_int};
 use crate::diff::sql::{Param, Query, RowHash, TableSql};
 
-/// Keys whose rows are compared per round trip in step 2 of a range comparison.
+/// Differing buckets whose keys are read per query in step 2 when buckets are read by
+/// index ranges (one range scan each).
 const BUCKETS_PER_KEY_SCAN: usize = 4096;
 
 /// One side: its connection and its SQL.

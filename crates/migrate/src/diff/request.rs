@@ -198,8 +198,10 @@ pub struct Tuning {
     /// read again around each difference; large ones mean fewer checksums to send.
     pub rows_per_bucket: u64,
     /// Ranges per checksum query when the key can be read in byte order through an
-    /// index (the table is then read in slices of about `rows_per_bucket *
-    /// bucket_per_query` rows, bounding the sort memory each query needs).
+    /// index. A table of up to `rows_per_bucket * buckets_per_query` rows is
+    /// checksummed in one query (a sequential scan, cheaper per row than an index
+    /// scan); a larger one in slices of that many rows, which bounds the memory each
+    /// query's grouping needs (about 100 bytes per range).
     pub buckets_per_query: u64,
     /// Ranges per checksum query when the table must be scanned whole (no index in
     /// byte order on the key): one scan, so the ranges grow with the table beyond this.
@@ -219,7 +221,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             rows_per_bucket: 32,
-            buckets_per_query: 65_536,
+            buckets_per_query: 1 << 19,
             max_buckets_per_scan: 1 << 20,
             max_rows_compared_by_key: 4096,
             rows_per_fetch: 1000,
