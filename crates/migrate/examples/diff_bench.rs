@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! diff_bench --source 'host=... dbname=...' --target '...' --table public.t[=public.u]...
+//!            [--limit N] [--output FILE]
 //! ```
 //! Every differing row goes through the sink (and is counted) as it would for
 //! `--output json`, so the measured memory includes streaming them.
@@ -23,6 +24,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut source = None;
     let mut target = None;
     let mut request = DiffRequest::default();
+    let mut output = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -31,6 +33,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--target" => target = Some(value()?),
             "--table" => request.tables.push(TablePair::parse(&value()?)?),
             "--limit" => request.limit = value()?.parse()?,
+            "--output" => output = Some(value()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -65,9 +68,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             })
         })
         .collect();
-    println!(
-        "{}",
-        serde_json::json!({"seconds": seconds, "streamed_rows": streamed, "tables": tables})
-    );
+    let summary =
+        serde_json::json!({"seconds": seconds, "streamed_rows": streamed, "tables": tables});
+    match output {
+        Some(path) => std::fs::write(path, summary.to_string())?,
+        None => println!("{summary}"),
+    }
     Ok(())
 }
