@@ -69,7 +69,12 @@ pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
 
 /// Takes a base backup of a running cluster into `repo` under `instance/`. The cluster
 /// must archive its WAL into the same repository: `pg_backup_stop` waits until the WAL
-/// the backup needs is archived.
+/// the backup needs is archived, so with archiving broken this call waits for as long
+/// as archiving fails; the caller bounds it (`tokio::time::timeout`, or dropping the
+/// future, which closes the session and so aborts the backup on the server). A failed
+/// or abandoned backup leaves no manifest and so does not exist; retention removes
+/// the content objects it wrote. The caller must not run [`crate::expire`] for the same
+/// instance at the same time.
 pub async fn run_backup(
     repo: &Repository,
     instance: &str,

@@ -43,7 +43,9 @@ impl Default for RestoreOptions {
 /// Writes backup `backup_id` of `instance` into `dest` (a new or empty directory; it
 /// becomes PGDATA), with `backup_label`, `tablespace_map` and an empty `pg_wal`.
 /// Returns the backup's manifest. Recovery settings are written separately
-/// ([`RecoverySettings`], [`write_recovery_signal`]).
+/// ([`RecoverySettings`], [`write_recovery_signal`]). On error, what was written so far
+/// stays in `dest` for the caller to remove. The restored cluster must be started with
+/// the binaries of the backup's major version ([`Manifest::server_version_num`]).
 pub async fn restore(
     repo: &Repository,
     instance: &str,
@@ -80,13 +82,26 @@ pub async fn restore(
                 f.set_len(entry.size)
                     .map_err(BackupError::io(format!("cannot size {}", path.display())))?;
                 set_mode(&path, entry.mode)?;
-                for (i, digest) in entry.chunks.iter().enumerate() {
-                    jobs.push((
-                        entry.path.clone(),
-                        path.clone(),
-                        i as u64 * CHUNK_SIZE,
-                        digest.clone(),
+                if entry.chunks.len() as u64 != entry.size.div_ceil(CHUNK_SIZE) {
+                    return Err(BackupError::corrupt(
+                        format!("manifest of backup {backup_id}"),
+                        format!(
+                            "{} has {} chunks for {} bytes",
+                            entry.path,
+                            entry.chunks.len(),
+                            entry.size
+                        ),
                     ));
+                }
+                for (i, digest) in entry.chunks.iter().enumerate() {
+                    let offset = i as u64 * CHUNK_SIZE;
+                    jobs.push(ChunkJob {
+                        rel: entry.path.clone(),
+                        path: path.clone(),
+                        offset,
+                        len: CHUNK_SIZE.min(entry.size - offset),
+                        digest: digest.clone(),
+                    });
                 }
             }
         }
@@ -103,16 +118,19 @@ pub async fn restore(
     let total = manifest.logical_size;
     let done = AtomicU64::new(0);
     let mut results = futures::stream::iter(jobs)
-        .map(|(rel, path, offset, digest)| {
+        .map(|job| {
             let done = &done;
             async move {
-                let key = manifest::content_key(instance, &digest);
-                let stored = repo.get(&key).await.map_err(|e| in_file(&rel, &key, e))?;
-                let n = tokio::task::spawn_blocking(move || {
-                    write_chunk(&rel, &key, &digest, &stored, &path, offset)
-                })
-                .await
-                .map_err(|e| BackupError::io("restore task failed")(std::io::Error::other(e)))??;
+                let key = manifest::content_key(instance, &job.digest);
+                let stored = repo
+                    .get(&key)
+                    .await
+                    .map_err(|e| in_file(&job.rel, &key, e))?;
+                let n = tokio::task::spawn_blocking(move || write_chunk(&job, &key, &stored))
+                    .await
+                    .map_err(|e| {
+                        BackupError::io("restore task failed")(std::io::Error::other(e))
+                    })??;
                 let d = done.fetch_add(n, Ordering::Relaxed) + n;
                 progress(Progress {
                     bytes_done: d,
@@ -185,28 +203,44 @@ fn in_file(rel: &str, key: &str, e: BackupError) -> BackupError {
     }
 }
 
-fn write_chunk(
-    rel: &str,
-    key: &str,
-    digest: &str,
-    stored: &[u8],
-    path: &Path,
+/// One chunk of one file to restore.
+struct ChunkJob {
+    /// The file's path in the manifest, for messages.
+    rel: String,
+    path: PathBuf,
     offset: u64,
-) -> Result<u64, BackupError> {
-    let (header, raw) = object::decode(key, stored).map_err(|e| in_file(rel, key, e))?;
-    if hex::encode(header.sha256) != digest {
-        return Err(in_file(
-            rel,
-            key,
-            BackupError::corrupt(key, "the object holds other content than its name says"),
-        ));
+    len: u64,
+    digest: String,
+}
+
+fn write_chunk(job: &ChunkJob, key: &str, stored: &[u8]) -> Result<u64, BackupError> {
+    let (header, raw) = object::decode(key, stored).map_err(|e| in_file(&job.rel, key, e))?;
+    let problem = if hex::encode(header.sha256) != job.digest {
+        Some("the object holds other content than its name says".to_string())
+    } else if raw.len() as u64 != job.len {
+        Some(format!(
+            "the chunk has {} bytes, the manifest expects {}",
+            raw.len(),
+            job.len
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = problem {
+        return Err(in_file(&job.rel, key, BackupError::corrupt(key, reason)));
     }
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .open(path)
-        .map_err(BackupError::io(format!("cannot open {}", path.display())))?;
-    f.write_all_at(&raw, offset)
-        .map_err(BackupError::io(format!("cannot write {}", path.display())))?;
+        .open(&job.path)
+        .map_err(BackupError::io(format!(
+            "cannot open {}",
+            job.path.display()
+        )))?;
+    f.write_all_at(&raw, job.offset)
+        .map_err(BackupError::io(format!(
+            "cannot write {}",
+            job.path.display()
+        )))?;
     Ok(raw.len() as u64)
 }
 
