@@ -77,3 +77,72 @@ async fn flipped_byte_is_named_by_verify_and_restore() {
     .unwrap_err();
     assert!(err.to_string().contains("global/pg_control"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backup_does_not_exist_and_the_next_one_succeeds() {
+    let tc = TestCluster::start();
+    let repo = TestRepo::new();
+    enable_archiving(&tc, &repo);
+    let client = tc.connect("postgres").await;
+    client
+        .batch_execute("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 300000) g")
+        .await
+        .unwrap();
+
+    // Stop the backup at its first progress report, as a killed server would.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let on_progress = |_: lifeboat_backup::Progress| {
+        if let Some(tx) = tx.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    };
+    let options = BackupOptions {
+        parallelism: 1,
+        ..BackupOptions::default()
+    };
+    tokio::select! {
+        r = run_backup(&repo.repo, INSTANCE, &tc.cluster, &options, &on_progress) => {
+            panic!("the backup finished before it was interrupted: {r:?}");
+        }
+        _ = rx => {}
+    }
+    // Content objects were written, but without a manifest there is no backup.
+    assert!(
+        !repo
+            .repo
+            .list(&format!("{INSTANCE}/data/"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        lifeboat_backup::list_backups(&repo.repo, INSTANCE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let waldump = tc.cluster.bins.path("pg_waldump");
+    assert!(
+        lifeboat_backup::restorable_window(&repo.repo, INSTANCE, &waldump)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Closing the session aborted the backup on the server, so the next one can start;
+    // it stores its content again rather than trusting the interrupted backup's objects.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let backup = run_backup(
+        &repo.repo,
+        INSTANCE,
+        &tc.cluster,
+        &BackupOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(backup.stored_objects > 0);
+    let report = verify(&repo.repo, INSTANCE, 4).await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
