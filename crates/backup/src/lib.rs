@@ -30,6 +30,23 @@
 //! the sha256 and length of the content, then a zstd frame, so any object can be
 //! verified on its own and a half-written one is never accepted.
 //!
+//! # Using it
+//!
+//! ```text
+//! Repository::open(&RepositoryConfig)                  one per region
+//! repo.prepare_instance(id, Some(&os_user))            before archiving starts (local repo)
+//! wal::archive_command(lifeboat, config, id)           -> archive_command setting
+//! wal_push_command / wal_fetch_command                 what `lifeboat wal-push/-fetch` run
+//! run_backup(repo, id, cluster, options, progress)     -> Manifest
+//! list_backups(repo, id) / Manifest::summary           backup list
+//! restorable_window(repo, id, pg_waldump)              -> Option<RestorableWindow>
+//! backup_for_target(repo, id, target)                  which backup a restore starts from
+//! restore(repo, id, backup, dest, options, progress)   files + backup_label
+//! RecoverySettings::settings / write_recovery_signal   then start the copy
+//! expire(repo, id, keep_for, now)                      retention
+//! verify(repo, id, parallelism)                        -> VerifyReport
+//! ```
+//!
 //! # Layout
 //! - [`config`]: [`RepositoryConfig`], the region's repository settings.
 //! - [`repository`]: [`Repository`], atomic and durable object storage over
@@ -44,9 +61,9 @@
 //! - [`manifest`]: the manifest that makes a backup exist.
 //! - [`waldump`]: finding commit times in archived WAL with `pg_waldump`.
 //! - [`window`]: the [`RestorableWindow`].
-//! - [`restore`]: writing a backup into a new data directory, and recovery settings.
+//! - [`mod@restore`]: writing a backup into a new data directory, and recovery settings.
 //! - [`retention`]: expiring old backups, their WAL and unreferenced content.
-//! - [`verify`]: re-reading every stored object.
+//! - [`mod@verify`]: re-reading every stored object.
 
 pub mod archive_status;
 pub mod base_backup;
