@@ -9,9 +9,10 @@
 //! nothing can be written). Rows are matched by the primary key, else by a unique index
 //! on NOT NULL columns ([`keyed`]); a table with neither is compared as a multiset of
 //! whole rows ([`multiset`]) with a warning. Almost all work happens inside PostgreSQL:
-//! each side sums 64-bit hashes of rows per key range, the sums are compared, and only
-//! ranges that differ are looked at more closely, so a large table with few
-//! differences costs about one scan per side and little network traffic.
+//! each side combines 64-bit hashes of its rows per key range, the checksums are
+//! compared, and only ranges that differ are looked at more closely, so a large table
+//! with few differences costs about one scan per side and little network traffic.
+//! Both sides are queried at the same time.
 //!
 //! # What "equal" means
 //! Two values are equal when PostgreSQL writes them as the same text (with the session
@@ -19,8 +20,16 @@
 //! (numeric keeps its scale, and so would an application reading it), `0` and `-0`
 //! differ, `NaN` equals `NaN`, NULL equals NULL and differs from every value including
 //! `''`, two `timestamptz` equal as instants are equal whatever zone wrote them, `jsonb`
-//! compares normalized while `json` compares as written. Keys follow the same rule: a
-//! key `1.0` in one table and `1.00` in the other are two different keys.
+//! compares normalized while `json` compares as written, `interval '1 day'` differs
+//! from `interval '24 hours'`. One exception: `character(n)` ignores trailing spaces,
+//! as PostgreSQL does. Keys follow the same rule: a key `1.0` in one table and `1.00`
+//! in the other are two different keys.
+//!
+//! # Using it
+//! [`diff_tables`] takes two connected clients that are not inside a transaction, a
+//! [`DiffRequest`] and a [`DiffSink`]; it returns a [`DiffReport`] (serializable as the
+//! JSON of DESIGN.md) or a [`DiffError`] with a [`DiffError::hint`]. Dropping the future
+//! mid-way leaves the clients inside the diff's read-only transaction: drop them too.
 //!
 //! # Layout
 //! - [`request`]: what to compare; [`report`]: what comes back, and the row sink.
