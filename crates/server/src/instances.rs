@@ -255,6 +255,17 @@ pub async fn delete(state: SharedState, id: InstanceId) -> Result<(), ApiError> 
             format!("delete it first: lifeboat temp delete {}", t.id),
         ));
     }
+    if let Some(task) = state
+        .store
+        .tasks_of_instance(id.as_str(), "migrating")?
+        .first()
+    {
+        return Err(ApiError::conflict(
+            "migration_running",
+            format!("instance {id} is part of the running migration task {task}"),
+            format!("wait for it to end or cancel it: lifeboat migration cancel {task}"),
+        ));
+    }
     if rec.status == InstanceStatus::Creating {
         return Err(ApiError::conflict(
             "instance_busy",

@@ -8,6 +8,7 @@
 //! <data dir>/                 mode 0711: the OS user of the clusters may pass, not list
 //!   lifeboat.db               metadata store (SQLite, mode 0600)
 //!   api-token                 the API token (mode 0600)
+//!   secret-key                seals the passwords migration tasks keep (mode 0600)
 //!   server-address            the URL the server listens on, for the CLI
 //!   bin/lifeboat              the binary archive_command and restore_command run
 //!   regions/<region>/repository.toml   the region's repository, for those commands
@@ -30,7 +31,9 @@ pub mod backups;
 pub mod config;
 pub mod error;
 pub mod instances;
+pub mod migrations;
 pub mod reconcile;
+pub mod secrets;
 pub mod state;
 pub mod temporary;
 
@@ -96,7 +99,14 @@ pub async fn serve(
             "base backups were interrupted by the last stop; they will be taken again"
         );
     }
-    let state = Arc::new(AppState::new(config, data_dir.clone(), store, token));
+    let secrets = secrets::SecretBox::load_or_create(&data_dir)?;
+    let state = Arc::new(AppState::new(
+        config,
+        data_dir.clone(),
+        store,
+        token,
+        secrets,
+    ));
     backups::prepare(&state)?;
     match state.pg_env() {
         Ok(env) => {
@@ -123,6 +133,7 @@ pub async fn serve(
     let workers = state.clone();
     tokio::spawn(async move {
         reconcile::reconcile(workers.clone()).await;
+        migrations::resume(&workers).await;
         tokio::spawn(temporary::reaper(workers.clone()));
         backups::scheduler(workers).await;
     });

@@ -31,10 +31,20 @@ pub struct AppState {
     instance_locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
     /// Held while a new instance picks its port and name.
     pub create_lock: tokio::sync::Mutex<()>,
+    /// Seals the passwords migration tasks keep.
+    pub secrets: crate::secrets::SecretBox,
+    /// Cancels running migration tasks, by task id.
+    pub migration_cancels: Mutex<HashMap<String, lifeboat_migrate::migration::CancellationToken>>,
 }
 
 impl AppState {
-    pub fn new(config: Config, data_dir: PathBuf, store: Store, token: String) -> Self {
+    pub fn new(
+        config: Config,
+        data_dir: PathBuf,
+        store: Store,
+        token: String,
+        secrets: crate::secrets::SecretBox,
+    ) -> Self {
         Self {
             config,
             data_dir,
@@ -43,6 +53,8 @@ impl AppState {
             pg: Mutex::new(None),
             instance_locks: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
+            secrets,
+            migration_cancels: Mutex::new(HashMap::new()),
         }
     }
 

@@ -11,10 +11,12 @@
 //! - [`schema`]: the schema and its migrations (`PRAGMA user_version`).
 //! - [`instances`]: instance records, accounts and whitelist entries.
 //! - [`backup_runs`]: base backup attempts and their outcome.
+//! - [`migration_tasks`]: data migration tasks.
 
 pub mod backup_runs;
 mod error;
 pub mod instances;
+pub mod migration_tasks;
 mod schema;
 
 use std::path::Path;
@@ -25,6 +27,7 @@ use rusqlite::Connection;
 pub use backup_runs::BackupRun;
 pub use error::StoreError;
 pub use instances::{AccountRecord, InstanceRecord, NewInstance, WhitelistRecord};
+pub use migration_tasks::StoredTask;
 
 /// The metadata store. Cheap operations, called directly from async code: each holds
 /// the connection for a few milliseconds at most.

@@ -69,6 +69,19 @@ CREATE UNIQUE INDEX backup_runs_one_running ON backup_runs(instance_id) WHERE st
 ALTER TABLE instances ADD COLUMN restore_target TEXT;
 ALTER TABLE instances ADD COLUMN progress TEXT;
 "#,
+    r#"
+-- Data migration tasks. The task is a JSON document (its passwords encrypted by the
+-- server); the columns beside it are those the store looks things up by.
+CREATE TABLE migration_tasks (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    state      TEXT NOT NULL,
+    source_id  TEXT NOT NULL,
+    target_id  TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc        TEXT NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ mod backup;
 mod client;
 mod diff;
 mod instance;
+mod migration;
 mod output;
 mod temp;
 mod zone;
@@ -95,6 +96,9 @@ enum Command {
     /// Base backups and the restorable window of a master.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Data migration tasks: copy chosen objects between instances.
+    #[command(subcommand)]
+    Migration(migration::MigrationCommand),
     /// Compare tables of two instances and show the rows that differ.
     Diff(diff::DiffArgs),
     /// Temporary instances: a master restored to a point in time.
@@ -180,6 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Command::Backup(c) => return backup::run(&client, args.output, c).await,
                 Command::Temp(c) => return temp::run(&client, args.output, c).await,
                 Command::Diff(a) => return diff::run(&client, args.output, a).await,
+                Command::Migration(c) => return migration::run(&client, args.output, c).await,
                 Command::Serve { .. } | Command::WalPush { .. } | Command::WalFetch { .. } => {
                     unreachable!("handled before the client is built")
                 }

@@ -4,6 +4,7 @@ mod access;
 pub mod backups;
 mod diff;
 mod instances;
+mod migrations;
 mod temporary;
 pub mod views;
 
@@ -65,6 +66,14 @@ impl From<QueryRejection> for ApiError {
         temporary::create_temporary,
         temporary::show_temporary,
         diff::diff,
+        migrations::create,
+        migrations::list,
+        migrations::show,
+        migrations::authorize,
+        migrations::precheck,
+        migrations::start,
+        migrations::cancel,
+        migrations::delete,
     ),
     components(schemas(ErrorBody)),
     modifiers(&TokenAuth),
@@ -116,6 +125,18 @@ pub fn app(state: SharedState) -> Router {
         .route("/instances/{id}/backups/verify", post(backups::verify))
         .route("/instances/{id}/window", get(backups::window))
         .route("/diff", post(diff::diff))
+        .route(
+            "/migrations",
+            get(migrations::list).post(migrations::create),
+        )
+        .route(
+            "/migrations/{task}",
+            get(migrations::show).delete(migrations::delete),
+        )
+        .route("/migrations/{task}/authorize", post(migrations::authorize))
+        .route("/migrations/{task}/precheck", post(migrations::precheck))
+        .route("/migrations/{task}/start", post(migrations::start))
+        .route("/migrations/{task}/cancel", post(migrations::cancel))
         .route(
             "/instances/{id}/temporary",
             get(temporary::show_temporary).post(temporary::create_temporary),

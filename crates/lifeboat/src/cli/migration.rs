@@ -1,0 +1,358 @@
+//! `lifeboat migration ...`: copy chosen objects from one instance into another.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use lifeboat_server::migrations::TaskDoc;
+use serde_json::json;
+
+use super::Output;
+use super::client::Client;
+use super::instance::{enc, local};
+use super::output;
+use super::read_password_file;
+
+#[derive(Debug, Subcommand)]
+pub enum MigrationCommand {
+    /// Create a migration task (it does nothing until pre-checked and started).
+    Create(Box<CreateArgs>),
+    /// Add the migration worker's address to both instances' whitelists.
+    Authorize { task: String },
+    /// Run the pre-check; exits non-zero when an item failed.
+    Precheck { task: String },
+    /// Start a task whose pre-check passed.
+    Start {
+        task: String,
+        /// Wait until it ends, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Cancel a running task: each table is left fully migrated or as it was.
+    Cancel { task: String },
+    /// Show a task: state, pre-check items, per-table progress, report.
+    Show { task: String },
+    /// List tasks.
+    List,
+    /// Delete a task that is not running (removes its whitelist entries).
+    Delete { task: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Where the data comes from (usually the temporary instance).
+    #[arg(long)]
+    source: String,
+    /// Where it goes (usually the master).
+    #[arg(long)]
+    target: String,
+    /// Default: a generated name.
+    #[arg(long)]
+    name: Option<String>,
+    /// DB, DB.SCHEMA or DB.SCHEMA.TABLE, optionally =NEW_NAME. Repeat for more.
+    #[arg(long = "object", required = true)]
+    objects: Vec<String>,
+    #[arg(long)]
+    source_account: String,
+    /// File with the source account's password (else LIFEBOAT_SOURCE_PASSWORD).
+    #[arg(long)]
+    source_password_file: Option<PathBuf>,
+    #[arg(long)]
+    source_region: Option<String>,
+    #[arg(long)]
+    target_account: String,
+    /// File with the target account's password (else LIFEBOAT_TARGET_PASSWORD).
+    #[arg(long)]
+    target_password_file: Option<PathBuf>,
+    #[arg(long)]
+    target_region: Option<String>,
+    /// schema, data, or schema,data.
+    #[arg(long, default_value = "schema,data")]
+    types: String,
+    /// What to do when a mapped table exists in the target.
+    #[arg(long, default_value = "error", value_parser = ["error", "skip-existing", "overwrite", "replace"])]
+    conflict: String,
+}
+
+fn password(file: &Option<PathBuf>, env: &str) -> anyhow::Result<String> {
+    match file {
+        Some(f) => read_password_file(f),
+        None => std::env::var(env).map_err(|_| {
+            anyhow::anyhow!(
+                "no password: give --{}-password-file FILE or set {env}",
+                if env.contains("SOURCE") {
+                    "source"
+                } else {
+                    "target"
+                }
+            )
+        }),
+    }
+}
+
+pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow::Result<ExitCode> {
+    let path = |task: &str, action: &str| format!("/migrations/{}{action}", enc(task));
+    let doc: TaskDoc = match cmd {
+        MigrationCommand::Create(args) => {
+            let CreateArgs {
+                source,
+                target,
+                name,
+                objects,
+                source_account,
+                source_password_file,
+                source_region,
+                target_account,
+                target_password_file,
+                target_region,
+                types,
+                conflict,
+            } = *args;
+            let body = json!({
+                "name": name,
+                "source": { "instance": source, "region": source_region, "account": source_account,
+                            "password": password(&source_password_file, "LIFEBOAT_SOURCE_PASSWORD")? },
+                "target": { "instance": target, "region": target_region, "account": target_account,
+                            "password": password(&target_password_file, "LIFEBOAT_TARGET_PASSWORD")? },
+                "objects": objects, "types": types, "conflict": conflict,
+            });
+            let doc: TaskDoc = client.post("/migrations", &body).await?;
+            if out == Output::Table {
+                println!("Created migration task {} ({}).", doc.id, doc.name);
+                println!(
+                    "Next: lifeboat migration authorize {0}; lifeboat migration precheck {0}; lifeboat migration start {0}",
+                    doc.id
+                );
+            }
+            doc
+        }
+        MigrationCommand::Authorize { task } => {
+            let doc: TaskDoc = client.post(&path(&task, "/authorize"), &json!({})).await?;
+            if out == Output::Table {
+                println!(
+                    "Authorized {}: {} may connect to {} and {}.",
+                    doc.id, doc.worker_address, doc.source.instance, doc.target.instance
+                );
+            }
+            doc
+        }
+        MigrationCommand::Precheck { task } => {
+            let doc: TaskDoc = client.post(&path(&task, "/precheck"), &json!({})).await?;
+            output::print(out, &doc, show)?;
+            return Ok(if doc.state == "precheck_passed" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        MigrationCommand::Start { task, wait } => {
+            let doc: TaskDoc = client.post(&path(&task, "/start"), &json!({})).await?;
+            if !wait {
+                output::print(out, &doc, |d| {
+                    println!(
+                        "Started {}; follow it with `lifeboat migration show {}`.",
+                        d.id, d.id
+                    )
+                })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let done = wait_end(client, &doc.id, out).await?;
+            output::print(out, &done, show)?;
+            return Ok(if done.state == "completed" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        MigrationCommand::Cancel { task } => {
+            client.post(&path(&task, "/cancel"), &json!({})).await?
+        }
+        MigrationCommand::Show { task } => client.get(&path(&task, "")).await?,
+        MigrationCommand::Delete { task } => {
+            let _: serde_json::Value = client.delete(&path(&task, "")).await?;
+            output::print(out, &json!({ "id": task, "deleted": true }), |_| {
+                println!("Deleted migration task {task}.")
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        MigrationCommand::List => {
+            let list: Vec<TaskDoc> = client.get("/migrations").await?;
+            output::print(out, &list, |list| {
+                output::table(
+                    &[
+                        "TASK", "NAME", "SOURCE", "TARGET", "STATE", "PROGRESS", "CREATED",
+                    ],
+                    list.iter()
+                        .map(|d| {
+                            vec![
+                                d.id.clone(),
+                                d.name.clone(),
+                                d.source.instance.clone(),
+                                d.target.instance.clone(),
+                                d.state.clone(),
+                                overall(d),
+                                local(d.created_at),
+                            ]
+                        })
+                        .collect(),
+                )
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    output::print(out, &doc, show)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn overall(d: &TaskDoc) -> String {
+    if d.tables.is_empty() {
+        return "-".into();
+    }
+    let (done, total): (u64, u64) = d.tables.iter().fold((0, 0), |(a, b), t| {
+        (
+            a + t.bytes.min(t.estimated_bytes.max(t.bytes)),
+            b + t.estimated_bytes.max(t.bytes),
+        )
+    });
+    let finished = d
+        .tables
+        .iter()
+        .filter(|t| t.state == "done" || t.state == "skipped")
+        .count();
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
+    format!("{finished}/{} tables, {pct}%", d.tables.len())
+}
+
+fn show(d: &TaskDoc) {
+    output::fields(&[
+        ("task", format!("{} ({})", d.id, d.name)),
+        ("state", d.state.clone()),
+        (
+            "source",
+            format!(
+                "{} as {} ({})",
+                d.source.instance, d.source.account, d.source.region
+            ),
+        ),
+        (
+            "target",
+            format!(
+                "{} as {} ({})",
+                d.target.instance, d.target.account, d.target.region
+            ),
+        ),
+        ("objects", d.objects.join(", ")),
+        ("types", d.types.join(",")),
+        ("conflict mode", d.conflict.clone()),
+        (
+            "whitelist",
+            if d.authorized {
+                format!("{} authorized", d.worker_address)
+            } else {
+                "not authorized".into()
+            },
+        ),
+    ]);
+    if let Some(e) = &d.error {
+        println!("error           {e}");
+    }
+    if !d.precheck.is_empty() {
+        println!("Pre-check:");
+        output::table(
+            &["", "ITEM", "STATUS", "DETAIL", "ADVICE"],
+            d.precheck
+                .iter()
+                .map(|i| {
+                    let status = serde_json::to_value(i.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
+                    let mark = match status.as_str() {
+                        "failed" => "!",
+                        "warning" => "?",
+                        _ => "",
+                    };
+                    vec![
+                        mark.to_string(),
+                        i.name.clone(),
+                        status,
+                        i.detail.clone(),
+                        i.advice.clone(),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    if !d.tables.is_empty() {
+        println!("Tables:");
+        output::table(
+            &["SOURCE", "TARGET", "STATE", "ROWS", "BYTES", "DONE", "ETA"],
+            d.tables
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.source.clone(),
+                        t.target.clone(),
+                        t.state.clone(),
+                        t.rows.to_string(),
+                        output::bytes(t.bytes as i64),
+                        format!("{:.0}%", t.percent),
+                        t.eta_seconds
+                            .map(|s| format!("{s}s"))
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    if let Some(r) = &d.report {
+        println!("Report:");
+        for t in r["tables"].as_array().into_iter().flatten() {
+            let kept = t["kept_table"]
+                .as_str()
+                .map(|k| format!(", replaced rows kept in {k}"))
+                .unwrap_or_default();
+            println!(
+                "  {} -> {}: {} rows copied, {} inserted, {} skipped, {} replaced{kept}",
+                t["source"].as_str().unwrap_or("?"),
+                t["target"].as_str().unwrap_or("?"),
+                t["rows_copied"],
+                t["rows_inserted"],
+                t["rows_skipped"],
+                t["rows_replaced"]
+            );
+        }
+        for v in r["verification"].as_array().into_iter().flatten() {
+            println!(
+                "  verified {}: {}",
+                v["target"].as_str().or(v["table"].as_str()).unwrap_or("?"),
+                if v["passed"] == true {
+                    "ok".to_string()
+                } else {
+                    v.to_string()
+                }
+            );
+        }
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            println!("  warning: {}", w.as_str().unwrap_or(""));
+        }
+    }
+}
+
+async fn wait_end(client: &Client, id: &str, out: Output) -> anyhow::Result<TaskDoc> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if out != Output::Table {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let d: TaskDoc = client.get(&format!("/migrations/{}", enc(id))).await?;
+        spinner.set_message(format!("{}: {}", d.state, overall(&d)));
+        spinner.tick();
+        if d.state != "migrating" {
+            spinner.finish_and_clear();
+            return Ok(d);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
