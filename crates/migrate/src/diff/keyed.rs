@@ -181,7 +181,11 @@ impl<'a, 's> Keyed<'a, 's> {
     }
 
     /// `(bucket, (source rows, target rows))` of the buckets whose checksums differ.
-    async fn differing_buckets(&self, split: &Split) -> Result<Vec<(i64, (u64, u64))>, DiffError> {
+    /// `&mut self`: a future holding `&Keyed` would need the caller's sink to be `Sync`.
+    async fn differing_buckets(
+        &mut self,
+        split: &Split,
+    ) -> Result<Vec<(i64, (u64, u64))>, DiffError> {
         let max = self.tuning.max_rows_compared_by_key;
         let (qs, qt) = (
             checksum_query(&self.src.sql, split, max),

@@ -125,3 +125,67 @@ async fn text_keys_take_every_path() {
 async fn uuid_keys_take_every_path() {
     spread_and_block("uuid", "md5(g::text)::uuid").await;
 }
+
+#[tokio::test]
+async fn two_instances_and_renamed_tables() {
+    use lifeboat_postgres::testing::TestCluster;
+    let (a, b) = (TestCluster::start(), TestCluster::start());
+    let (src, dst) = (a.connect("postgres").await, b.connect("postgres").await);
+    src.batch_execute(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), placed timestamptz);
+         INSERT INTO orders SELECT g, g * 1.5, TIMESTAMPTZ '2024-03-01 00:00+00' + g * interval '1 min'
+           FROM generate_series(1, 3000) g;",
+    )
+    .await
+    .unwrap();
+    dst.batch_execute(
+        "CREATE SCHEMA archive;
+         CREATE TABLE archive.orders_old (id bigint PRIMARY KEY, total numeric(10,2), placed timestamptz);
+         SET TimeZone = 'Asia/Tokyo';
+         INSERT INTO archive.orders_old SELECT g, g * 1.5, TIMESTAMPTZ '2024-03-01 00:00+00' + g * interval '1 min'
+           FROM generate_series(1, 3000) g WHERE g <> 1234;
+         UPDATE archive.orders_old SET total = 0 WHERE id = 2000;",
+    )
+    .await
+    .unwrap();
+    let request =
+        lifeboat_migrate::diff::DiffRequest::tables([lifeboat_migrate::diff::TablePair::parse(
+            "public.orders=archive.orders_old",
+        )
+        .unwrap()]);
+    let o = crate::support::run(&src, &dst, &request).await.unwrap();
+    assert_counts(&o, 0, (1, 0, 1));
+    assert_eq!(
+        o.lines(),
+        [
+            r#"only_in_source {"id":1234}"#,
+            r#"changed {"id":2000} ["total"]"#
+        ]
+    );
+    let json = serde_json::to_value(&o.report).unwrap();
+    let t = &json["tables"][0];
+    assert_eq!(t["table"], "public.orders=archive.orders_old");
+    assert_eq!(
+        (&t["only_in_source"], &t["only_in_target"], &t["changed"]),
+        (&1.into(), &0.into(), &1.into())
+    );
+    assert_eq!(t["rows"][1]["source"]["total"], serde_json::json!(3000.00));
+    assert_eq!(
+        t["rows"][1]["target"]["placed"],
+        "2024-03-02T09:20:00+00:00"
+    );
+}
+
+/// The server runs diffs on its runtime's worker threads.
+#[test]
+fn the_diff_future_can_be_spawned() {
+    fn spawnable<T: Send>(_: &T) {}
+    async fn with(src: &tokio_postgres::Client, dst: &tokio_postgres::Client) {
+        let request = lifeboat_migrate::diff::DiffRequest::default();
+        let mut sink = lifeboat_migrate::diff::NoSink;
+        let fut = lifeboat_migrate::diff::diff_tables(src, dst, &request, &mut sink);
+        spawnable(&fut);
+        let _ = fut.await;
+    }
+    let _ = with;
+}
