@@ -8,8 +8,9 @@
 //! not files, are the unit of parallelism, so one large relation file is read and
 //! compressed on every core.
 //!
-//! Only chunks named by an existing manifest count as present: content objects left by
-//! an interrupted backup may never have been flushed, so they are written again.
+//! Only chunks named by an existing manifest and still present count as stored: content
+//! objects left by an interrupted backup may never have been flushed, and a damaged one
+//! that was removed must be stored again, so both are written again.
 //! Content objects use deferred durability and are flushed with one `syncfs` before the
 //! manifest is written.
 
@@ -97,13 +98,7 @@ pub async fn run_backup(
         .label
         .clone()
         .unwrap_or_else(|| format!("lifeboat {id}"));
-    // Chunks known to be durable: those of complete backups.
-    let known: HashSet<Sha256Sum> = manifest::list_backups(repo, instance)
-        .await?
-        .iter()
-        .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter()))
-        .filter_map(|h| hex_digest(h))
-        .collect();
+    let known = durable_chunks(repo, instance).await?;
 
     let client = cluster.connect("postgres").await?;
     let row = client
@@ -177,6 +172,30 @@ pub async fn run_backup(
         "base backup complete"
     );
     Ok(manifest)
+}
+
+/// Chunks a backup may reuse without storing them again: those named by a complete
+/// backup (so flushed before its manifest was written) and still present. Content
+/// objects of an interrupted backup may never have reached the disk, and a damaged
+/// object removed with [`crate::verify::remove_damaged`] must be stored again.
+async fn durable_chunks(
+    repo: &Repository,
+    instance: &str,
+) -> Result<HashSet<Sha256Sum>, BackupError> {
+    let referenced: HashSet<Sha256Sum> = manifest::list_backups(repo, instance)
+        .await?
+        .iter()
+        .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter()))
+        .filter_map(|h| hex_digest(h))
+        .collect();
+    let prefix = format!("{instance}/data/");
+    Ok(repo
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|o| hex_digest(o.key.rsplit('/').next()?))
+        .filter(|d| referenced.contains(d))
+        .collect())
 }
 
 /// The `START TIMELINE` line of a `backup_label`.

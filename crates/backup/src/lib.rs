@@ -90,7 +90,7 @@ pub use manifest::{BackupSummary, Manifest, list_backups};
 pub use repository::Repository;
 pub use restore::{RecoverySettings, RecoveryTarget, RestoreOptions, restore};
 pub use retention::{RetentionReport, expire};
-pub use verify::{VerifyProblem, VerifyReport, verify};
+pub use verify::{VerifyProblem, VerifyReport, remove_damaged, verify};
 pub use wal::{
     CommandOutcome, FetchOutcome, PushOutcome, wal_fetch, wal_fetch_command, wal_push,
     wal_push_command,

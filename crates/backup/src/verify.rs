@@ -18,6 +18,26 @@ use crate::object;
 use crate::repository::Repository;
 use crate::wal::{self, WalFileKind};
 
+/// Removes the damaged content objects a [`verify`] report names, so the next base
+/// backup stores that content again instead of reusing the damaged copy. Backups that
+/// referenced them stay unrestorable (as they already were); WAL objects and manifests
+/// are left alone, since nothing can rewrite them. Returns the keys removed.
+pub async fn remove_damaged(
+    repo: &Repository,
+    instance: &str,
+    report: &VerifyReport,
+) -> Result<Vec<String>, BackupError> {
+    let prefix = format!("{instance}/data/");
+    let mut removed = Vec::new();
+    for p in &report.problems {
+        if p.object.starts_with(&prefix) {
+            repo.delete(&p.object).await?;
+            removed.push(p.object.clone());
+        }
+    }
+    Ok(removed)
+}
+
 /// One problem found by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyProblem {

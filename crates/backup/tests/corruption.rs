@@ -58,8 +58,43 @@ async fn flipped_byte_is_named_by_verify_and_restore() {
     assert!(err.to_string().contains("global/pg_control"), "{err}");
     assert!(matches!(err, lifeboat_backup::BackupError::Corrupt { .. }));
 
-    // A missing content object is named the same way.
-    std::fs::remove_file(&path).unwrap();
+    // Removing the damaged object makes the next backup store that content again
+    // rather than reuse the damaged copy; the missing object is named like a damaged one.
+    let removed = lifeboat_backup::verify::remove_damaged(&repo.repo, INSTANCE, &report)
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![key.clone()]);
+    assert!(!path.exists());
+    // Content that does not change between backups (PG_VERSION) is stored again too.
+    let version = backup
+        .files
+        .iter()
+        .find(|f| f.path == "PG_VERSION")
+        .unwrap();
+    let version_key = manifest::content_key(INSTANCE, &version.chunks[0]);
+    repo.repo.delete(&version_key).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let next = run_backup(
+        &repo.repo,
+        INSTANCE,
+        &tc.cluster,
+        &BackupOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(repo.repo.head(&version_key).await.unwrap().is_some());
+    let restored = tempfile::tempdir().unwrap();
+    restore(
+        &repo.repo,
+        INSTANCE,
+        &next.id,
+        &restored.path().join("data"),
+        &RestoreOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
     let report = verify(&repo.repo, INSTANCE, 4).await.unwrap();
     assert_eq!(
         report.problems[0].files,
