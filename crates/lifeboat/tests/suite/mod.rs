@@ -3,6 +3,7 @@ mod diff;
 mod errors;
 mod harness;
 mod instances;
+mod migrations;
 mod reconcile;
 mod s3;
 mod temporary;

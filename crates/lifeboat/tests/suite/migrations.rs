@@ -1,0 +1,259 @@
+//! Migration tasks through the server: pre-check, conflicts, whitelist authorization,
+//! secrets, restart, and the README's walk-through script.
+
+use super::harness::*;
+
+/// Two masters: `source` with the data, `target` to copy into.
+async fn two_masters(
+    server: &TestServer,
+) -> (
+    String,
+    String,
+    tokio_postgres::Client,
+    tokio_postgres::Client,
+) {
+    let a = server.create_master("source");
+    let b = server.create_master("target");
+    let ca = connect(port_of(&a), "admin", PASSWORD).await.unwrap();
+    let cb = connect(port_of(&b), "admin", PASSWORD).await.unwrap();
+    (id_of(&a), id_of(&b), ca, cb)
+}
+
+fn create_task(
+    server: &TestServer,
+    source: &str,
+    target: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let pw = server.password_file();
+    let pw = pw.to_str().unwrap();
+    let mut args = vec![
+        "migration",
+        "create",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--source-account",
+        "admin",
+        "--source-password-file",
+        pw,
+        "--target-account",
+        "admin",
+        "--target-password-file",
+        pw,
+    ];
+    args.extend_from_slice(extra);
+    server.json(&args)
+}
+
+#[tokio::test]
+async fn a_conflict_fails_the_precheck_until_it_is_fixed() {
+    let server = TestServer::start();
+    let (src, dst, ca, cb) = two_masters(&server).await;
+    ca.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'x' || g FROM generate_series(1, 300) g;").await.unwrap();
+    cb.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders VALUES (1, 'kept');").await.unwrap();
+    let task = create_task(
+        &server,
+        &src,
+        &dst,
+        &[
+            "--name",
+            "restore-orders",
+            "--object",
+            "postgres.public.orders",
+        ],
+    );
+    let id = task["id"].as_str().unwrap().to_string();
+    assert_eq!(task["state"], "not_started");
+    assert_eq!(task["conflict"], "error");
+    assert!(task["source"].get("password_sealed").is_none(), "{task}");
+
+    // Start is refused before a passing pre-check.
+    let err = server.fails(&["migration", "start", &id]);
+    assert!(
+        err.contains("starts only after its pre-check passed"),
+        "{err}"
+    );
+    // The pre-check fails, names the conflicting table, and exits non-zero.
+    let out = server.cli(&["migration", "precheck", &id, "--output", "json"]);
+    assert!(!out.status.success());
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checked["state"], "precheck_failed");
+    let failed: Vec<&serde_json::Value> = checked["precheck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{checked}");
+    assert!(
+        failed[0]["detail"].as_str().unwrap().contains("orders"),
+        "{}",
+        failed[0]
+    );
+    assert!(!failed[0]["advice"].as_str().unwrap().is_empty());
+    let listed = server.json(&["migration", "list"]);
+    assert_eq!(listed[0]["state"], "precheck_failed");
+
+    // Fix it in the target, pre-check again, start.
+    cb.batch_execute("ALTER TABLE orders RENAME TO orders_old")
+        .await
+        .unwrap();
+    let checked = server.json(&["migration", "precheck", &id]);
+    assert_eq!(checked["state"], "precheck_passed", "{checked}");
+    let done = server.json(&["migration", "start", "restore-orders", "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["tables"][0]["rows"], 300);
+    assert_eq!(done["tables"][0]["percent"], 100.0);
+    assert_eq!(done["report"]["verification"][0]["passed"], true, "{done}");
+    let n: i64 = cb
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let kept: i64 = cb
+        .query_one("SELECT count(*) FROM orders_old", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((n, kept), (300, 1));
+    // The passwords are stored sealed, never in clear.
+    let db = std::fs::read(server.data_dir.join("lifeboat.db")).unwrap();
+    assert!(!db.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()));
+    let err = server.fails(&["migration", "precheck", &id]);
+    assert!(err.contains("has completed"), "{err}");
+}
+
+#[tokio::test]
+async fn authorization_adds_the_worker_to_the_whitelists_until_the_task_ends() {
+    let server = TestServer::start();
+    let (src, dst, ca, _cb) = two_masters(&server).await;
+    ca.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    )
+    .await
+    .unwrap();
+    // The target no longer lets 127.0.0.1 in.
+    server.json(&["whitelist", "remove", &dst, "127.0.0.1/32"]);
+    let task = create_task(
+        &server,
+        &src,
+        &dst,
+        &["--object", "postgres.public.t=t_copy"],
+    );
+    let id = task["id"].as_str().unwrap().to_string();
+    let out = server.cli(&["migration", "precheck", &id, "--output", "json"]);
+    assert!(!out.status.success());
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let whitelist = checked["precheck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "whitelist")
+        .unwrap()
+        .clone();
+    assert_eq!(whitelist["status"], "failed", "{checked}");
+    assert!(
+        whitelist["advice"]
+            .as_str()
+            .unwrap()
+            .contains("lifeboat migration authorize")
+    );
+
+    let authorized = server.json(&["migration", "authorize", &id]);
+    assert_eq!(authorized["authorized"], true);
+    let entries = server.json(&["whitelist", "list", &dst]);
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["added_by"] == format!("migration:{id}")),
+        "{entries}"
+    );
+    assert_eq!(
+        server.json(&["migration", "precheck", &id])["state"],
+        "precheck_passed"
+    );
+    let done = server.json(&["migration", "start", &id, "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    // The entry the task added is gone again.
+    let entries = server.json(&["whitelist", "list", &dst]);
+    assert!(entries.as_array().unwrap().is_empty(), "{entries}");
+}
+
+#[tokio::test]
+async fn a_task_interrupted_by_a_restart_resumes_and_completes() {
+    let mut server = TestServer::start();
+    let (src, dst, ca, cb) = two_masters(&server).await;
+    ca.batch_execute(
+        "CREATE TABLE a (id int PRIMARY KEY, pad text); INSERT INTO a SELECT g, repeat('x', 100) FROM generate_series(1, 400000) g;
+         CREATE TABLE b (id int PRIMARY KEY, pad text); INSERT INTO b SELECT g, repeat('y', 100) FROM generate_series(1, 400000) g;",
+    )
+    .await
+    .unwrap();
+    let task = create_task(&server, &src, &dst, &["--object", "postgres.public"]);
+    let id = task["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        server.json(&["migration", "precheck", &id])["state"],
+        "precheck_passed"
+    );
+    server.json(&["migration", "start", &id]);
+    // A running task keeps its instances from being deleted.
+    let err = server.fails(&["instance", "delete", &dst]);
+    assert!(
+        err.contains(&format!("running migration task {id}")),
+        "{err}"
+    );
+    server
+        .wait_for("copying", || {
+            let t = server.json(&["migration", "show", &id]);
+            (t["tables"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().any(|x| x["state"] != "pending"))
+                || t["state"] != "migrating")
+                .then_some(())
+        })
+        .await;
+    server.kill();
+    server.spawn();
+    let done = server
+        .wait_for("the resumed task", || {
+            let t = server.json(&["migration", "show", &id]);
+            (t["state"] != "migrating").then_some(t)
+        })
+        .await;
+    assert_eq!(done["state"], "completed", "{done}");
+    for table in ["a", "b"] {
+        let n: i64 = cb
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 400000, "table {table}");
+    }
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_runs_end_to_end() {
+    let server = TestServer::start_archiving("");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/walkthrough");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("LIFEBOAT", env!("CARGO_BIN_EXE_lifeboat"))
+        .env("LIFEBOAT_DATA_DIR", &server.data_dir)
+        .env_remove("LIFEBOAT_SERVER")
+        .env_remove("LIFEBOAT_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "walkthrough failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(stdout.contains("orders: 1001 rows"), "{stdout}");
+    assert!(stdout.contains("walkthrough passed"));
+}
