@@ -128,3 +128,53 @@ pub async fn expire(
     );
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+
+    fn backup(id: &str, stop: DateTime<Utc>) -> Manifest {
+        Manifest {
+            format: 1,
+            id: id.into(),
+            instance: "pg-abcdef".into(),
+            label: String::new(),
+            start_lsn: Lsn(0),
+            stop_lsn: Lsn(0),
+            start_time: stop,
+            stop_time: stop,
+            timeline: 1,
+            wal_segment_size: 16 << 20,
+            server_version_num: 150000,
+            backup_label: String::new(),
+            tablespace_map: None,
+            files: vec![],
+            logical_size: 0,
+            stored_size: 0,
+            stored_objects: 0,
+        }
+    }
+
+    #[test]
+    fn keeps_the_period_covered_and_always_the_newest() {
+        let now = Utc::now();
+        let days = |d: i64| now - Duration::days(d);
+        let backups = [
+            backup("a", days(20)),
+            backup("b", days(9)),
+            backup("c", days(8)),
+            backup("d", days(3)),
+            backup("e", days(1)),
+        ];
+        let mut keep: Vec<_> = backups_to_keep(&backups, Duration::days(7), now)
+            .into_iter()
+            .collect();
+        keep.sort();
+        // c is older than 7 days but covers the first days of the period.
+        assert_eq!(keep, ["c", "d", "e"]);
+        let keep = backups_to_keep(&backups, Duration::days(7), now + Duration::days(30));
+        assert_eq!(keep.into_iter().collect::<Vec<_>>(), ["e"]);
+        assert!(backups_to_keep(&[], Duration::days(7), now).is_empty());
+    }
+}
