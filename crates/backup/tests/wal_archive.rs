@@ -111,6 +111,20 @@ fn fetch_of_a_missing_file_is_quiet_and_a_broken_one_is_fatal() {
         FetchOutcome::Restored
     );
 
+    // Timeline history files go through the same path.
+    let history = dir.path().join("00000002.history");
+    std::fs::write(&history, "1\t0/3000000\tbefore 2026-11-24 08:00:00+00\n").unwrap();
+    assert_eq!(
+        wal_push_command(&repo.config_path, INSTANCE, &history, None).code,
+        0
+    );
+    let out = wal_fetch_command(&repo.config_path, INSTANCE, "00000002.history", &dest, None);
+    assert_eq!(out.code, 0, "{}", out.message);
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&history).unwrap()
+    );
+
     let bad = wal_push_command(
         &repo.config_path,
         INSTANCE,
