@@ -369,7 +369,8 @@ async fn load_foreign_keys(
                       || ' ON DELETE ' || CASE c.confdeltype WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' \
                            WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END \
                       || CASE WHEN c.condeferrable THEN ' DEFERRABLE' ELSE '' END \
-                      || CASE WHEN c.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END, \
+                      || CASE WHEN c.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END \
+                      || CASE WHEN NOT c.convalidated THEN ' NOT VALID' ELSE '' END, \
                     obj_description(c.oid, 'pg_constraint') \
              FROM pg_constraint c \
              JOIN pg_class r ON r.oid = c.confrelid \

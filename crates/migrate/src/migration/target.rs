@@ -172,15 +172,15 @@ impl TableAction {
         matches!(self, Self::Create | Self::Replace)
     }
 
-    /// The verb for messages.
+    /// What happens to a table, for messages: "3 tables to {describe}".
     pub fn describe(self) -> &'static str {
         match self {
-            Self::Create => "create it",
-            Self::Append => "copy the rows into the existing empty table",
-            Self::SkipExisting => "insert the rows whose key it lacks",
-            Self::Overwrite => "overwrite rows with the same key, saving the old ones",
-            Self::Replace => "replace the table, keeping the old one",
-            Self::Unchanged => "leave the existing table as it is",
+            Self::Create => "create",
+            Self::Append => "fill (they exist and are empty)",
+            Self::SkipExisting => "merge, inserting the rows whose key they lack",
+            Self::Overwrite => "merge, overwriting rows with the same key (saved first)",
+            Self::Replace => "replace (the old tables are kept)",
+            Self::Unchanged => "leave as they are (they exist; schema only)",
         }
     }
 }

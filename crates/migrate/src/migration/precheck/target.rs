@@ -417,7 +417,10 @@ fn push_items(task: &MigrationTask, account: &str, f: Findings, items: &mut Vec<
     let mut summary: Vec<String> = f
         .actions
         .iter()
-        .map(|(a, n)| format!("{n} to {}", a.describe()))
+        .map(|(a, n)| {
+            let tables = if *n == 1 { "table" } else { "tables" };
+            format!("{n} {tables} to {}", a.describe())
+        })
         .collect();
     summary.sort();
     let conflict_advice = match spec.conflict {
