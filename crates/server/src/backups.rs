@@ -96,14 +96,32 @@ pub fn archive_settings(
         return Ok(None);
     }
     let region = region_of(state, &rec.region)?;
+    let command = lifeboat_backup::wal::archive_command(
+        &lifeboat_binary(&state.data_dir),
+        &repository_config_file(state, region),
+        rec.id.as_str(),
+    );
+    // wal-push records the outcome of each push where the server can read why the
+    // last one failed (the instance directory, writable by the cluster's OS user).
+    let status = archive_status_file(state, rec)?;
+    let quoted = format!("'{}'", status.display().to_string().replace('\'', "'\\''"));
+    let command = match command.strip_suffix(" %p") {
+        Some(head) => format!("{head} --status-file {quoted} %p"),
+        None => command,
+    };
     Ok(Some(ArchiveSettings {
-        command: lifeboat_backup::wal::archive_command(
-            &lifeboat_binary(&state.data_dir),
-            &repository_config_file(state, region),
-            rec.id.as_str(),
-        ),
+        command,
         timeout_secs: state.config.backup.archive_timeout.as_secs().max(1),
     }))
+}
+
+/// Where `wal-push` records how archiving of `rec` goes.
+pub fn archive_status_file(state: &SharedState, rec: &InstanceRecord) -> Result<PathBuf, ApiError> {
+    let region = region_of(state, &rec.region)?;
+    Ok(region
+        .instances_dir(&state.data_dir)
+        .join(rec.id.as_str())
+        .join("archive-status.json"))
 }
 
 /// Makes the instance's place in the repository writable by `archive_command`.
@@ -322,7 +340,12 @@ pub async fn archiving_health(cluster: &lifeboat_postgres::Cluster) -> Option<Ar
         _ => false,
     };
     let last_failure_reason = if last_failed_at.is_some() {
-        last_push_error(&cluster.log_file())
+        lifeboat_backup::archive_status::ArchiveStatus::load(
+            &cluster.dir.join("archive-status.json"),
+        )
+        .last_failure
+        .and_then(|f| f.reason)
+        .or_else(|| last_push_error(&cluster.log_file()))
     } else {
         None
     };

@@ -29,6 +29,7 @@ pub mod api;
 pub mod auth;
 pub mod backups;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod instances;
 pub mod migrations;

@@ -95,7 +95,7 @@ async fn an_archiving_failure_is_shown_and_nothing_is_lost() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert!(reason.contains("cannot archive"), "{shown}");
+    assert!(reason.contains("Permission denied"), "{shown}");
     let human = String::from_utf8_lossy(&server.cli(&["instance", "show", &id]).stdout).to_string();
     assert!(human.contains("FAILING"), "{human}");
 

@@ -1,0 +1,183 @@
+//! The page shell every console page shares, and the small pieces pages repeat: the
+//! CSRF field, status badges, times in the server's zone, error messages.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Local, Utc};
+use maud::{DOCTYPE, Markup, html};
+
+use super::session::Ctx;
+use crate::error::ApiError;
+
+/// The top-level sections, for the header's highlight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Instances,
+    Diff,
+    Migrations,
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Lifeboat" }
+            link rel="stylesheet" href="/console/assets/console.css";
+            script src="/console/assets/console.js" defer {}
+        }
+    }
+}
+
+/// A full page: header with the sections and sign-out, then `body`.
+pub fn page(ctx: &Ctx, title: &str, section: Section, body: Markup) -> Response {
+    let link = |s: Section, href: &str, label: &str| {
+        html! { a href=(href) class=[(s == section).then_some("active")] { (label) } }
+    };
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                header.top {
+                    a.brand href="/console/instances" { "Lifeboat" }
+                    nav {
+                        (link(Section::Instances, "/console/instances", "Instances"))
+                        (link(Section::Diff, "/console/diff", "Diff"))
+                        (link(Section::Migrations, "/console/migrations", "Data migration"))
+                    }
+                    form.signout method="post" action="/console/sign-out" {
+                        (csrf(ctx))
+                        button.link type="submit" { "Sign out" }
+                    }
+                }
+                (body)
+            }
+        }
+    };
+    Html(markup.into_string()).into_response()
+}
+
+/// A page without the header, for signing in and for messages.
+pub fn bare(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" { (head(title)) body { (body) } }
+        }
+        .into_string(),
+    )
+}
+
+/// A page that only says what happened.
+pub fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
+    let body = html! {
+        main.signin {
+            h1 { (title) }
+            p.error { (text) }
+            p { a href="/console/instances" { "Back to the console" } }
+        }
+    };
+    (status, bare(title, body)).into_response()
+}
+
+/// An error shown as a page of its own, for a failure no form caused (an unknown id in
+/// the address, a store that cannot be read). Never a bare 500 body.
+pub struct Failure(pub ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<lifeboat_store::StoreError> for Failure {
+    fn from(e: lifeboat_store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.0.status.is_server_error() {
+            tracing::error!(code = %self.0.body.code, message = %self.0.body.message, "console request failed");
+        }
+        let text = format!("{} ({})", self.0.body.message, self.0.body.hint);
+        message_page(self.0.status, "Something went wrong", &text)
+    }
+}
+
+pub type PageResult = Result<Response, Failure>;
+
+/// The hidden field every POST form carries.
+pub fn csrf(ctx: &Ctx) -> Markup {
+    html! { input type="hidden" name="csrf" value=(ctx.csrf); }
+}
+
+/// An API error next to what caused it: the message and what to do.
+pub fn error_box(e: &ApiError) -> Markup {
+    html! {
+        div.error role="alert" {
+            strong { (e.body.message) }
+            @if !e.body.hint.is_empty() { br; span.hint { "What to do: " (e.body.hint) } }
+        }
+    }
+}
+
+pub fn notice(text: &str) -> Markup {
+    html! { div.notice role="status" { (text) } }
+}
+
+pub fn badge(status: &str) -> Markup {
+    let class = match status {
+        "running" | "completed" | "precheck_passed" | "passed" | "ready" | "done" => "ok",
+        "failed" | "precheck_failed" | "released" | "cancelled" => "bad",
+        "warning" | "stopped" => "warn",
+        _ => "busy",
+    };
+    html! { span class={ "badge " (class) } data-status=(status) { (status.replace('_', " ")) } }
+}
+
+/// A time in the server's zone, to the second, with its offset.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+/// `47 h 59 min`, `3 min 20 s`.
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {sec} s")
+    } else {
+        format!("{sec} s")
+    }
+}
+
+/// The server's time zone, as the pickers show it: an IANA name when the machine
+/// says one, and the current UTC offset.
+pub fn server_zone() -> String {
+    let offset = Local::now().format("%:z").to_string();
+    let name = std::env::var("TZ")
+        .ok()
+        .filter(|z| !z.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/timezone")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .or_else(|| {
+            std::fs::read_link("/etc/localtime").ok().and_then(|p| {
+                p.to_string_lossy()
+                    .split_once("zoneinfo/")
+                    .map(|(_, z)| z.to_string())
+            })
+        })
+        .filter(|z| !z.is_empty())
+        .unwrap_or_else(|| "server time".into());
+    format!("{name} (UTC{offset})")
+}

@@ -1,0 +1,391 @@
+//! Backup and recovery: the backups tab ("Back up now") and the temporary instance
+//! tab (the restorable window as a picture, a time picker, the confirmation dialog,
+//! then the temporary instance with its progress, connection and time left).
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Local, Utc};
+use lifeboat_domain::{InstanceKind, InstanceStatus};
+use lifeboat_store::InstanceRecord;
+use maud::{Markup, html};
+use serde_json::json;
+
+use super::form::Fields;
+use super::instances::{Tab, load, shell};
+use super::layout::{PageResult, badge, csrf, duration, error_box, server_zone, time};
+use super::session::Ctx;
+use super::timeline::Timeline;
+use crate::api::backups::{BackupList, WindowView, list_backups, window};
+use crate::api::views::InstanceView;
+use crate::error::ApiError;
+use crate::instances;
+use crate::state::SharedState;
+use crate::temporary::{self, CreateTemporary};
+
+fn tabs(id: &str, backups: bool) -> Markup {
+    html! {
+        div.tabs {
+            a href={ "/console/instances/" (id) "/backups" } class=[backups.then_some("active")] { "Backups" }
+            a #tab-temporary href={ "/console/instances/" (id) "/temporary" } class=[(!backups).then_some("active")] { "Temporary instance" }
+        }
+    }
+}
+
+fn not_a_master(view: &InstanceView) -> Markup {
+    html! {
+        p.notice { "This is a temporary instance: it is not backed up. It was restored from "
+            @if let Some(m) = &view.master_id { a.mono href={ "/console/instances/" (m) "/temporary" } { (m) } } "." }
+    }
+}
+
+async fn backup_list(state: &SharedState, id: &str) -> Result<BackupList, ApiError> {
+    Ok(list_backups(State(state.clone()), Path(id.to_string()))
+        .await?
+        .0)
+}
+
+pub async fn backups(
+    State(state): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> PageResult {
+    backups_page(&state, &ctx, &id, None).await
+}
+
+async fn backups_page(
+    state: &SharedState,
+    ctx: &Ctx,
+    id: &str,
+    error: Option<ApiError>,
+) -> PageResult {
+    let (rec, view) = load(state, id).await?;
+    if rec.kind == InstanceKind::Temporary {
+        return Ok(shell(ctx, &view, Tab::Recovery, not_a_master(&view)));
+    }
+    let list = backup_list(state, id).await?;
+    let version = runs_version(&list);
+    let body = html! {
+        (tabs(id, true))
+        div.titlebar {
+            h2 { "Base backups" }
+            form.right method="post" action={ "/console/instances/" (id) "/backups" } {
+                (csrf(ctx))
+                button.primary #back-up-now type="submit" { "Back up now" }
+            }
+        }
+        @if let Some(e) = &error { (error_box(e)) }
+        @if list.backups.is_empty() { p.muted { "No complete base backup yet." } }
+        @else {
+            table #backups {
+                thead { tr { th { "Backup" } th { "Started" } th { "Finished" } th { "LSN" } th { "Size" } th { "Stored" } } }
+                tbody { @for b in list.backups.iter().rev() { tr {
+                    td.mono { (b.id) } td { (time(b.start_time)) } td { (time(b.stop_time)) }
+                    td.mono { (b.start_lsn) " – " (b.stop_lsn) }
+                    td { (b.logical_size / 1024 / 1024) " MiB" } td { (b.stored_size / 1024) " KiB" }
+                } } }
+            }
+        }
+        h2 { "Recent attempts" }
+        div data-poll={ "/console/instances/" (id) "/backups.json" } data-version=(version) {
+            table #backup-runs {
+                thead { tr { th { "#" } th { "Trigger" } th { "State" } th { "Started" } th { "Progress" } th { "Error" } } }
+                tbody { @for r in &list.runs { tr {
+                    td { (r.id) } td { (r.trigger) } td { (badge(&r.state)) } td { (time(r.started_at)) }
+                    td { @if r.state == "running" {
+                        span.bar { span data-bar={ "run" (r.id) } style={ "width:" (pct(r.bytes_done, r.bytes_total)) "%" } {} }
+                        " " span data-bind={ "run" (r.id) "_bytes" } { (r.bytes_done / 1024 / 1024) " MiB" }
+                    } @else { (r.bytes_done / 1024 / 1024) " MiB" } }
+                    td { (r.error.clone().unwrap_or_default()) }
+                } } }
+            }
+        }
+    };
+    let mut resp = shell(ctx, &view, Tab::Recovery, body);
+    if let Some(e) = &error {
+        *resp.status_mut() = e.status;
+    }
+    Ok(resp)
+}
+
+fn pct(done: i64, total: i64) -> i64 {
+    if total <= 0 {
+        0
+    } else {
+        (done * 100 / total).clamp(0, 100)
+    }
+}
+
+fn runs_version(list: &BackupList) -> String {
+    list.runs
+        .iter()
+        .map(|r| format!("{}:{}", r.id, r.state))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub async fn backups_json(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Response, super::layout::Failure> {
+    let list = backup_list(&state, &id).await?;
+    let mut fields = serde_json::Map::new();
+    for r in &list.runs {
+        fields.insert(
+            format!("run{}", r.id),
+            json!(pct(r.bytes_done, r.bytes_total)),
+        );
+        fields.insert(
+            format!("run{}_bytes", r.id),
+            json!(format!("{} MiB", r.bytes_done / 1024 / 1024)),
+        );
+    }
+    let done = list.runs.iter().all(|r| r.state != "running");
+    Ok(
+        Json(json!({ "version": runs_version(&list), "done": done, "fields": fields }))
+            .into_response(),
+    )
+}
+
+pub async fn back_up_now(
+    State(state): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> PageResult {
+    let rec = instances::get(&state, &id)?;
+    match crate::backups::start_backup(&state, &rec.id, "manual").await {
+        Ok(_) => Ok(Redirect::to(&format!("/console/instances/{id}/backups")).into_response()),
+        Err(e) => backups_page(&state, &ctx, &id, Some(e)).await,
+    }
+}
+
+/// The `datetime-local` form of a time, in the server's zone.
+fn picker_value(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+pub async fn temporary(
+    State(state): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> PageResult {
+    temporary_page(&state, &ctx, &id, None, None).await
+}
+
+async fn temporary_page(
+    state: &SharedState,
+    ctx: &Ctx,
+    id: &str,
+    error: Option<ApiError>,
+    chosen: Option<String>,
+) -> PageResult {
+    let (rec, view) = load(state, id).await?;
+    if rec.kind == InstanceKind::Temporary {
+        return Ok(shell(ctx, &view, Tab::Recovery, not_a_master(&view)));
+    }
+    let win: WindowView = window(State(state.clone()), Path(id.to_string())).await?.0;
+    let list = backup_list(state, id).await?;
+    let live = state.store.live_temporaries(&rec.id)?.into_iter().next();
+    let latest = state.store.latest_temporary(&rec.id)?;
+    let window = win.earliest.zip(win.latest);
+    let value = chosen
+        .clone()
+        .or_else(|| win.latest.map(picker_value))
+        .unwrap_or_default();
+    let chosen_time = temporary_target(&value)
+        .and_then(|at| lifeboat_domain::target::parse_time(&at, None, *Local::now().offset()).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let picture = Timeline {
+        backups: list
+            .backups
+            .iter()
+            .map(|b| (b.start_time, b.stop_time))
+            .collect(),
+        window,
+        chosen: chosen_time,
+    };
+    let zone = server_zone();
+    let body = html! {
+        (tabs(id, false))
+        h2 { "Restorable window" }
+        (picture.render())
+        p.muted #window-note {
+            @if let Some((a, b)) = window { "From " strong { (time(a)) } " to " strong { (time(b)) } ". " }
+            (win.note)
+        }
+        h2 { "Create a temporary instance" }
+        form.card #create-temporary method="post" action={ "/console/instances/" (id) "/temporary" } {
+            (csrf(ctx))
+            label for="at" { "Point in time to restore to" }
+            input #at type="datetime-local" name="at" step="1" required value=(value)
+                min=[win.earliest.map(picker_value)] max=[win.latest.map(picker_value)];
+            " " span.muted #zone { "Time zone: " (zone) }
+            @if let Some(e) = &error { (error_box(e)) }
+            p {
+                button.primary #create-temporary-button type="button" data-open="confirm-temporary"
+                    disabled[live.is_some() || window.is_none()] { "Create temporary instance" }
+                @if let Some(t) = &live {
+                    " " span.hint #create-disabled { "Disabled: this master already has the temporary instance " (t.id)
+                        ". A master has one temporary instance at a time; delete it first." }
+                } @else if window.is_none() {
+                    " " span.hint #create-disabled { "Disabled: no base backup with its WAL is in the repository yet." }
+                }
+            }
+            dialog #confirm-temporary {
+                h2 { "Create temporary instance?" }
+                p { "Restore " strong { (view.name) } " (" (id) ") to " strong data-echo="at" {} " (" (zone) ")." }
+                p.muted { "The master is not affected: the temporary instance is built from the backup repository alone. It has the accounts and passwords the master had then, network type classic, and is released automatically "
+                    (duration(state.config.temporary_instance.ttl.as_secs() as i64)) " after creation." }
+                p { button.primary #confirm-ok type="submit" { "OK" } " " button type="button" data-close { "Cancel" } }
+            }
+        }
+        @if let Some(t) = latest.filter(|t| t.status != InstanceStatus::Released) {
+            (temporary_card(state, ctx, &t).await?)
+        }
+    };
+    let mut resp = shell(ctx, &view, Tab::Recovery, body);
+    if let Some(e) = &error {
+        *resp.status_mut() = e.status;
+    }
+    Ok(resp)
+}
+
+fn temporary_fields(v: &InstanceView) -> (String, bool, serde_json::Value) {
+    let p = v.progress.clone().unwrap_or_default();
+    let percent = if p.bytes_total > 0 {
+        p.bytes_done * 100 / p.bytes_total
+    } else if p.phase == "ready" {
+        100
+    } else {
+        0
+    };
+    let fields = json!({
+        "status": v.status,
+        "phase": p.phase.replace('_', " "),
+        "percent": percent,
+        "bytes": format!("{} / {} MiB", p.bytes_done / 1024 / 1024, p.bytes_total / 1024 / 1024),
+        "wal": format!("{} KiB of WAL replayed", p.wal_replayed_bytes / 1024),
+        "time_left": v.time_left_seconds.map(duration).unwrap_or_default(),
+    });
+    (v.status.clone(), v.status != "creating", fields)
+}
+
+async fn temporary_card(
+    state: &SharedState,
+    ctx: &Ctx,
+    t: &InstanceRecord,
+) -> Result<Markup, ApiError> {
+    let v = crate::api::instances::view(state, t).await?;
+    let (version, _, f) = temporary_fields(&v);
+    let s = |k: &str| {
+        f[k].as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| f[k].to_string())
+    };
+    Ok(html! {
+        h2 { "Temporary instance" }
+        div.card #temporary data-poll={ "/console/instances/" (v.master_id.clone().unwrap_or_default()) "/temporary.json" } data-version=(version) {
+            dl.info {
+                dt { "Instance ID" } dd { a.mono #temporary-id href={ "/console/instances/" (v.id) } { (v.id) } }
+                dt { "Status" } dd { span #temporary-status data-bind="status" { (v.status) } @if let Some(d) = &v.status_detail { " " span.error { (d) } } }
+                dt { "Restored to" } dd { @match &v.restore_target { Some(target) => { (serde_json::to_value(target).map(|j| j.to_string()).unwrap_or_default()) }, None => {} } }
+                dt { "Progress" } dd {
+                    span data-bind="phase" { (s("phase")) } " "
+                    span.bar { span data-bar="percent" style={ "width:" (s("percent")) "%" } {} }
+                    " " span data-bind="bytes" { (s("bytes")) } ", " span data-bind="wal" { (s("wal")) }
+                }
+                dt { "Connection string" } dd.mono #temporary-connection { (v.connection_string) }
+                dt { "psql" } dd.mono { (v.psql) }
+                dt { "Accounts" } dd { "the master's accounts and passwords at the chosen time" }
+                dt { "Network type" } dd { (v.network_type) }
+                dt { "Time left" } dd { span #time-left data-bind="time_left" { (s("time_left")) } @if let Some(at) = v.expires_at { " (released " (time(at)) ")" } }
+            }
+            form method="post" action={ "/console/instances/" (v.master_id.clone().unwrap_or_default()) "/temporary/delete" } {
+                (csrf(ctx))
+                input type="hidden" name="temporary" value=(v.id);
+                button.danger #delete-temporary type="button" data-open="confirm-delete" { "Delete temporary instance" }
+                dialog #confirm-delete {
+                    p { "Delete the temporary instance " (v.id) " now? Its data is lost; the master is not affected." }
+                    p { button.danger type="submit" { "Delete" } " " button type="button" data-close { "Cancel" } }
+                }
+            }
+        }
+    })
+}
+
+pub async fn temporary_json(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Response, super::layout::Failure> {
+    let master = instances::get(&state, &id)?;
+    let Some(t) = state.store.latest_temporary(&master.id)? else {
+        return Ok(Json(json!({ "version": "", "done": true, "fields": {} })).into_response());
+    };
+    let v = crate::api::instances::view(&state, &t).await?;
+    let (version, done, fields) = temporary_fields(&v);
+    Ok(Json(json!({ "version": version, "done": done, "fields": fields })).into_response())
+}
+
+/// The `at` of a request from the picker's `YYYY-MM-DDTHH:MM[:SS]`.
+fn temporary_target(value: &str) -> Option<String> {
+    let v = value.trim().replace('T', " ");
+    match v.len() {
+        0 => None,
+        16 => Some(format!("{v}:00")),
+        _ => Some(v),
+    }
+}
+
+pub async fn create_temporary(
+    State(state): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let f = Fields::parse(&body);
+    let master = instances::get(&state, &id)?;
+    let value = f.text("at");
+    let req = CreateTemporary {
+        at: temporary_target(&value),
+        ..Default::default()
+    };
+    let result = if req.at.is_none() {
+        Err(ApiError::bad_request(
+            "choose a point in time",
+            "pick a time inside the restorable window",
+        ))
+    } else {
+        temporary::create(&state, &master.id, req).await
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/console/instances/{id}/temporary")).into_response()),
+        Err(e) => temporary_page(&state, &ctx, &id, Some(e), Some(value)).await,
+    }
+}
+
+pub async fn delete_temporary(
+    State(state): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let f = Fields::parse(&body);
+    let t = instances::get(&state, &f.text("temporary"))?;
+    if t.kind != InstanceKind::Temporary
+        || t.master_id.as_ref().map(|m| m.as_str()) != Some(id.as_str())
+    {
+        let e = ApiError::bad_request(
+            format!("{} is not a temporary instance of {id}", t.id),
+            "delete it from its own master's page",
+        );
+        return temporary_page(&state, &ctx, &id, Some(e), None).await;
+    }
+    match instances::delete(state.clone(), t.id).await {
+        Ok(()) => Ok(Redirect::to(&format!("/console/instances/{id}/temporary")).into_response()),
+        Err(e) => temporary_page(&state, &ctx, &id, Some(e), None).await,
+    }
+}

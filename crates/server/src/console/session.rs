@@ -1,0 +1,232 @@
+//! Signing in to the console, sessions, and the guard every console route passes.
+//!
+//! Signing in takes the server's API token once; the browser then holds only a random
+//! session id in an `HttpOnly`, `SameSite=Strict` cookie, so the token never sits in
+//! the browser. Sessions live in memory: a server restart signs everyone out, which
+//! is the safe direction. Every POST must carry the session's CSRF token (a form field
+//! `csrf` or the `X-CSRF-Token` header); `SameSite=Strict` alone would leave older
+//! browsers and same-site attackers unchecked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use rand::RngCore;
+
+use super::form::Fields;
+use super::layout;
+use super::wizard::Draft;
+use crate::state::SharedState;
+
+pub const COOKIE: &str = "lifeboat_session";
+/// A session ends this long after sign-in.
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// The largest form the console accepts.
+const MAX_FORM: usize = 1 << 20;
+
+/// One signed-in browser.
+pub struct Session {
+    pub csrf: String,
+    expires: Instant,
+    /// Migration wizards in progress, by draft id; see [`super::wizard`].
+    pub drafts: HashMap<String, Draft>,
+}
+
+/// Every live session, by id.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    fn create(&self) -> (String, String) {
+        let id = random_hex();
+        let csrf = random_hex();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, s| s.expires > now);
+        map.insert(
+            id.clone(),
+            Session {
+                csrf: csrf.clone(),
+                expires: now + LIFETIME,
+                drafts: HashMap::new(),
+            },
+        );
+        (id, csrf)
+    }
+
+    fn csrf_of(&self, id: &str) -> Option<String> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| s.csrf.clone())
+    }
+
+    fn remove(&self, id: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Runs `f` on the session `id`, if it is still there.
+    pub fn with<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_mut(id).map(f)
+    }
+}
+
+/// What a handler knows about the signed-in user; put in the request by [`guard`].
+#[derive(Clone)]
+pub struct Ctx {
+    pub session: String,
+    pub csrf: String,
+    pub sessions: Arc<Sessions>,
+}
+
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Paths reachable without a session.
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/console/sign-in" | "/console/assets/console.css" | "/console/assets/console.js"
+    )
+}
+
+/// Requires a session on every console route, and a matching CSRF token on every POST.
+pub async fn guard(
+    State(sessions): State<Arc<Sessions>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    if is_public(&path) || !path.starts_with("/console") {
+        return next.run(req).await;
+    }
+    let session = cookie_value(req.headers());
+    let Some((session, csrf)) = session.and_then(|s| sessions.csrf_of(&s).map(|c| (s, c))) else {
+        if req.method() == Method::GET && !path.ends_with(".json") {
+            return Redirect::to("/console/sign-in").into_response();
+        }
+        return layout::message_page(
+            StatusCode::UNAUTHORIZED,
+            "Sign in first",
+            "This page needs a console session; it has ended or was never started.",
+        );
+    };
+    if req.method() == Method::POST {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+            return layout::message_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Form too large",
+                "The console accepts forms of up to 1 MiB.",
+            );
+        };
+        let given = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| Fields::parse(&bytes).get("csrf").map(str::to_string));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), csrf.as_bytes())) {
+            return layout::message_page(
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                "This form did not carry this session's CSRF token, so it may not come from the console. Go back, reload the page and submit it again.",
+            );
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    req.extensions_mut().insert(Ctx {
+        session,
+        csrf,
+        sessions,
+    });
+    next.run(req).await
+}
+
+pub async fn sign_in_page() -> Response {
+    sign_in_form(None, StatusCode::OK)
+}
+
+fn sign_in_form(error: Option<&str>, status: StatusCode) -> Response {
+    let body = html! {
+        main.signin {
+            h1 { "Lifeboat console" }
+            p.muted { "Sign in with the server's API token, found in " code { "<data dir>/api-token" } "." }
+            form method="post" action="/console/sign-in" {
+                label for="token" { "API token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                @if let Some(e) = error { p.error #token-error { (e) } }
+                button.primary type="submit" { "Sign in" }
+            }
+        }
+    };
+    (status, layout::bare("Sign in", body)).into_response()
+}
+
+pub async fn sign_in(
+    State(state): State<SharedState>,
+    axum::Extension(sessions): axum::Extension<Arc<Sessions>>,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let token = fields.get("token").unwrap_or_default().trim();
+    if token.is_empty() {
+        return sign_in_form(Some("Enter the API token."), StatusCode::BAD_REQUEST);
+    }
+    if !constant_time_eq(token.as_bytes(), state.token.as_bytes()) {
+        return sign_in_form(
+            Some("That token is wrong. Copy it again from <data dir>/api-token."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let (id, _) = sessions.create();
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+        LIFETIME.as_secs()
+    );
+    (
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/console/instances"),
+    )
+        .into_response()
+}
+
+pub async fn sign_out(axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
+    ctx.sessions.remove(&ctx.session);
+    let cookie = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/console/sign-in"),
+    )
+        .into_response()
+}
