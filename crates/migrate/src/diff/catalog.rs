@@ -26,6 +26,9 @@ pub(crate) struct Column {
     /// and its cast to text) ignore trailing spaces.
     pub padded: bool,
     pub type_oid: u32,
+    /// Values of the type have a fixed length (int, uuid, timestamp...), unlike text,
+    /// numeric or records: `width_bucket` searches an array of them in log time.
+    pub fixed_width: bool,
 }
 
 /// Types whose equality (under `COLLATE "C"` for text) is identity of the text form:
@@ -73,6 +76,7 @@ struct CatalogColumn {
     not_null: bool,
     collatable: bool,
     type_oid: u32,
+    fixed_width: bool,
 }
 
 struct Index {
@@ -124,7 +128,7 @@ async fn columns(conn: &Conn<'_>, oid: u32) -> Result<Vec<CatalogColumn>, DiffEr
             "reading the table's columns",
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
                     format('%I.%I', tn.nspname, t.typname), a.attnotnull, \
-                    t.typcollation <> 0, a.atttypid \
+                    t.typcollation <> 0, a.atttypid, t.typlen > 0 \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
              JOIN pg_namespace tn ON tn.oid = t.typnamespace \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
@@ -141,6 +145,7 @@ async fn columns(conn: &Conn<'_>, oid: u32) -> Result<Vec<CatalogColumn>, DiffEr
             not_null: r.get(3),
             collatable: r.get(4),
             type_oid: r.get(5),
+            fixed_width: r.get(6),
         })
         .collect())
 }
@@ -261,6 +266,7 @@ pub(crate) async fn plan(
                         hashed_as_is: HASHED_AS_IS.contains(&sc.type_oid),
                         padded: sc.type_oid == 1042,
                         type_oid: sc.type_oid,
+                        fixed_width: sc.fixed_width,
                     });
                 }
             }

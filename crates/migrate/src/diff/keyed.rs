@@ -407,20 +407,12 @@ async fn int_bounds(side: &SideCtx<'_>) -> Result<Option<(i64, i64)>, DiffError>
 /// costs a sizeable part of the query.
 fn checksum_query(sql: &TableSql<'_>, split: &Split, max_rows: u64) -> Query {
     let mut q = Query::default();
-    let bucket = sql.bucket(&mut q, "t", split);
-    let cond = sql.range_cond(&mut q, "t", &split.range());
+    let rows = sql.bucketed(&mut q, split, true);
     let narrow = matches!(split, Split::Int { width, .. } if (*width as u64) <= max_rows);
     let count = if narrow { "0::int8" } else { "count(*)::int8" };
-    // OFFSET 0 keeps the hash computed in the scan, before grouping: the planner
-    // then hashes the narrow (bucket, hash) pairs instead of sorting whole rows and
-    // hashing them group by group.
     q.sql = format!(
-        "SELECT s.b, {count}, {} FROM \
-         (SELECT {bucket} AS b, {} AS h FROM {} WHERE {cond} OFFSET 0) AS s \
-         GROUP BY s.b ORDER BY s.b",
+        "SELECT s.b, {count}, {} FROM {rows} GROUP BY s.b ORDER BY s.b",
         sql.hash.combine("s.h"),
-        sql.row_hash("t"),
-        sql.from("t"),
     );
     q
 }
@@ -448,14 +440,11 @@ fn key_hash_query(side: &SideCtx<'_>, split: &Split, buckets: &[i64]) -> Query {
     let inner = format!("{}, {} AS h", sql.key_select("t"), sql.row_hash("t"));
     if !side.ordered {
         // One scan of the range, keeping the rows of the differing buckets.
-        let bucket = sql.bucket(&mut q, "t", split);
-        let cond = sql.range_cond(&mut q, "t", &split.range());
+        let rows = sql.bucketed(&mut q, split, false);
         let ids = q.bind(Param::Ints(buckets.to_vec()));
         q.sql = format!(
-            "SELECT s.b, {}, s.h FROM (SELECT {bucket} AS b, {inner} FROM {} WHERE {cond}) AS s \
-             WHERE s.b = ANY({ids}) ORDER BY s.b",
+            "SELECT s.b, {}, s.h FROM {rows} WHERE s.b = ANY({ids}) ORDER BY s.b",
             sql.key_texts("s"),
-            sql.from("t"),
         );
         return q;
     }

@@ -347,38 +347,102 @@ impl<'p> TableSql<'p> {
         }
     }
 
-    /// The bucket number (`int8`) of the row `alias` under `split`.
-    pub fn bucket(&self, q: &mut Query, alias: &str, split: &Split) -> String {
-        match split {
+    /// The rows of `split`'s range as a subquery `s` with columns `b` (the bucket),
+    /// `k0...` (the key) and `h` (the row hash). With `fence`, the hash is computed in
+    /// the scan (before grouping by bucket: the planner then hashes narrow pairs
+    /// instead of sorting whole rows); without, a filter on `s.b` can reach the scan.
+    pub fn bucketed(&self, q: &mut Query, split: &Split, fence: bool) -> String {
+        let cond = self.range_cond(q, "t", &split.range());
+        let cols = format!("{}, {} AS h", self.key_select("t"), self.row_hash("t"));
+        let from = self.from("t");
+        let fence = if fence { " OFFSET 0" } else { "" };
+        let bucket = match split {
             Split::Int { lo, width, .. } => {
-                let col = self.col(alias, self.plan.key[0]);
-                format!(
-                    "(({col})::int8 - {}) / {}",
-                    q.bind(Param::Int(*lo)),
-                    q.bind(Param::Int(*width))
-                )
+                let col = self.col("t", self.plan.key[0]);
+                let (lo, width) = (q.bind(Param::Int(*lo)), q.bind(Param::Int(*width)));
+                format!("(({col})::int8 - {lo}) / {width}")
             }
             Split::Bounds { bounds, .. } if bounds.is_empty() => "0::int8".to_string(),
             Split::Bounds { bounds, .. } => {
-                // The boundaries travel as one text[] per key column and are turned
-                // into an array of key values once (an InitPlan), then width_bucket
-                // finds each row's bucket by binary search under the same byte order.
-                let n = self.plan.key.len();
-                let arrays: Vec<String> = (0..n)
-                    .map(|c| q.bind(Param::Texts(bounds.iter().map(|k| k[c].clone()).collect())))
-                    .collect();
-                let names: Vec<String> = (0..n).map(|c| format!("u.x{c}")).collect();
-                let aliases: Vec<String> = (0..n).map(|c| format!("x{c}")).collect();
-                format!(
-                    "width_bucket({}, (SELECT array_agg({} ORDER BY u.o) \
-                     FROM unnest({}) WITH ORDINALITY AS u({}, o)))::int8",
-                    self.key_ordered(alias),
-                    self.key_value(&names),
-                    arrays.join(", "),
-                    aliases.join(", ")
-                )
+                let arrays = self.bind_bounds(q, bounds);
+                if self.width_bucket_is_fast() {
+                    let key = &self.plan.columns[self.plan.key[0]];
+                    // The boundaries become an array of key values once (an
+                    // InitPlan); width_bucket then binary-searches it per row.
+                    format!(
+                        "width_bucket({}, (SELECT array_agg({} ORDER BY u.o) \
+                         FROM unnest({}) WITH ORDINALITY AS u(x0, o)))::int8",
+                        self.key_ordered("t"),
+                        self.collate(format!("(u.x0)::{}", key.cast_type), self.plan.key[0]),
+                        arrays[0],
+                    )
+                } else {
+                    return self.bucketed_by_merge(&cols, &from, &cond, &arrays);
+                }
             }
-        }
+        };
+        format!("(SELECT {bucket} AS b, {cols} FROM {from} WHERE {cond}{fence}) AS s")
+    }
+
+    /// `width_bucket` finds its place in log time only in an array of fixed-length
+    /// values; over text or records it walks the array element by element, which for
+    /// thousands of boundaries costs minutes per million rows.
+    fn width_bucket_is_fast(&self) -> bool {
+        self.plan.key.len() == 1 && self.plan.columns[self.plan.key[0]].fixed_width
+    }
+
+    /// One `text[]` parameter per key column holding that column of every boundary.
+    fn bind_bounds(&self, q: &mut Query, bounds: &[Key]) -> Vec<String> {
+        (0..self.plan.key.len())
+            .map(|c| q.bind(Param::Texts(bounds.iter().map(|k| k[c].clone()).collect())))
+            .collect()
+    }
+
+    /// [`Self::bucketed`] for any key: the rows and the boundaries are sorted together
+    /// in byte order (a boundary before an equal key) and each row's bucket is the
+    /// number of boundaries before it, a running count. One sort instead of a search
+    /// per row.
+    fn bucketed_by_merge(&self, cols: &str, from: &str, cond: &str, arrays: &[String]) -> String {
+        let n = self.plan.key.len();
+        let ks: Vec<String> = (0..n).map(|c| format!("k{c}")).collect();
+        let xs: Vec<String> = (0..n).map(|c| format!("x{c}")).collect();
+        let bound_values: Vec<String> = self
+            .plan
+            .key
+            .iter()
+            .enumerate()
+            .map(|(c, &i)| format!("(u.x{c})::{}", self.plan.columns[i].cast_type))
+            .collect();
+        let order: Vec<String> = self
+            .plan
+            .key
+            .iter()
+            .enumerate()
+            .map(|(c, &i)| self.collate(format!("m.k{c}"), i))
+            .collect();
+        format!(
+            "(SELECT w.b, {ks}, w.h FROM (SELECT m.bound, {mks}, m.h, \
+               count(*) FILTER (WHERE m.bound) OVER (ORDER BY {order}, m.bound DESC \
+                 ROWS UNBOUNDED PRECEDING) AS b \
+             FROM (SELECT false AS bound, {cols} FROM {from} WHERE {cond} \
+                   UNION ALL SELECT true, {bound_values}, NULL::int8 \
+                   FROM unnest({arrays}) AS u({xs})) AS m) AS w \
+             WHERE NOT w.bound) AS s",
+            ks = ks
+                .iter()
+                .map(|k| format!("w.{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            mks = ks
+                .iter()
+                .map(|k| format!("m.{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            order = order.join(", "),
+            bound_values = bound_values.join(", "),
+            arrays = arrays.join(", "),
+            xs = xs.join(", "),
+        )
     }
 }
 
