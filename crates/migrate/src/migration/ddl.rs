@@ -239,11 +239,20 @@ pub(crate) fn foreign_key(
 /// `COPY table (columns) TO STDOUT` on the source.
 pub(crate) fn copy_out(schema: &str, table: &str, columns: &[String], binary: bool) -> String {
     format!(
-        "COPY {} ({}) TO STDOUT (FORMAT {})",
+        "COPY {}{} TO STDOUT (FORMAT {})",
         qualified(schema, table),
-        column_list(columns),
+        columns_clause(columns),
         if binary { "binary" } else { "text" }
     )
+}
+
+/// ` (a, b)`, or nothing for a table without columns (`()` is a syntax error).
+fn columns_clause(columns: &[String]) -> String {
+    if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", column_list(columns))
+    }
 }
 
 /// `COPY table (columns) FROM STDIN` on the target. `freeze` writes the rows already
@@ -257,9 +266,9 @@ pub(crate) fn copy_in(
     freeze: bool,
 ) -> String {
     format!(
-        "COPY {} ({}) FROM STDIN (FORMAT {}{})",
+        "COPY {}{} FROM STDIN (FORMAT {}{})",
         qualified(schema, table),
-        column_list(columns),
+        columns_clause(columns),
         if binary { "binary" } else { "text" },
         if freeze { ", FREEZE" } else { "" }
     )

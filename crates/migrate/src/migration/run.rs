@@ -30,10 +30,8 @@ use crate::migration::{
     target, verify,
 };
 
-/// One source database: its snapshot session, selected tables and their definitions.
+/// One source database: its exported snapshot, selected tables and their definitions.
 pub(crate) struct SourceDatabase {
-    /// Holds the exported snapshot open; dropped after every table started.
-    _session: Session,
     pub snapshot: String,
     pub tables: Vec<SourceTable>,
     pub defs: HashMap<u32, TableDef>,
@@ -56,7 +54,10 @@ pub async fn run(
     let spec = &task.spec;
     check_spec(task)?;
     let mut warnings = Vec::new();
-    let sources = open_sources(task, &mut warnings).await?;
+    // The snapshot sessions hold the exported snapshots open until every table has
+    // been copied; they are closed then, so the source can vacuum again while foreign
+    // keys are added and the copy is verified.
+    let (sources, snapshot_sessions) = open_sources(task, &mut warnings).await?;
     let all: Vec<&SourceTable> = sources.iter().flat_map(|s| &s.tables).collect();
     check_targets(&all)?;
 
@@ -135,8 +136,11 @@ pub async fn run(
     }
     let mut outcomes = Vec::new();
     let mut failure = None;
-    let mut jobs = futures_util::stream::iter(work.iter().map(|w| migrate_table(w, &stop)))
-        .buffer_unordered(spec.parallelism.max(1));
+    // The futures are built before they go into the stream: a closure inside the
+    // stream's type would make this whole future lose `Send` (rustc cannot prove the
+    // closure general over the borrow's lifetime).
+    let tables: Vec<_> = work.iter().map(|w| migrate_table(w, &stop)).collect();
+    let mut jobs = futures_util::stream::iter(tables).buffer_unordered(spec.parallelism.max(1));
     while let Some(result) = jobs.next().await {
         match result {
             Ok(outcome) => outcomes.push(outcome),
@@ -149,6 +153,8 @@ pub async fn run(
         }
     }
     drop(jobs);
+    drop(work);
+    drop(snapshot_sessions);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -178,7 +184,6 @@ pub async fn run(
     } else {
         Vec::new()
     };
-    drop(sources);
     Ok(MigrationReport {
         task_id: spec.task_id.clone(),
         tables: outcomes,
@@ -215,8 +220,9 @@ fn check_spec(task: &MigrationTask) -> Result<(), MigrationError> {
 async fn open_sources(
     task: &MigrationTask,
     warnings: &mut Vec<String>,
-) -> Result<Vec<SourceDatabase>, MigrationError> {
+) -> Result<(Vec<SourceDatabase>, Vec<Session>), MigrationError> {
     let mut sources = Vec::new();
+    let mut sessions = Vec::new();
     for db in mapping::source_databases(&task.spec.objects) {
         let s = connect(&task.source, Side::Source, &db).await?;
         s.execute(
@@ -253,14 +259,14 @@ async fn open_sources(
         }
         let oids: Vec<u32> = resolved.tables.iter().map(|t| t.oid).collect();
         let defs = catalog::load(&s, &oids).await?;
+        sessions.push(s);
         sources.push(SourceDatabase {
-            _session: s,
             snapshot,
             tables: resolved.tables,
             defs,
         });
     }
-    Ok(sources)
+    Ok((sources, sessions))
 }
 
 /// Mapped names must be valid and distinct.
@@ -441,4 +447,22 @@ async fn add_foreign_keys(
 fn distinct(items: impl Iterator<Item = String>) -> Vec<String> {
     let mut seen = HashSet::new();
     items.filter(|i| seen.insert(i.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server spawns runs on its runtime: the future must be Send.
+    #[allow(dead_code)]
+    fn run_is_send(
+        task: &MigrationTask,
+        finished: &HashSet<TableKey>,
+        progress: &(dyn Fn(ProgressEvent) + Send + Sync),
+        cancel: &CancellationToken,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(run(task, finished, progress, cancel));
+        send(crate::migration::precheck(task, &Default::default()));
+    }
 }
