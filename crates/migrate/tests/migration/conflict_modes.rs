@@ -146,3 +146,30 @@ async fn data_only_into_an_existing_empty_table() {
         fingerprint(&p.src, "items").await
     );
 }
+
+#[tokio::test]
+async fn a_failing_table_is_named_with_the_reason_and_left_as_it_was() {
+    let p = Pair::start().await;
+    p.both("CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE)")
+        .await;
+    p.src("INSERT INTO users SELECT i, 'u' || i || '@x' FROM generate_series(1, 100) i")
+        .await;
+    // The master reused an address for a new user: the source's row 5 cannot come back.
+    p.dst(
+        "INSERT INTO users SELECT i, 'u' || i || '@x' FROM generate_series(1, 100) i WHERE i <> 5;
+           INSERT INTO users VALUES (1000, 'u5@x');",
+    )
+    .await;
+    let before = fingerprint(&p.dst, "users").await;
+    let task = p.task(&["shop.public.users"], ConflictMode::SkipExisting);
+    let out = migrate(&task, &Default::default()).await;
+    assert!(out.finished().is_empty());
+    let err = out
+        .result
+        .expect_err("the unique email must stop the table");
+    let text = err.to_string();
+    assert!(text.starts_with("table shop.public.users: "), "{text}");
+    assert!(text.contains("users_email_key"), "{text}");
+    assert!(!err.hint().is_empty());
+    assert_eq!(fingerprint(&p.dst, "users").await, before);
+}
