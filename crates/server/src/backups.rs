@@ -21,6 +21,8 @@ use crate::error::ApiError;
 use crate::instances::{cluster_of, region_of};
 use crate::state::SharedState;
 
+/// The longest a base backup may take before it is abandoned.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// How often the scheduler looks for masters due a backup.
 const SCHEDULER_TICK: Duration = Duration::from_secs(10);
 
@@ -221,15 +223,21 @@ async fn run_backup(
             );
         }
     };
-    let manifest = lifeboat_backup::run_backup(
-        &repo,
-        rec.id.as_str(),
-        &cluster,
-        &BackupOptions::default(),
-        &progress,
-    )
-    .await
-    .map_err(backup_error)?;
+    // pg_backup_stop waits for its WAL to be archived, forever if archiving fails:
+    // give up after a bound so the run ends, says why, and the next one can start.
+    let options = BackupOptions::default();
+    let backup = lifeboat_backup::run_backup(&repo, rec.id.as_str(), &cluster, &options, &progress);
+    let manifest = tokio::time::timeout(BACKUP_TIMEOUT, backup)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                "backup_timeout",
+                format!("the base backup of {} did not finish within {} hours", rec.id, BACKUP_TIMEOUT.as_secs() / 3600),
+                "check WAL archiving in `lifeboat instance show`: the backup waits for its WAL to be archived",
+            )
+        })?
+        .map_err(backup_error)?;
     Ok((manifest.id, manifest.logical_size as i64))
 }
 

@@ -3,7 +3,7 @@
 mod access;
 pub mod backups;
 mod diff;
-mod instances;
+pub mod instances;
 mod migrations;
 mod temporary;
 pub mod views;
