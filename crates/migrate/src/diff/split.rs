@@ -3,7 +3,9 @@
 //! A bucket is a key range; both sides compute the same bucket number for the same key
 //! because the split is fixed before either side is queried: for an integer key by
 //! arithmetic (`(key - lo) / width`), for any other key by boundary keys taken from one
-//! side and sent to both (`width_bucket` over those boundaries, compared in byte order).
+//! side and sent to both, compared in byte order (`width_bucket` over the boundaries
+//! for a fixed-width key, a running count of the boundaries sorted in with the rows
+//! otherwise; see [`crate::diff::sql`]).
 
 /// A key as the text form of each key column: sent back to PostgreSQL cast to the
 /// column's type, and used in Rust to match rows of the two sides.
