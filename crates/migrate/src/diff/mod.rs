@@ -68,6 +68,26 @@ use crate::diff::sql::RowHash;
 ///
 /// Each client must not be inside a transaction: the diff opens (and rolls back) its
 /// own read-only one on each. The two sides are queried concurrently.
+///
+/// ```no_run
+/// # async fn f(src: &tokio_postgres::Client, dst: &tokio_postgres::Client)
+/// #     -> Result<(), lifeboat_migrate::diff::DiffError> {
+/// use lifeboat_migrate::diff::{DiffRequest, DiffRow, TablePair, diff_tables};
+///
+/// let request = DiffRequest::tables([TablePair::parse("public.orders=restored.orders")?]);
+/// // `--output json`: one line per differing row, as found.
+/// let mut sink = |table: &str, row: &DiffRow| {
+///     println!("{}", serde_json::json!({ "table": table, "row": row }));
+///     Ok(())
+/// };
+/// let report = diff_tables(src, dst, &request, &mut sink).await?;
+/// for t in &report.tables {
+///     let verdict = if t.identical { "identical" } else { "differs" };
+///     println!("{}: {verdict} ({} only in source, {} only in target, {} changed)",
+///         t.table, t.only_in_source, t.only_in_target, t.changed);
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn diff_tables<S: DiffSink + Send>(
     source: &Client,
     target: &Client,
