@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! diff_bench --source 'host=... dbname=...' --target '...' --table public.t[=public.u]...
-//!            [--limit N] [--output FILE]
+//!            [--limit N] [--output FILE] [--rows-per-bucket N]
 //! ```
 //! Every differing row goes through the sink (and is counted) as it would for
 //! `--output json`, so the measured memory includes streaming them.
@@ -34,6 +34,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--table" => request.tables.push(TablePair::parse(&value()?)?),
             "--limit" => request.limit = value()?.parse()?,
             "--output" => output = Some(value()?),
+            "--rows-per-bucket" => request.tuning.rows_per_bucket = value()?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
