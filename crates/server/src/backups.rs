@@ -264,6 +264,8 @@ pub async fn scheduler(state: SharedState) {
         .min(state.config.backup.schedule / 2)
         .max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
+    // The last archiving failure logged per instance, so each is logged once.
+    let mut reported = std::collections::HashMap::new();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -274,6 +276,7 @@ pub async fn scheduler(state: SharedState) {
             .iter()
             .filter(|r| r.kind == InstanceKind::Master && r.status == InstanceStatus::Running)
         {
+            report_archiving_failure(&state, rec, &mut reported);
             if due(&state, &rec.id) {
                 match start_backup(&state, &rec.id, "schedule").await {
                     Ok(run) => {
@@ -287,6 +290,35 @@ pub async fn scheduler(state: SharedState) {
             }
         }
     }
+}
+
+/// Logs a new archiving failure of `rec` in the server log (the reason comes from the
+/// status file `wal-push` keeps), once per failure.
+fn report_archiving_failure(
+    state: &SharedState,
+    rec: &InstanceRecord,
+    reported: &mut std::collections::HashMap<InstanceId, chrono::DateTime<Utc>>,
+) {
+    let Ok(path) = archive_status_file(state, rec) else {
+        return;
+    };
+    let status = lifeboat_backup::archive_status::ArchiveStatus::load(&path);
+    if !status.failing() {
+        return;
+    }
+    let Some(failure) = status.last_failure else {
+        return;
+    };
+    if reported.get(&rec.id) == Some(&failure.time) {
+        return;
+    }
+    tracing::error!(
+        instance = %rec.id,
+        file = %failure.file,
+        reason = %failure.reason.clone().unwrap_or_default(),
+        "WAL archiving is failing; PostgreSQL keeps the WAL and retries"
+    );
+    reported.insert(rec.id.clone(), failure.time);
 }
 
 /// Due when no backup completed yet, or the last completed one started longer ago than

@@ -98,6 +98,14 @@ async fn an_archiving_failure_is_shown_and_nothing_is_lost() {
     assert!(reason.contains("Permission denied"), "{shown}");
     let human = String::from_utf8_lossy(&server.cli(&["instance", "show", &id]).stdout).to_string();
     assert!(human.contains("FAILING"), "{human}");
+    server
+        .wait_for("the failure in the server log", || {
+            server
+                .log()
+                .contains("WAL archiving is failing")
+                .then_some(())
+        })
+        .await;
 
     // Once the repository is writable again, PostgreSQL's retries archive everything.
     std::os::unix::fs::chown(&wal_dir, Some(owner), None).unwrap();
