@@ -140,6 +140,7 @@ copydb() {
     add_time copydb "$(elapsed "$t0" "$t1")"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Warm the source's cache so every tool reads from memory.
 psql_on "$PORT_A" -d postgres -c "SELECT count(*) FROM pgbench_accounts" >/dev/null
 for r in $(seq "$RUNS"); do
@@ -151,7 +152,9 @@ for r in $(seq "$RUNS"); do
 done
 lifeboat 1 _verify
 
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 best() { echo "$1" | tr ' ' '\n' | grep . | sort -g | head -1; }
+median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 all() { echo "$1" | xargs | sed 's/ /, /g'; }
 FLOOR=$(best "${TIMES[floor]}")
 LB=$(best "${TIMES[lifeboat]}")
@@ -162,17 +165,22 @@ ratio() { printf '%.2f' "$(echo "scale=4; $1 / $2" | bc)"; }
     echo
     echo "pgbench_accounts, scale $SCALE: $ROWS rows, $SIZE with its primary key."
     echo "$(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), both clusters on one machine."
-    echo "Best of $RUNS rounds (all rounds in parentheses), seconds."
+    echo "Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER (other work shares the machine)."
+    echo "$RUNS interleaved rounds, seconds; ratios of best to best and of median to median."
     echo
-    echo "| method | seconds | Lifeboat ÷ method |"
-    echo "| --- | --- | --- |"
-    echo "| Lifeboat (migration_bench) | $LB ($(all "${TIMES[lifeboat]}")) | 1.00 |"
-    echo "| floor: psql binary COPY pipe + primary key | $FLOOR ($(all "${TIMES[floor]}")) | $(ratio "$LB" "$FLOOR") |"
-    echo "| pg_dump -Fc \| pg_restore | $DUMP ($(all "${TIMES[dump]}")) | $(ratio "$LB" "$DUMP") |"
+    echo "| method | best | median | all rounds | Lifeboat ÷ method (best) | (median) |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    row() { # label key
+        local b m; b=$(best "${TIMES[$2]}"); m=$(median "${TIMES[$2]}")
+        echo "| $1 | $b | $m | $(all "${TIMES[$2]}") | $(ratio "$LB" "$b") | $(ratio "$(median "${TIMES[lifeboat]}")" "$m") |"
+    }
+    row "Lifeboat (migration_bench)" lifeboat
+    row "floor: psql binary COPY pipe + primary key" floor
+    row "pg_dump -Fc \\| pg_restore" dump
     if [ -n "$PGCOPYDB" ]; then
-        echo "| pgcopydb clone ($("$PGCOPYDB" --version 2>/dev/null | awk '/pgcopydb version/ {print $3}')) | $(best "${TIMES[copydb]}") ($(all "${TIMES[copydb]}")) | $(ratio "$LB" "$(best "${TIMES[copydb]}")") |"
+        row "pgcopydb clone ($("$PGCOPYDB" --version 2>/dev/null | awk '/pgcopydb version/ {print $3}'))" copydb
     else
-        echo "| pgcopydb | not installable here | |"
+        echo "| pgcopydb | not installable here | | | | |"
     fi
     echo
     echo "Lifeboat peak RSS: $(all "${TIMES[rss]}") KiB (GNU time, maximum resident set size)."

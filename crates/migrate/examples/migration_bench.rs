@@ -10,10 +10,11 @@
 
 use std::collections::HashSet;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use lifeboat_migrate::migration::{
-    CancellationToken, MigrationSpec, MigrationTask, ObjectMapping, ProgressEvent, run,
+    CancellationToken, MigrationSpec, MigrationTask, ObjectMapping, ProgressEvent, spawn,
 };
 
 struct Args {
@@ -73,20 +74,9 @@ fn parse() -> Result<Args, String> {
     })
 }
 
-/// A current-thread runtime: the copy is one stream per table, and keeping the two
-/// connections and the forwarding loop on one thread saves the cross-thread wake-ups
-/// of a work-stealing runtime (measurable CPU on a busy machine).
-fn main() -> ExitCode {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(migrate()),
-        Err(e) => {
-            eprintln!("migration_bench: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+#[tokio::main]
+async fn main() -> ExitCode {
+    migrate().await
 }
 
 async fn migrate() -> ExitCode {
@@ -103,15 +93,23 @@ async fn migrate() -> ExitCode {
         target: args.target,
     };
     let started = Instant::now();
-    let copy_done = std::sync::Mutex::new(None);
-    let progress = |e: ProgressEvent| {
+    let copy_done = Arc::new(Mutex::new(None));
+    let done = copy_done.clone();
+    let progress = move |e: ProgressEvent| {
         if let ProgressEvent::TableFinished { .. } = e
-            && let Ok(mut t) = copy_done.lock()
+            && let Ok(mut t) = done.lock()
         {
             *t = Some(started.elapsed().as_secs_f64());
         }
     };
-    let result = run(&task, &HashSet::new(), &progress, &CancellationToken::new()).await;
+    // As the server runs it: on a thread of its own (see `spawn`).
+    let result = spawn(
+        task,
+        HashSet::new(),
+        Arc::new(progress),
+        CancellationToken::new(),
+    )
+    .await;
     match result {
         Ok(report) => {
             let summary = serde_json::json!({

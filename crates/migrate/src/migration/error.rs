@@ -64,6 +64,9 @@ pub enum MigrationError {
         reason: String,
         hint: String,
     },
+    /// The thread or runtime running the task could not start or died.
+    #[error("the migration worker failed: {0}")]
+    Worker(String),
     /// The task was cancelled; tables already reported finished stay migrated, the
     /// one in progress was rolled back.
     #[error("the migration was cancelled")]
@@ -93,6 +96,7 @@ impl MigrationError {
             },
             Self::Table { hint, .. } => hint.clone(),
             Self::Cancelled => "start the task again to continue; finished tables are skipped".into(),
+            Self::Worker(_) => "see the server log; start the task again: finished tables are skipped".into(),
         }
     }
 
@@ -107,7 +111,7 @@ impl MigrationError {
                     | Some("08006" | "08003")
                     | None
             ),
-            Self::Table { .. } | Self::Cancelled => true,
+            Self::Table { .. } | Self::Cancelled | Self::Worker(_) => true,
             _ => false,
         }
     }

@@ -11,6 +11,7 @@
 //!    advice); the server adds its whitelist item ([`PrecheckItem::whitelist`]).
 //! 3. [`run`] migrates, reporting [`ProgressEvent`]s; the caller persists the keys of
 //!    finished tables and passes them back after a restart. Cancel with the token.
+//!    [`spawn`] does the same on a thread of its own (the faster way to run it).
 //! 4. The [`MigrationReport`] holds each table's outcome (with the names of kept
 //!    tables), the foreign keys added and the verification.
 //!
@@ -55,7 +56,7 @@ pub use report::{
     Expectation, ForeignKeyOutcome, MigrationReport, PlannedTable, ProgressEvent, TableOutcome,
     TableVerification,
 };
-pub use run::run;
+pub use run::{run, spawn};
 pub use spec::{ConflictMode, MigrationSpec, MigrationTask, MigrationTypes, ObjectMapping};
 pub use target::TableAction;
 pub use tokio_util::sync::CancellationToken;

@@ -134,3 +134,36 @@ async fn the_journal_knows_finished_tables_the_caller_lost() {
         "nothing is migrated twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_runs_the_task_on_its_own_thread() {
+    let p = Pair::start().await;
+    p.src("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000);")
+        .await;
+    let task = p.task(&["shop.public.t"], ConflictMode::Error);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let events = seen.clone();
+    let progress = move |e: ProgressEvent| {
+        if let Ok(mut v) = events.lock() {
+            v.push(e);
+        }
+    };
+    let report = lifeboat_migrate::migration::spawn(
+        task,
+        HashSet::new(),
+        std::sync::Arc::new(progress),
+        lifeboat_migrate::migration::CancellationToken::new(),
+    )
+    .await
+    .expect("migration");
+    assert_eq!(report.tables[0].rows_copied, 1000);
+    assert!(report.verified());
+    let finished = seen
+        .lock()
+        .expect("events")
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::TableFinished { .. }))
+        .count();
+    assert_eq!(finished, 1);
+    assert_eq!(one(&p.dst, "SELECT count(*)::text FROM t").await, "1000");
+}
