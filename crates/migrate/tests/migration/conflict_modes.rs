@@ -173,3 +173,30 @@ async fn a_failing_table_is_named_with_the_reason_and_left_as_it_was() {
     assert!(!err.hint().is_empty());
     assert_eq!(fingerprint(&p.dst, "users").await, before);
 }
+
+#[tokio::test]
+async fn merges_write_identity_always_and_skip_generated_columns() {
+    let p = Pair::start().await;
+    p.both(
+        "CREATE TABLE tickets (
+             id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             price numeric NOT NULL,
+             with_tax numeric GENERATED ALWAYS AS (price * 1.2) STORED);
+         INSERT INTO tickets (price) SELECT i FROM generate_series(1, 30) i;",
+    )
+    .await;
+    p.dst("DELETE FROM tickets WHERE id <= 10; UPDATE tickets SET price = 0 WHERE id = 20;")
+        .await;
+    let task = p.task(&["shop.public.tickets"], ConflictMode::Overwrite);
+    let out = migrate(&task, &Default::default()).await;
+    let t = &out.report().tables[0];
+    assert_eq!((t.rows_inserted, t.rows_replaced), (10, 20));
+    assert_eq!(
+        fingerprint(&p.dst, "tickets").await,
+        fingerprint(&p.src, "tickets").await
+    );
+    assert_eq!(
+        one(&p.dst, "SELECT with_tax::text FROM tickets WHERE id = 20").await,
+        "24.0"
+    );
+}
