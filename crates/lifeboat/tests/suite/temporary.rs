@@ -384,3 +384,62 @@ async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
         .get(0);
     assert_eq!(n, 777);
 }
+
+#[tokio::test]
+async fn restore_points_are_reached_and_a_missing_one_fails_clearly() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 250) AS id")
+        .await
+        .unwrap();
+    // In a transaction of its own: a restore point inside the CREATE's transaction
+    // would come before its commit.
+    admin
+        .batch_execute("SELECT pg_create_restore_point('before_delete')")
+        .await
+        .unwrap();
+    admin.batch_execute("DELETE FROM orders").await.unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+
+    // A restore point that was never made: replay runs out of WAL before it.
+    let out = server.cli(&[
+        "temp",
+        "create",
+        &id,
+        "--restore-point",
+        "no_such_point",
+        "--wait",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("recovery ended before the recovery target was reached"),
+        "{err}"
+    );
+    let failed = server.json(&["temp", "show", &id]);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["progress"]["phase"], "failed");
+    assert!(!server.instance_dir(&id_of(&failed)).exists());
+
+    let temp = server.json(&[
+        "temp",
+        "create",
+        &id,
+        "--restore-point",
+        "before_delete",
+        "--wait",
+    ]);
+    assert_eq!(temp["restore_target"]["kind"], "restore_point");
+    let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
+    let n: i64 = copy
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 250);
+}
