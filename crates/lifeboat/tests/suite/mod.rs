@@ -1,4 +1,5 @@
 mod backups;
+mod console;
 mod diff;
 mod errors;
 mod harness;

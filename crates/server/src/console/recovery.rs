@@ -214,7 +214,7 @@ async fn temporary_page(
         h2 { "Restorable window" }
         (picture.render())
         p.muted #window-note {
-            @if let Some((a, b)) = window { "From " strong { (time(a)) } " to " strong { (time(b)) } ". " }
+            @if let Some((a, b)) = window { "From " strong { (time(a)) } " to " strong { (time(b)) } ": " }
             (win.note)
         }
         h2 { "Create a temporary instance" }
@@ -256,13 +256,9 @@ async fn temporary_page(
 
 fn temporary_fields(v: &InstanceView) -> (String, bool, serde_json::Value) {
     let p = v.progress.clone().unwrap_or_default();
-    let percent = if p.bytes_total > 0 {
-        p.bytes_done * 100 / p.bytes_total
-    } else if p.phase == "ready" {
-        100
-    } else {
-        0
-    };
+    let percent = (p.bytes_done * 100)
+        .checked_div(p.bytes_total)
+        .unwrap_or(if p.phase == "ready" { 100 } else { 0 });
     let fields = json!({
         "status": v.status,
         "phase": p.phase.replace('_', " "),

@@ -66,9 +66,15 @@ pub async fn step_one(
             password: String::new(),
         }
     };
+    // From a master's page the usual source is its temporary instance.
+    let source = q.source.or_else(|| {
+        let master = instances::get(&state, q.target.as_deref()?).ok()?;
+        let temporaries = state.store.live_temporaries(&master.id).ok()?;
+        temporaries.first().map(|t| t.id.to_string())
+    });
     let draft = Draft {
         name: migrations::default_name(),
-        source: side(q.source),
+        source: side(source),
         target: side(q.target),
     };
     render_one(&state, &ctx, &draft, &Errors::new())

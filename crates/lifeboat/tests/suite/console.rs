@@ -1,0 +1,472 @@
+//! The web console, in a real browser (Debian's chromium driven through chromedriver
+//! with fantoccini): the whole recovery from sign-in to the rows back in the master;
+//! and, without a browser, the session and CSRF checks.
+//!
+//! Set `LIFEBOAT_CONSOLE_SCREENSHOTS=DIR` to save a PNG of each main page in DIR (the
+//! README's screenshots in `docs/console/` come from there).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{Local, SubsecRound};
+use fantoccini::elements::Element;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+
+use super::harness::*;
+
+/// chromedriver and a headless chromium with a fresh profile; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn found(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs chromium when it is missing and this user may; `None` (with the reason
+/// printed) only when it cannot be had.
+fn ensure_chromium() -> bool {
+    if found("chromium") && found("chromedriver") {
+        return true;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if root {
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    if found("chromium") && found("chromedriver") {
+        return true;
+    }
+    eprintln!(
+        "SKIPPED: chromium and chromium-driver are not installed and cannot be (run scripts/install-deps as root)"
+    );
+    false
+}
+
+impl Browser {
+    async fn start() -> Option<Self> {
+        if !ensure_chromium() {
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::Builder::new()
+            .prefix("lb-chromium-")
+            .tempdir()
+            .unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match Client::with_capabilities_and_connector(&url, &caps, connector).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("cannot start a chromium session: {e}"),
+            }
+        };
+        Some(Self {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// The element `css`, waiting for it while a submitted form's answer loads.
+    async fn find(&self, css: &str) -> Element {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(e) => return e,
+                Err(e) if Instant::now() > deadline => panic!("no element {css}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    /// Waits until the text of `css` satisfies `ok`; the page may reload meanwhile.
+    async fn wait_text(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(150);
+        let mut last = String::new();
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && let Ok(t) = e.text().await
+            {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; {css} says {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("LIFEBOAT_CONSOLE_SCREENSHOTS") {
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_walks_the_whole_recovery_in_a_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    let c = connect(port, "admin", PASSWORD).await.unwrap();
+    c.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 50) g;").await.unwrap();
+    server.wait_first_backup(&id).await;
+    // The picker has whole seconds: leave a second on each side of the chosen point.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let t = now_and_switch(&c).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    c.batch_execute("DELETE FROM orders WHERE id > 10; CREATE TABLE orders_restored (id int PRIMARY KEY, item text); INSERT INTO orders_restored VALUES (1, 'in the way');").await.unwrap();
+    switch_wal(&c).await;
+    server.wait_window_reaches(&id, t).await;
+
+    // Sign in: a wrong token is refused on the form, the right one opens the console.
+    b.client
+        .goto(&format!("{}/console/instances", server.url))
+        .await
+        .unwrap();
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/sign-in")
+    );
+    b.screenshot("sign-in").await;
+    b.fill("#token", "not-the-token").await;
+    b.click("button[type=submit]").await;
+    assert!(b.text("#token-error").await.contains("token is wrong"));
+    b.fill("#token", &server.token()).await;
+    b.click("button[type=submit]").await;
+    let row = b.text(&format!("tr[data-instance='{id}']")).await;
+    assert!(row.contains("shop") && row.contains("master"), "{row}");
+    b.screenshot("instances").await;
+
+    // Basic information.
+    b.click(&format!("a[href='/console/instances/{id}']")).await;
+    assert!(
+        b.text("#connection-string")
+            .await
+            .contains(&format!("port={port}"))
+    );
+    assert_eq!(b.text("#network-type").await, "classic");
+    b.screenshot("instance").await;
+
+    // A temporary instance at the chosen second, through the confirmation dialog.
+    b.client
+        .goto(&format!("{}/console/instances/{id}/temporary", server.url))
+        .await
+        .unwrap();
+    let at = t
+        .with_timezone(&Local)
+        .trunc_subsecs(0)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    b.client
+        .execute(
+            "document.getElementById('at').value = arguments[0]",
+            vec![json!(at)],
+        )
+        .await
+        .unwrap();
+    b.click("#create-temporary-button").await;
+    assert!(
+        b.find("#confirm-temporary")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    b.click("#confirm-ok").await;
+    b.wait_text("#temporary-status", "the temporary instance to run", |s| {
+        s == "running"
+    })
+    .await;
+    let temp = b.text("#temporary-id").await;
+    assert!(
+        b.find("#create-temporary-button")
+            .await
+            .attr("disabled")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(b.text("#create-disabled").await.contains(&temp));
+    assert!(b.text("#time-left").await.contains(" h "));
+    b.screenshot("temporary-instance").await;
+
+    // Diff: 40 rows only in the temporary instance.
+    b.client
+        .goto(&format!(
+            "{}/console/diff?source={temp}&target={id}",
+            server.url
+        ))
+        .await
+        .unwrap();
+    b.click("input[name=table][value='public.orders']").await;
+    b.click("#run-diff").await;
+    assert_eq!(
+        b.text("tr[data-table='public.orders'] td.only-in-source")
+            .await,
+        "40"
+    );
+    assert!(b.text("#diff-rows-0").await.contains("item 11"));
+    b.screenshot("diff").await;
+
+    // A migration task from the master's page, orders renamed to orders_restored,
+    // which is in the way: the pre-check fails and says why.
+    b.client
+        .goto(&format!("{}/console/instances/{id}", server.url))
+        .await
+        .unwrap();
+    b.click("#create-migration").await;
+    assert_eq!(
+        b.find("#source_instance")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(temp.as_str())
+    );
+    b.fill("#source_password", PASSWORD).await;
+    b.fill("#target_password", PASSWORD).await;
+    b.screenshot("migration-wizard-1").await;
+    b.click("#authorize-next").await;
+    b.click("#available option[value='postgres.public.orders']")
+        .await;
+    b.click("#add").await;
+    b.click("#selected li .edit").await;
+    b.fill("#selected li .rename", "orders_restored").await;
+    b.screenshot("migration-wizard-2").await;
+    b.click("#precheck-start").await;
+    b.wait_text("#task-state", "the pre-check to fail", |s| {
+        s.contains("precheck failed")
+    })
+    .await;
+    let task = b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    b.click("tr[data-item-status=failed] button.bang").await;
+    let detail = b.text("dialog[open] .detail").await;
+    assert!(detail.contains("orders_restored"), "{detail}");
+    assert!(!b.text("dialog[open] .advice").await.is_empty());
+    b.screenshot("precheck-failed").await;
+
+    // Fix it, pre-check again from the task list, start, and watch it complete.
+    c.batch_execute("DROP TABLE orders_restored").await.unwrap();
+    b.client
+        .goto(&format!("{}/console/migrations", server.url))
+        .await
+        .unwrap();
+    b.click(&format!(
+        "tr[data-task='{task}'] button[data-action=precheck]"
+    ))
+    .await;
+    b.wait_text(
+        &format!("tr[data-task='{task}'] .badge"),
+        "the pre-check to pass",
+        |s| s == "precheck passed",
+    )
+    .await;
+    b.click(&format!("tr[data-task='{task}'] button[data-action=start]"))
+        .await;
+    b.click(&format!("dialog#start-{task} button[type=submit]"))
+        .await;
+    b.wait_text(
+        &format!("tr[data-task='{task}'] .badge"),
+        "the migration to complete",
+        |s| s == "completed",
+    )
+    .await;
+    b.screenshot("migration-tasks").await;
+    b.client
+        .goto(&format!("{}/console/migrations/{task}", server.url))
+        .await
+        .unwrap();
+    assert!(b.text("#verification").await.contains("passed"));
+    b.screenshot("migration-task").await;
+
+    let restored: i64 = c
+        .query_one("SELECT count(*) FROM orders_restored", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(restored, 50);
+    let item: String = c
+        .query_one("SELECT item FROM orders_restored WHERE id = 42", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(item, "item 42");
+    let _ = b.client.clone().close().await;
+}
+
+/// `curl` with a cookie jar: (status, headers and body).
+fn curl(server: &TestServer, jar: &std::path::Path, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "-b"])
+        .arg(jar)
+        .arg("-c")
+        .arg(jar)
+        .args(["-w", "\n%{http_code}"])
+        .args(args.iter().map(|a| a.replace("URL", &server.url)))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[tokio::test]
+async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
+    let server = TestServer::start();
+    let jar = server.tmp.path().join("cookies");
+    let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 303);
+    assert!(page.contains("location: /console/sign-in"), "{page}");
+
+    let (status, page) = curl(&server, &jar, &["-d", "token=wrong", "URL/console/sign-in"]);
+    assert_eq!(status, 401);
+    assert!(page.contains("That token is wrong"), "{page}");
+    assert!(!page.to_lowercase().contains("set-cookie"), "{page}");
+
+    let (status, page) = curl(
+        &server,
+        &jar,
+        &[
+            "-d",
+            &format!("token={}", server.token()),
+            "URL/console/sign-in",
+        ],
+    );
+    assert_eq!(status, 303, "{page}");
+    let cookie = page
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie"))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(&server.token()),
+        "the token itself must not be the cookie"
+    );
+
+    let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 200, "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // A POST without the token, or with another, is refused and changes nothing.
+    for body in ["", "csrf=0000"] {
+        let (status, page) = curl(
+            &server,
+            &jar,
+            &["-X", "POST", "-d", body, "URL/console/sign-out"],
+        );
+        assert_eq!(status, 403, "{page}");
+        assert!(page.contains("CSRF token"), "{page}");
+    }
+    let (status, _) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 200, "the session survived the refused POSTs");
+
+    // With it, the POST goes through: signing out ends the session.
+    let (status, _) = curl(
+        &server,
+        &jar,
+        &["-d", &format!("csrf={csrf}"), "URL/console/sign-out"],
+    );
+    assert_eq!(status, 303);
+    let (status, _) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 303);
+}
