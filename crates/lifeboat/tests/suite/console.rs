@@ -227,6 +227,35 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     assert_eq!(b.text("#network-type").await, "classic");
     b.screenshot("instance").await;
 
+    // Bad input re-renders the form with the API's message beside the field.
+    b.click("a[href$='/whitelist']").await;
+    b.fill("#cidr", "10.0.0.300").await;
+    b.click("form.card button[type=submit]").await;
+    let error = b.text("form.card .error").await;
+    assert!(error.contains("10.0.0.300"), "{error}");
+    b.fill("#cidr", "10.1.2.0/24").await;
+    b.click("form.card button[type=submit]").await;
+    b.wait_text("#whitelist", "the new whitelist entry", |t| {
+        t.contains("10.1.2.0/24")
+    })
+    .await;
+
+    // Back up now: the attempt's state follows without a reload.
+    b.click("a[href$='/backups']").await;
+    b.click("#back-up-now").await;
+    b.wait_text(
+        "#backup-runs tbody tr:first-child .badge",
+        "the manual backup to complete",
+        |s| s == "completed",
+    )
+    .await;
+    assert!(
+        b.text("#backup-runs tbody tr:first-child")
+            .await
+            .contains("manual")
+    );
+    b.screenshot("backups").await;
+
     // A temporary instance at the chosen second, through the confirmation dialog.
     b.client
         .goto(&format!("{}/console/instances/{id}/temporary", server.url))
@@ -269,6 +298,9 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     assert!(b.text("#create-disabled").await.contains(&temp));
     assert!(b.text("#time-left").await.contains(" h "));
     b.screenshot("temporary-instance").await;
+    b.click("header nav a[href='/console/instances']").await;
+    let row = b.text(&format!("tr[data-instance='{temp}']")).await;
+    assert!(row.contains("temporary") && row.contains(" h "), "{row}");
 
     // Diff: 40 rows only in the temporary instance.
     b.client
