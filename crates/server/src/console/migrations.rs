@@ -228,6 +228,7 @@ pub async fn task_page(
             }
             @if let Some(e) = &error { (error_box(e)) }
             @if let Some(e) = &doc.error { div.error { strong { "The task failed: " } (e) } }
+            @if doc.state == "prechecking" { (layout::notice("The pre-check is running; this page shows its items when it ends.")) }
             @if doc.state == "precheck_passed" { (layout::notice("The pre-check passed. Click Start, then OK, to start the migration.")) }
             dl.info {
                 dt { "Source" } dd { span.mono { (doc.source.instance) } " in " (doc.source.region) " as " span.mono { (doc.source.account) } }
@@ -297,9 +298,14 @@ pub async fn task_json(
     )
 }
 
-/// Runs the pre-check on a thread of its own: its future is not `Send` (see the API's
-/// pre-check route, which does the same).
-pub async fn run_precheck(state: &SharedState, task: &str) -> Result<TaskDoc, ApiError> {
+/// How long a request waits for a pre-check before answering with the task's page,
+/// which then follows the pre-check by polling. A refusal (wrong state) comes back at
+/// once, so it still shows beside the button that caused it.
+const PRECHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Starts the pre-check on a thread of its own (its future is not `Send`, as in the
+/// API's pre-check route) and waits a moment for it.
+pub async fn run_precheck(state: &SharedState, task: &str) -> Result<(), ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let worker = state.clone();
     let task = task.to_string();
@@ -309,10 +315,16 @@ pub async fn run_precheck(state: &SharedState, task: &str) -> Result<TaskDoc, Ap
             .build()
             .map_err(|e| ApiError::internal(e.to_string()))
             .and_then(|rt| rt.block_on(migrations::precheck(&worker, &task)));
+        if let Err(e) = &result {
+            tracing::warn!(task, error = %e.body.message, "console pre-check refused or failed");
+        }
         let _ = tx.send(result);
     });
-    rx.await
-        .map_err(|_| ApiError::internal("the pre-check ended abnormally"))?
+    match tokio::time::timeout(PRECHECK_WAIT, rx).await {
+        Ok(Ok(result)) => result.map(|_| ()),
+        Ok(Err(_)) => Err(ApiError::internal("the pre-check ended abnormally")),
+        Err(_) => Ok(()),
+    }
 }
 
 pub async fn action(
@@ -323,7 +335,7 @@ pub async fn action(
 ) -> PageResult {
     let back_to_list = Fields::parse(&body).get("back") == Some("list");
     let result = match action.as_str() {
-        "precheck" => run_precheck(&state, &task).await.map(|_| ()),
+        "precheck" => run_precheck(&state, &task).await,
         "start" => migrations::start(&state, &task).await.map(|_| ()),
         "cancel" => migrations::cancel(&state, &task).map(|_| ()),
         "delete" => {

@@ -445,9 +445,7 @@ pub async fn submit_two(
     };
     ctx.sessions.with(&ctx.session, |s| s.drafts.remove(&id));
     let next = match migrations::authorize(&state, &doc.id).await {
-        Ok(_) => super::migrations::run_precheck(&state, &doc.id)
-            .await
-            .map(|_| ()),
+        Ok(_) => super::migrations::run_precheck(&state, &doc.id).await,
         Err(e) => Err(e),
     };
     match next {
