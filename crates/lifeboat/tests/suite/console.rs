@@ -413,6 +413,22 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         .unwrap()
         .get(0);
     assert_eq!(item, "item 42");
+    // Delete the temporary instance: the create button is enabled again.
+    b.client
+        .goto(&format!("{}/console/instances/{id}/temporary", server.url))
+        .await
+        .unwrap();
+    b.click("#delete-temporary").await;
+    b.click("#confirm-delete button[type=submit]").await;
+    b.wait_text(
+        "form#create-temporary",
+        "the temporary instance to go",
+        |t| !t.contains("Disabled"),
+    )
+    .await;
+    assert!(b.client.find(Locator::Css("#temporary-id")).await.is_err());
+    let create = b.find("#create-temporary-button").await;
+    assert!(create.attr("disabled").await.unwrap().is_none());
     let _ = b.client.clone().close().await;
 }
 
