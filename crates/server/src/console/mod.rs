@@ -17,8 +17,8 @@
 //! - [`recovery`] and [`timeline`]: backups, the temporary instance tab and the
 //!   picture of the restorable window.
 //! - [`diff`]: compare tables of two instances.
-//! - [`migrations`] and [`wizard`]: the task list, a task's page, and the creation
-//!   wizard.
+//! - [`migrations`], [`wizard`] and [`selection`]: the task list, a task's page, and
+//!   the creation wizard (endpoints, then types, objects and conflict mode).
 
 mod assets;
 mod diff;
@@ -27,6 +27,7 @@ mod instances;
 mod layout;
 mod migrations;
 mod recovery;
+mod selection;
 mod session;
 mod timeline;
 mod wizard;
@@ -93,7 +94,7 @@ pub fn router() -> Router<SharedState> {
         )
         .route(
             "/console/migrations/new/{draft}",
-            get(wizard::step_two).post(wizard::submit_two),
+            get(selection::step_two).post(selection::submit_two),
         )
         .route("/console/migrations/{task}", get(migrations::show))
         .route(
