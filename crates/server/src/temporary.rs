@@ -29,7 +29,7 @@ const SHORT_OF_TARGET: &str = "recovery ended before configured recovery target 
 /// WAL segments fetched at once ahead of replay.
 const WAL_PREFETCH: usize = 8;
 /// How often the build looks at the recovering cluster.
-const POLL: Duration = Duration::from_millis(300);
+const POLL: Duration = Duration::from_millis(100);
 
 /// What the user asked for: exactly one of `at`, `lsn`, `restore_point`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]

@@ -162,6 +162,6 @@ async fn wait_ready(
             }
             return Ok(v);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
