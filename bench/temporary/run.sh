@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Temporary instance benchmark: time from `lifeboat temp create` to a ready instance,
+# against pgBackRest `restore --type=time` plus PostgreSQL's recovery, on the same
+# master, base backup point and target, in one run; and the master's pgbench TPS while
+# a temporary instance is created, against its TPS without one. Not a test: it prints
+# figures (also to $ROOT/results.txt) for bench/temporary/RESULTS.md.
+#
+#   bench/temporary/run.sh      # SCALE=50 WRITE_SECS=180 ROOT=/var/tmp/lifeboat-bench-temp
+#
+# Needs: root, PostgreSQL 15 server binaries, pgbench, psql, pgbackrest (installed from
+# Debian when missing), cargo.
+set -euo pipefail
+
+SCALE=${SCALE:-50}
+WRITE_SECS=${WRITE_SECS:-180}
+TPS_SECS=${TPS_SECS:-60}
+CLIENTS=${CLIENTS:-4}
+ROOT=${ROOT:-/var/tmp/lifeboat-bench-temp}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target}
+
+command -v pgbackrest >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
+(cd "$HERE" && cargo build --release -q -p lifeboat)
+LB="$CARGO_TARGET_DIR/release/lifeboat"
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc; }
+report() { echo "$*" | tee -a "$ROOT/results.txt"; }
+as_pg() { runuser -u postgres -- "$@"; }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
+
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  for d in "$ROOT"/data/regions/*/instances/*/data "$ROOT/pgbr/data"; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$ROOT"
+mkdir -p "$ROOT"
+chmod 755 "$ROOT"
+: > "$ROOT/results.txt"
+echo 'bench-password-1' > "$ROOT/pw"
+export PGPASSWORD=bench-password-1
+cat > "$ROOT/lifeboat.toml" <<TOML
+[backup]
+archive_timeout = "10s"
+schedule = "1000h"
+[[region]]
+name = "local"
+ports = "25432-25440"
+TOML
+
+"$LB" serve --data-dir "$ROOT/data" --config "$ROOT/lifeboat.toml" --listen 127.0.0.1:0 >"$ROOT/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do [ -f "$ROOT/data/server-address" ] && break; sleep 0.1; done
+export LIFEBOAT_DATA_DIR="$ROOT/data"
+
+master_json=$("$LB" instance create --name bench --account admin --password-file "$ROOT/pw" --output json)
+MASTER=$(echo "$master_json" | field '["id"]')
+PORT=$(echo "$master_json" | field '["port"]')
+INST="$ROOT/data/regions/local/instances/$MASTER"
+CONN="host=127.0.0.1 port=$PORT user=admin dbname=postgres"
+echo "master $MASTER on port $PORT"
+
+# pgBackRest archives the same WAL beside Lifeboat (ALTER SYSTEM overrides lifeboat.conf).
+mkdir -p "$ROOT/pgbr/repo" "$ROOT/pgbr/log" "$ROOT/pgbr/spool"
+chown -R postgres: "$ROOT/pgbr"
+cat > "$ROOT/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$ROOT/pgbr/repo
+repo1-retention-full=9999
+log-path=$ROOT/pgbr/log
+spool-path=$ROOT/pgbr/spool
+lock-path=$ROOT/pgbr/spool
+compress-type=zst
+process-max=2
+start-fast=y
+archive-async=n
+
+[bench]
+pg1-path=$INST/data
+pg1-socket-path=$INST
+pg1-port=$PORT
+pg1-user=lifeboat
+CONF
+chmod 644 "$ROOT/pgbackrest.conf"
+BR="pgbackrest --config=$ROOT/pgbackrest.conf --stanza=bench"
+lb_cmd=$(grep "^archive_command" "$INST/data/lifeboat.conf" | sed "s/^archive_command = '\(.*\)'$/\1/" | sed "s/''/'/g")
+"$PGBIN/psql" -X -q "$CONN" -c "ALTER SYSTEM SET archive_command = '$(echo "$lb_cmd" | sed "s/'/''/g") && pgbackrest --config=$ROOT/pgbackrest.conf --stanza=bench archive-push %p'" -c "SELECT pg_reload_conf()" >/dev/null
+as_pg $BR stanza-create >/dev/null
+
+echo "pgbench -i -s $SCALE"
+"$PGBIN/pgbench" -i -q -s "$SCALE" "$CONN" >/dev/null 2>&1
+"$PGBIN/psql" -X -q "$CONN" -c "CHECKPOINT" >/dev/null
+
+echo "base backups"
+t0=$(now); "$LB" backup run "$MASTER" --wait --output json >/dev/null; t1=$(now)
+report "lifeboat base backup: $(secs "$t0" "$t1") s"
+t0=$(now); as_pg $BR backup --type=full >/dev/null; t1=$(now)
+report "pgbackrest base backup (zst): $(secs "$t0" "$t1") s"
+
+echo "pgbench writes for $WRITE_SECS s"
+"$PGBIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$WRITE_SECS" "$CONN" >"$ROOT/pgbench-writes.txt" 2>&1
+TARGET=$("$PGBIN/psql" -X -qtA "$CONN" -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'")
+sleep 1
+"$PGBIN/pgbench" -n -c 1 -T 2 "$CONN" >/dev/null 2>&1
+"$PGBIN/psql" -X -q "$CONN" -c "SELECT pg_switch_wal()" >/dev/null
+EXPECTED=$("$PGBIN/psql" -X -qtA "$CONN" -c "SELECT count(*) FROM pgbench_history WHERE mtime <= '$TARGET'")
+report "target $TARGET; pgbench_history rows at target: $EXPECTED"
+for _ in $(seq 120); do
+  latest=$("$LB" backup window "$MASTER" --output json | field '["latest"]')
+  python3 -c 'import sys; from datetime import datetime as D; sys.exit(0 if D.fromisoformat(sys.argv[1].replace("Z", "+00:00")) >= D.fromisoformat(sys.argv[2]) else 1)' "$latest" "$TARGET" && break
+  sleep 1
+done
+wal_bytes=$("$PGBIN/psql" -X -qtA "$CONN" -c "SELECT pg_current_wal_lsn() - '0/0'")
+report "WAL written so far: $((wal_bytes / 1048576)) MiB"
+
+sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+echo "lifeboat temp create"
+t0=$(now)
+temp_json=$("$LB" temp create "$MASTER" --at "$TARGET" --wait --output json)
+t1=$(now)
+LB_SECS=$(secs "$t0" "$t1")
+TEMP=$(echo "$temp_json" | field '["id"]')
+TPORT=$(echo "$temp_json" | field '["port"]')
+GOT=$("$PGBIN/psql" -X -qtA "host=127.0.0.1 port=$TPORT user=admin dbname=postgres" -c "SELECT count(*) FROM pgbench_history")
+report "lifeboat temp create to ready: $LB_SECS s (pgbench_history rows: $GOT)"
+"$LB" temp delete "$TEMP" >/dev/null
+
+sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+echo "pgbackrest restore --type=time"
+mkdir -p "$ROOT/pgbr/data"; chown postgres: "$ROOT/pgbr/data"; chmod 700 "$ROOT/pgbr/data"
+t0=$(now)
+TARGET_BR=$(echo "$TARGET" | sed 's/T/ /; s/+00:00$/+00/')   # pgBackRest's time format
+as_pg $BR restore --type=time "--target=$TARGET_BR" --target-action=promote --pg1-path="$ROOT/pgbr/data" >/dev/null
+cat >> "$ROOT/pgbr/data/postgresql.auto.conf" <<CONF
+port = 25499
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$ROOT/pgbr'
+archive_mode = off
+CONF
+sed -i "s|^include 'lifeboat.conf'||" "$ROOT/pgbr/data/postgresql.conf"
+as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -l "$ROOT/pgbr/pg.log" -w -t 3600 start >/dev/null
+until [ "$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.2; done
+t1=$(now)
+BR_SECS=$(secs "$t0" "$t1")
+GOT_BR=$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c "SELECT count(*) FROM pgbench_history")
+as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -m immediate stop >/dev/null
+report "pgbackrest restore + recovery to ready: $BR_SECS s (pgbench_history rows: $GOT_BR)"
+report "ratio lifeboat / pgbackrest: $(echo "scale=2; $LB_SECS / $BR_SECS" | bc)"
+[ "$GOT" = "$EXPECTED" ] && [ "$GOT_BR" = "$EXPECTED" ] || report "WARNING: row counts differ (expected $EXPECTED)"
+
+echo "master TPS with and without a temporary instance being created"
+tps() { "$PGBIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$TPS_SECS" "$CONN" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
+TPS_ALONE=$(tps)
+( while :; do
+    j=$("$LB" temp create "$MASTER" --at "$TARGET" --wait --output json 2>/dev/null) || break
+    "$LB" temp delete "$(echo "$j" | field '["id"]')" >/dev/null 2>&1 || break
+  done ) &
+LOOP=$!
+TPS_BUSY=$(tps)
+kill "$LOOP" 2>/dev/null || true
+wait "$LOOP" 2>/dev/null || true
+report "master TPS alone: $TPS_ALONE; while temporary instances are created: $TPS_BUSY (ratio $(echo "scale=2; $TPS_BUSY / $TPS_ALONE" | bc))"
