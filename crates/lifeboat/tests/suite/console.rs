@@ -227,6 +227,19 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     assert_eq!(b.text("#network-type").await, "classic");
     b.screenshot("instance").await;
 
+    // Accounts: a new one is listed; a short password is refused beside the form.
+    b.click("a[href$='/accounts']").await;
+    b.fill("#account", "reader").await;
+    b.fill("#password", "short").await;
+    b.click("form.card button[type=submit]").await;
+    assert!(!b.text("form.card .error").await.is_empty());
+    b.fill("#account", "reader").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form.card button[type=submit]").await;
+    b.wait_text("#accounts", "the new account", |t| t.contains("reader"))
+        .await;
+    connect(port, "reader", PASSWORD).await.unwrap();
+
     // Bad input re-renders the form with the API's message beside the field.
     b.click("a[href$='/whitelist']").await;
     b.fill("#cidr", "10.0.0.300").await;
