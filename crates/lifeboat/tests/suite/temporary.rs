@@ -154,48 +154,29 @@ async fn bad_targets_are_refused_with_the_window() {
     let err = server.fails(&["temp", "create", "pg-zzzzzz", "--at", "2026-01-01 00:00:00"]);
     assert!(err.contains("instance pg-zzzzzz not found"), "{err}");
     server.wait_first_backup(&id).await;
-    let err = server.fails(&["temp", "create", &id, "--at", "last tuesday"]);
-    assert!(err.contains("'last tuesday' is not a time"), "{err}");
-    let err = server.fails(&[
-        "temp",
-        "create",
-        &id,
-        "--at",
-        "2999-01-01 00:00:00",
-        "--tz",
-        "Asia/Tokyo",
-    ]);
-    assert!(
-        err.contains("2999-01-01T00:00:00+09:00 is in the future"),
-        "{err}"
-    );
-    let err = server.fails(&[
-        "temp",
-        "create",
-        &id,
-        "--at",
-        "2020-01-01 00:00:00",
-        "--tz",
-        "Europe/Paris",
-    ]);
-    assert!(
-        err.contains("2020-01-01T00:00:00+01:00 is outside the restorable window of"),
-        "{err}"
-    );
-    let err = server.fails(&[
-        "temp",
-        "create",
-        &id,
-        "--at",
-        "2020-01-01 00:00:00",
-        "--tz",
-        "Mars/Base",
-    ]);
-    assert!(err.contains("unknown time zone 'Mars/Base'"), "{err}");
-    let err = server.fails(&["temp", "create", &id, "--lsn", "not-an-lsn"]);
-    assert!(err.contains("'not-an-lsn' is not an LSN"), "{err}");
-    let err = server.fails(&["temp", "create", &id]);
-    assert!(err.contains("no recovery target"), "{err}");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--at", "last tuesday"], "'last tuesday' is not a time"),
+        (
+            &["--at", "2999-01-01 00:00:00", "--tz", "Asia/Tokyo"],
+            "2999-01-01T00:00:00+09:00 is in the future",
+        ),
+        (
+            &["--at", "2020-01-01 00:00:00", "--tz", "Europe/Paris"],
+            "2020-01-01T00:00:00+01:00 is outside the restorable window of",
+        ),
+        (
+            &["--at", "2020-01-01 00:00:00", "--tz", "Mars/Base"],
+            "unknown time zone 'Mars/Base'",
+        ),
+        (&["--lsn", "not-an-lsn"], "'not-an-lsn' is not an LSN"),
+        (&[], "no recovery target"),
+    ];
+    for (target, expected) in cases {
+        let mut args = vec!["temp", "create", id.as_str()];
+        args.extend_from_slice(target);
+        let err = server.fails(&args);
+        assert!(err.contains(expected), "{target:?}: {err}");
+    }
     // Nothing was left behind by any of these.
     assert_eq!(server.instance_dirs(), vec![id.clone()]);
     let err = server.fails(&["temp", "show", &id]);
