@@ -309,6 +309,11 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
             .is_some()
     );
     assert!(b.text("#create-disabled").await.contains(&temp));
+    let restored_to = b.text("#restored-to").await;
+    assert!(
+        restored_to.contains(&at.replace('T', " ")),
+        "{restored_to} vs {at}"
+    );
     assert!(b.text("#time-left").await.contains(" h "));
     b.screenshot("temporary-instance").await;
     b.click("header nav a[href='/console/instances']").await;
@@ -412,6 +417,13 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         .await
         .unwrap();
     assert!(b.text("#verification").await.contains("passed"));
+    b.client
+        .execute(
+            "document.getElementById('verification').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
     b.screenshot("migration-task").await;
 
     let restored: i64 = c

@@ -18,6 +18,14 @@ use crate::error::ApiError;
 use crate::migrations::{self, TaskDoc};
 use crate::state::SharedState;
 
+/// Rows copied, and of how many when PostgreSQL's statistics gave an estimate.
+fn rows_text(t: &crate::migrations::TableProgress) -> String {
+    match t.estimated_rows {
+        0 => t.rows.to_string(),
+        est => format!("{} / ~{est}", t.rows),
+    }
+}
+
 /// Overall progress of a task, in percent.
 fn progress(doc: &TaskDoc) -> u64 {
     if doc.state == "completed" {
@@ -236,7 +244,7 @@ pub async fn task_page(
                 dt { "Objects" } dd.mono #task-objects { (doc.objects.join(", ")) }
                 dt { "Migration types" } dd { (doc.types.join(", ")) }
                 dt { "Conflict mode" } dd { (doc.conflict) }
-                dt { "Whitelist" } dd { @if doc.authorized { "the worker's address " span.mono { (doc.worker_address) } " is authorized on both instances" } @else { "not authorized" } }
+                dt { "Whitelist" } dd { @if doc.authorized { "the worker's address " span.mono { (doc.worker_address) } " is authorized on both instances" } @else if doc.finished_at.is_some() { "the worker's entries were removed when the task ended" } @else { "not authorized" } }
                 dt { "Created" } dd { (time(doc.created_at)) }
                 @if let Some(t) = doc.started_at { dt { "Started" } dd { (time(t)) } }
                 @if let Some(t) = doc.finished_at { dt { "Finished" } dd { (time(t)) } }
@@ -253,7 +261,7 @@ pub async fn task_page(
                         td.mono { (t.source) } td.mono { (t.target) }
                         td { span data-bind={ "t" (i) "_state" } { (t.state) } }
                         td { span.bar { span data-bar={ "t" (i) "_percent" } style={ "width:" (t.percent.round()) "%" } {} } }
-                        td { span data-bind={ "t" (i) "_rows" } { (t.rows) " / " (t.estimated_rows) } }
+                        td { span data-bind={ "t" (i) "_rows" } { (rows_text(t)) } }
                         td { span data-bind={ "t" (i) "_eta" } { (t.eta_seconds.map(|s| layout::duration(s as i64)).unwrap_or_default()) } }
                     } } }
                 }
@@ -279,10 +287,7 @@ pub async fn task_json(
     for (i, t) in doc.tables.iter().enumerate() {
         fields.insert(format!("t{i}_state"), json!(t.state));
         fields.insert(format!("t{i}_percent"), json!(t.percent.round()));
-        fields.insert(
-            format!("t{i}_rows"),
-            json!(format!("{} / {}", t.rows, t.estimated_rows)),
-        );
+        fields.insert(format!("t{i}_rows"), json!(rows_text(t)));
         fields.insert(
             format!("t{i}_eta"),
             json!(

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Local, Utc};
-use lifeboat_domain::{InstanceKind, InstanceStatus};
+use lifeboat_domain::{InstanceKind, InstanceStatus, RestoreTarget};
 use lifeboat_store::InstanceRecord;
 use maud::{Markup, html};
 use serde_json::json;
@@ -192,8 +192,17 @@ async fn temporary_page(
     let live = state.store.live_temporaries(&rec.id)?.into_iter().next();
     let latest = state.store.latest_temporary(&rec.id)?;
     let window = win.earliest.zip(win.latest);
+    // The picker starts at the live temporary instance's point, else at the latest.
+    let live_target = live
+        .as_ref()
+        .and_then(temporary::target_of)
+        .and_then(|t| match t {
+            RestoreTarget::Time(at) => Some(picker_value(at.with_timezone(&Utc))),
+            _ => None,
+        });
     let value = chosen
         .clone()
+        .or(live_target)
         .or_else(|| win.latest.map(picker_value))
         .unwrap_or_default();
     let chosen_time = temporary_target(&value)
@@ -270,6 +279,18 @@ fn temporary_fields(v: &InstanceView) -> (String, bool, serde_json::Value) {
     (v.status.clone(), v.status != "creating", fields)
 }
 
+fn target_text(t: &RestoreTarget) -> String {
+    match t {
+        RestoreTarget::Time(at) => format!(
+            "{} ({})",
+            at.format("%Y-%m-%d %H:%M:%S%.f %:z"),
+            time(at.with_timezone(&Utc))
+        ),
+        RestoreTarget::Lsn(l) => format!("LSN {l}"),
+        RestoreTarget::RestorePoint(n) => format!("restore point {n}"),
+    }
+}
+
 async fn temporary_card(
     state: &SharedState,
     ctx: &Ctx,
@@ -288,7 +309,7 @@ async fn temporary_card(
             dl.info {
                 dt { "Instance ID" } dd { a.mono #temporary-id href={ "/console/instances/" (v.id) } { (v.id) } }
                 dt { "Status" } dd { span #temporary-status data-bind="status" { (v.status) } @if let Some(d) = &v.status_detail { " " span.error { (d) } } }
-                dt { "Restored to" } dd { @match &v.restore_target { Some(target) => { (serde_json::to_value(target).map(|j| j.to_string()).unwrap_or_default()) }, None => {} } }
+                dt { "Restored to" } dd #restored-to { (v.restore_target.as_ref().map(target_text).unwrap_or_default()) }
                 dt { "Progress" } dd {
                     span data-bind="phase" { (s("phase")) } " "
                     span.bar { span data-bar="percent" style={ "width:" (s("percent")) "%" } {} }
