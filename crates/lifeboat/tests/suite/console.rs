@@ -457,6 +457,19 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     let _ = b.client.clone().close().await;
 }
 
+const COOKIE: &str = "lifeboat_session";
+
+/// The CSRF token in a console page's forms.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a form with a CSRF token")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// `curl` with a cookie jar: (status, headers and body).
 fn curl(server: &TestServer, jar: &std::path::Path, args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
@@ -481,24 +494,39 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     assert_eq!(status, 303);
     assert!(page.contains("location: /console/sign-in"), "{page}");
 
-    let (status, page) = curl(&server, &jar, &["-d", "token=wrong", "URL/console/sign-in"]);
+    // The sign-in form itself carries a token tied to the browser that loaded it.
+    let token = format!("token={}", server.token());
+    let (status, page) = curl(&server, &jar, &["-d", &token, "URL/console/sign-in"]);
+    assert_eq!(status, 403, "{page}");
+    assert!(!page.contains(&format!("{COOKIE}=")), "{page}");
+
+    let (_, page) = curl(&server, &jar, &["URL/console/sign-in"]);
+    let (status, page) = curl(
+        &server,
+        &jar,
+        &[
+            "-d",
+            &format!("token=wrong&csrf={}", csrf_of(&page)),
+            "URL/console/sign-in",
+        ],
+    );
     assert_eq!(status, 401);
     assert!(page.contains("That token is wrong"), "{page}");
-    assert!(!page.to_lowercase().contains("set-cookie"), "{page}");
+    assert!(!page.contains(&format!("{COOKIE}=")), "{page}");
 
     let (status, page) = curl(
         &server,
         &jar,
         &[
             "-d",
-            &format!("token={}", server.token()),
+            &format!("{token}&csrf={}", csrf_of(&page)),
             "URL/console/sign-in",
         ],
     );
     assert_eq!(status, 303, "{page}");
     let cookie = page
         .lines()
-        .find(|l| l.to_lowercase().starts_with("set-cookie"))
+        .find(|l| l.contains(&format!("{COOKIE}=")))
         .unwrap();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
@@ -511,14 +539,7 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
 
     let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
     assert_eq!(status, 200, "{page}");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = csrf_of(&page);
 
     // A POST without the token, or with another, is refused and changes nothing.
     for body in ["", "csrf=0000"] {

@@ -5,7 +5,8 @@
 //! the browser. Sessions live in memory: a server restart signs everyone out, which
 //! is the safe direction. Every POST must carry the session's CSRF token (a form field
 //! `csrf` or the `X-CSRF-Token` header); `SameSite=Strict` alone would leave older
-//! browsers and same-site attackers unchecked.
+//! browsers and same-site attackers unchecked. The sign-in form, which has no session
+//! yet, carries a nonce that must match a cookie set with the form (double submit).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,9 @@ use super::wizard::Draft;
 use crate::state::SharedState;
 
 pub const COOKIE: &str = "lifeboat_session";
+/// Ties the sign-in form to the browser that loaded it (double-submit), so another
+/// site cannot sign a browser in to this console with a token of its choosing.
+const SIGN_IN_COOKIE: &str = "lifeboat_sign_in";
 /// A session ends this long after sign-in.
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The largest form the console accepts.
@@ -97,14 +101,14 @@ pub fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -130,7 +134,7 @@ pub async fn guard(
     if is_public(&path) || !path.starts_with("/console") {
         return next.run(req).await;
     }
-    let session = cookie_value(req.headers());
+    let session = cookie_value(req.headers(), COOKIE);
     let Some((session, csrf)) = session.and_then(|s| sessions.csrf_of(&s).map(|c| (s, c))) else {
         if req.method() == Method::GET && !path.ends_with(".json") {
             return Redirect::to("/console/sign-in").into_response();
@@ -178,11 +182,13 @@ pub async fn sign_in_page() -> Response {
 }
 
 fn sign_in_form(error: Option<&str>, status: StatusCode) -> Response {
+    let nonce = random_hex();
     let body = html! {
         main.signin {
             h1 { "Lifeboat console" }
             p.muted { "Sign in with the server's API token, found in " code { "<data dir>/api-token" } "." }
             form method="post" action="/console/sign-in" {
+                input type="hidden" name="csrf" value=(nonce);
                 label for="token" { "API token" }
                 input #token type="password" name="token" autocomplete="current-password" required autofocus;
                 @if let Some(e) = error { p.error #token-error { (e) } }
@@ -190,15 +196,34 @@ fn sign_in_form(error: Option<&str>, status: StatusCode) -> Response {
             }
         }
     };
-    (status, layout::bare("Sign in", body)).into_response()
+    let cookie = format!(
+        "{SIGN_IN_COOKIE}={nonce}; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age=3600"
+    );
+    (
+        status,
+        [(header::SET_COOKIE, cookie)],
+        layout::bare("Sign in", body),
+    )
+        .into_response()
 }
 
 pub async fn sign_in(
     State(state): State<SharedState>,
     axum::Extension(sessions): axum::Extension<Arc<Sessions>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
+    let expected = cookie_value(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+    let given = fields.get("csrf").unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return sign_in_form(
+            Some(
+                "This sign-in form is out of date or did not come from this console; enter the token again.",
+            ),
+            StatusCode::FORBIDDEN,
+        );
+    }
     let token = fields.get("token").unwrap_or_default().trim();
     if token.is_empty() {
         return sign_in_form(Some("Enter the API token."), StatusCode::BAD_REQUEST);
