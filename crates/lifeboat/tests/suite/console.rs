@@ -540,6 +540,12 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
     assert_eq!(status, 200, "{page}");
     let csrf = csrf_of(&page);
+    let (status, page) = curl(&server, &jar, &["URL/console/no-such-page"]);
+    assert_eq!(status, 404);
+    assert!(page.contains("Page not found"), "{page}");
+    let (status, page) = curl(&server, &jar, &["URL/console/instances/pg-nosuch"]);
+    assert_eq!(status, 404);
+    assert!(page.contains("pg-nosuch"), "{page}");
 
     // A POST without the token, or with another, is refused and changes nothing.
     for body in ["", "csrf=0000"] {

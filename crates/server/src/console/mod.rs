@@ -34,7 +34,8 @@ mod wizard;
 
 use std::sync::Arc;
 
-use axum::response::Redirect;
+use axum::http::StatusCode;
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 
@@ -105,9 +106,19 @@ pub fn router() -> Router<SharedState> {
             "/console/migrations/{task}/{action}",
             post(migrations::action),
         )
+        .route("/console/{*rest}", get(not_found))
         .route_layer(middleware::from_fn_with_state(
             sessions.clone(),
             session::guard,
         ))
         .layer(Extension(sessions))
+}
+
+/// An unknown console address: a page that says so, with a way back.
+async fn not_found() -> Response {
+    layout::message_page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no console page at this address.",
+    )
 }
