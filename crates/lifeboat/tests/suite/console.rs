@@ -286,6 +286,8 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         )
         .await
         .unwrap();
+    let zone = b.text("#zone").await;
+    assert!(zone.contains("(UTC"), "{zone}");
     b.click("#create-temporary-button").await;
     assert!(
         b.find("#confirm-temporary")

@@ -161,6 +161,16 @@ pub async fn back_up_now(
     }
 }
 
+/// The first whole second at or after `t`: the picker has whole seconds, and its
+/// smallest value must still be inside the window.
+fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    if t.timestamp_subsec_nanos() == 0 {
+        t
+    } else {
+        t + chrono::Duration::nanoseconds(1_000_000_000 - i64::from(t.timestamp_subsec_nanos()))
+    }
+}
+
 /// The `datetime-local` form of a time, in the server's zone.
 fn picker_value(t: DateTime<Utc>) -> String {
     t.with_timezone(&Local)
@@ -231,7 +241,7 @@ async fn temporary_page(
             (csrf(ctx))
             label for="at" { "Point in time to restore to" }
             input #at type="datetime-local" name="at" step="1" required value=(value)
-                min=[win.earliest.map(picker_value)] max=[win.latest.map(picker_value)];
+                min=[win.earliest.map(|t| picker_value(ceil_second(t)))] max=[win.latest.map(picker_value)];
             " " span.muted #zone { "Time zone: " (zone) }
             @if let Some(e) = &error { (error_box(e)) }
             p {
