@@ -181,11 +181,12 @@ pub async fn start_backup(
     tokio::spawn(async move {
         let id = rec.id.clone();
         match run_backup(&task_state, &rec, task_run.id).await {
-            Ok((backup_id, bytes)) => {
+            Ok((backup_id, bytes, stop_lsn)) => {
                 tracing::info!(instance = %id, backup = %backup_id, bytes, "base backup completed");
-                let _ = task_state
-                    .store
-                    .complete_backup_run(task_run.id, &backup_id, bytes);
+                let _ =
+                    task_state
+                        .store
+                        .complete_backup_run(task_run.id, &backup_id, bytes, stop_lsn);
                 if let Err(e) = apply_retention(&task_state, &rec).await {
                     tracing::warn!(instance = %id, error = %e.body.message, "retention failed");
                 }
@@ -205,7 +206,7 @@ async fn run_backup(
     state: &SharedState,
     rec: &InstanceRecord,
     run_id: i64,
-) -> Result<(String, i64), ApiError> {
+) -> Result<(String, i64, i64), ApiError> {
     let region = region_of(state, &rec.region)?;
     let repo = repository(state, region)?;
     let cluster = cluster_of(state, rec)?;
@@ -238,7 +239,11 @@ async fn run_backup(
             )
         })?
         .map_err(backup_error)?;
-    Ok((manifest.id, manifest.logical_size as i64))
+    Ok((
+        manifest.id,
+        manifest.logical_size as i64,
+        manifest.stop_lsn.0 as i64,
+    ))
 }
 
 /// Expires backups older than the retention, keeping the WAL every kept backup needs.
@@ -277,8 +282,13 @@ pub async fn scheduler(state: SharedState) {
             .filter(|r| r.kind == InstanceKind::Master && r.status == InstanceStatus::Running)
         {
             report_archiving_failure(&state, rec, &mut reported);
-            if due(&state, &rec.id) {
-                match start_backup(&state, &rec.id, "schedule").await {
+            let trigger = match due(&state, &rec.id) {
+                Due::Now => Some("schedule"),
+                Due::IfWalSince(lsn) => wal_since(&state, rec, lsn).await.then_some("wal"),
+                Due::No => None,
+            };
+            if let Some(trigger) = trigger {
+                match start_backup(&state, &rec.id, trigger).await {
                     Ok(run) => {
                         tracing::info!(instance = %rec.id, run = run.id, "scheduled base backup started")
                     }
@@ -322,14 +332,21 @@ fn report_archiving_failure(
 }
 
 /// Due when no backup completed yet, or the last completed one started longer ago than
-/// the schedule. A master whose latest attempts failed is retried at each tick after a
+/// the schedule, or (checked by the caller) enough WAL was written since it ended. A master whose latest attempts failed is retried at each tick after a
 /// pause of one tick per failure, up to the schedule.
-fn due(state: &SharedState, id: &InstanceId) -> bool {
+enum Due {
+    Now,
+    /// When more WAL than `max_wal_between_backups` was written since this position.
+    IfWalSince(i64),
+    No,
+}
+
+fn due(state: &SharedState, id: &InstanceId) -> Due {
     let Ok(runs) = state.store.backup_runs(id, 20) else {
-        return false;
+        return Due::No;
     };
     if runs.first().is_some_and(|r| r.state == "running") {
-        return false;
+        return Due::No;
     }
     let schedule = chrono::Duration::from_std(state.config.backup.schedule)
         .unwrap_or(chrono::Duration::days(1));
@@ -338,13 +355,29 @@ fn due(state: &SharedState, id: &InstanceId) -> bool {
         let pause =
             (chrono::Duration::seconds(SCHEDULER_TICK.as_secs() as i64) * failures).min(schedule);
         if Utc::now() - last.finished_at.unwrap_or(last.started_at) < pause {
-            return false;
+            return Due::No;
         }
     }
     match runs.iter().find(|r| r.state == "completed") {
-        None => true,
-        Some(done) => Utc::now() - done.started_at >= schedule,
+        None => Due::Now,
+        Some(done) if Utc::now() - done.started_at >= schedule => Due::Now,
+        Some(done) => done.stop_lsn.map_or(Due::No, Due::IfWalSince),
     }
+}
+
+/// Whether the master wrote more WAL than `max_wal_between_backups` since `lsn`.
+async fn wal_since(state: &SharedState, rec: &InstanceRecord, lsn: i64) -> bool {
+    let Ok(cluster) = cluster_of(state, rec) else {
+        return false;
+    };
+    let Ok(client) = cluster.connect("postgres").await else {
+        return false;
+    };
+    let current = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
+        .await
+        .map(|r| r.get::<_, i64>(0));
+    matches!(current, Ok(c) if c.saturating_sub(lsn) >= state.config.backup.max_wal_between_backups as i64)
 }
 
 /// How WAL archiving of a master is going, from `pg_stat_archiver` and, for the reason

@@ -12,6 +12,7 @@
 //! schedule = "24h"
 //! retention = "7d"
 //! archive_timeout = "60s"
+//! max_wal_between_backups = "1GiB"
 //! [[region]]
 //! name = "local"
 //! data_root = "regions/local"   # relative to the data directory
@@ -69,6 +70,33 @@ pub struct BackupConfig {
     pub retention: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub archive_timeout: Duration,
+    /// Take a base backup once this much WAL was written since the last one, so a
+    /// restore never replays more (e.g. "1GiB"). Backups are incremental by content,
+    /// so frequent ones store little.
+    #[serde(deserialize_with = "byte_size")]
+    pub max_wal_between_backups: u64,
+}
+
+/// Reads sizes written like "1GiB", "512MiB", "64MB" or a plain number of bytes.
+fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = String::deserialize(d)?;
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "kib" | "k" => 1 << 10,
+        "mb" | "mib" | "m" => 1 << 20,
+        "gb" | "gib" | "g" => 1 << 30,
+        "tb" | "tib" | "t" => 1 << 40,
+        _ => u64::MAX,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if factor != u64::MAX && n > 0 => Ok(n.saturating_mul(factor)),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid size '{s}'; write it like \"1GiB\", \"512MiB\" or a number of bytes"
+        ))),
+    }
 }
 
 /// A named location with its own data root, address, port range and repository.
@@ -176,6 +204,7 @@ impl Default for BackupConfig {
             schedule: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             archive_timeout: Duration::from_secs(60),
+            max_wal_between_backups: 1 << 30,
         }
     }
 }

@@ -22,9 +22,11 @@ pub struct BackupRun {
     pub bytes_done: i64,
     pub bytes_total: i64,
     pub error: Option<String>,
+    /// Where a completed backup ends in the WAL (a byte position).
+    pub stop_lsn: Option<i64>,
 }
 
-const COLUMNS: &str = "id, instance_id, trigger, state, started_at, finished_at, backup_id, bytes_done, bytes_total, error";
+const COLUMNS: &str = "id, instance_id, trigger, state, started_at, finished_at, backup_id, bytes_done, bytes_total, error, stop_lsn";
 
 fn read(row: &Row<'_>) -> rusqlite::Result<(BackupRun, String, Option<String>)> {
     let started: String = row.get(4)?;
@@ -41,6 +43,7 @@ fn read(row: &Row<'_>) -> rusqlite::Result<(BackupRun, String, Option<String>)> 
             bytes_done: row.get(7)?,
             bytes_total: row.get(8)?,
             error: row.get(9)?,
+            stop_lsn: row.get(10)?,
         },
         started,
         finished,
@@ -104,10 +107,12 @@ impl Store {
         id: i64,
         backup_id: &str,
         bytes: i64,
+        stop_lsn: i64,
     ) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE backup_runs SET state = 'completed', finished_at = ?2, backup_id = ?3, bytes_done = ?4, bytes_total = ?4 WHERE id = ?1",
-            params![id, Utc::now().to_rfc3339(), backup_id, bytes],
+            "UPDATE backup_runs SET state = 'completed', finished_at = ?2, backup_id = ?3, \
+             bytes_done = ?4, bytes_total = ?4, stop_lsn = ?5 WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339(), backup_id, bytes, stop_lsn],
         )?;
         Ok(())
     }
@@ -186,10 +191,11 @@ mod tests {
         ));
         store.set_backup_progress(run.id, 10, 100).unwrap();
         store
-            .complete_backup_run(run.id, "20261124T000000Z", 100)
+            .complete_backup_run(run.id, "20261124T000000Z", 100, 0x300_0028)
             .unwrap();
         let done = store.last_completed_backup(&id).unwrap().unwrap();
         assert_eq!(done.backup_id.as_deref(), Some("20261124T000000Z"));
+        assert_eq!(done.stop_lsn, Some(0x300_0028));
         assert!(done.finished_at.is_some());
         let again = store.start_backup_run(&id, "schedule").unwrap();
         assert_eq!(store.fail_interrupted_backup_runs().unwrap(), 1);

@@ -82,6 +82,11 @@ CREATE TABLE migration_tasks (
     doc        TEXT NOT NULL
 );
 "#,
+    r#"
+-- Where a completed base backup ends in the WAL, so the scheduler can take the next one
+-- after enough WAL (a restore replays at most that much).
+ALTER TABLE backup_runs ADD COLUMN stop_lsn INTEGER;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

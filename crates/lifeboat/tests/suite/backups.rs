@@ -203,3 +203,27 @@ async fn backups_follow_the_schedule_and_old_ones_expire() {
         "retention must keep everything the kept backups need: {verify}"
     );
 }
+
+#[tokio::test]
+async fn a_backup_follows_enough_wal_so_restores_replay_little() {
+    let server = TestServer::start_archiving("max_wal_between_backups = \"32MiB\"");
+    let master = server.create_master("shop");
+    let (id, port) = (id_of(&master), port_of(&master));
+    server.wait_first_backup(&id).await;
+    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    // About 60 MiB of WAL, well past the threshold, with no schedule due.
+    admin
+        .batch_execute("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 250000) g")
+        .await
+        .unwrap();
+    let runs = server
+        .wait_for("a backup triggered by WAL volume", || {
+            let list = server.json(&["backup", "list", &id]);
+            let found = list["runs"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["trigger"] == "wal" && r["state"] == "completed"));
+            found.then_some(list)
+        })
+        .await;
+    assert!(runs["backups"].as_array().unwrap().len() >= 2, "{runs}");
+}
