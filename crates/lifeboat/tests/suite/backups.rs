@@ -219,9 +219,10 @@ async fn a_backup_follows_enough_wal_so_restores_replay_little() {
     let runs = server
         .wait_for("a backup triggered by WAL volume", || {
             let list = server.json(&["backup", "list", &id]);
-            let found = list["runs"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|r| r["trigger"] == "wal" && r["state"] == "completed"));
+            let found = list["runs"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["trigger"] == "wal" && r["state"] == "completed")
+            });
             found.then_some(list)
         })
         .await;
