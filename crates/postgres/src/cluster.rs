@@ -68,9 +68,18 @@ impl Cluster {
     /// bootstrap superuser.
     pub fn init(&self) -> Result<(), PgError> {
         self.create_dir()?;
-        let out = self
-            .user
-            .command(&self.bins.path("initdb"), &self.dir)
+        let mut initdb = self.user.command(&self.bins.path("initdb"), &self.dir);
+        // initdb must not outlive a crashed server: a restarted server builds the
+        // instance again from scratch and would race an orphaned initdb in the same
+        // directory. (Runs after the uid change, which would clear it otherwise.)
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut initdb, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let out = initdb
             .arg("--pgdata")
             .arg(self.data_dir())
             .args([

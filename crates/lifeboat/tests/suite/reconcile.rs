@@ -141,9 +141,16 @@ async fn a_crash_during_create_leaves_a_running_instance_or_nothing() {
     let _ = request.join();
     server.spawn();
 
+    // Settled: either nothing (no record, no directory) or one running instance
+    // whose directory is the only one. Anything else past the deadline is a leak.
     wait_for(|| {
         let list = store(&server).list_instances(true).unwrap();
-        list.iter().all(|r| r.status == InstanceStatus::Running)
+        let dirs = server.instance_dirs();
+        match list.as_slice() {
+            [] => dirs.is_empty(),
+            [rec] => rec.status == InstanceStatus::Running && dirs == vec![rec.id.to_string()],
+            _ => false,
+        }
     })
     .await;
     let list = store(&server).list_instances(true).unwrap();
