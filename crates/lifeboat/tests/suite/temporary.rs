@@ -216,7 +216,7 @@ async fn concurrent_creates_give_exactly_one_instance() {
 
 #[tokio::test]
 async fn temporary_instances_are_released_when_their_time_is_up() {
-    let mut server = TestServer::start_archiving("[temporary_instance]\nttl = \"8s\"");
+    let mut server = TestServer::start_archiving("[temporary_instance]\nttl = \"15s\"");
     let master = server.create_master("shop");
     let (id, port) = (id_of(&master), port_of(&master));
     server.wait_first_backup(&id).await;
@@ -239,7 +239,7 @@ async fn temporary_instances_are_released_when_their_time_is_up() {
     let temp_id = id_of(&temp);
     server.kill();
     assert!(server.instance_dir(&temp_id).exists());
-    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(16)).await;
     server.spawn();
     server
         .wait_for("the release at start", || {
