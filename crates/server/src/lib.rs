@@ -126,9 +126,9 @@ pub async fn serve(
         );
     }
     eprintln!(
-        "Lifeboat listens on {url}. Use the CLI from another shell with:\n  export LIFEBOAT_DATA_DIR={}\n  lifeboat instance list\nor send `Authorization: Bearer $(cat {})` to {url}/api/v1/...",
+        "Lifeboat listens on {url}. Open the console at {url}/console/ and sign in with the token in {token}.\nUse the CLI from another shell with:\n  export LIFEBOAT_DATA_DIR={}\n  lifeboat instance list\nor send `Authorization: Bearer $(cat {token})` to {url}/api/v1/...",
         data_dir.display(),
-        token_path.display()
+        token = token_path.display()
     );
 
     let workers = state.clone();
