@@ -63,10 +63,7 @@ async fn a_new_master_is_backed_up_and_its_window_follows_commits() {
 #[tokio::test]
 async fn an_archiving_failure_is_shown_and_nothing_is_lost() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
 
     // The repository becomes unwritable for the clusters' OS user.
     let wal_dir = server
@@ -121,10 +118,7 @@ async fn an_archiving_failure_is_shown_and_nothing_is_lost() {
 #[tokio::test]
 async fn a_gap_in_the_archived_wal_ends_the_window_and_says_so() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     let mut last = chrono::Utc::now();
     for i in 0..3 {
         admin
@@ -203,10 +197,7 @@ async fn backups_follow_the_schedule_and_old_ones_expire() {
 #[tokio::test]
 async fn a_backup_follows_enough_wal_so_restores_replay_little() {
     let server = TestServer::start_archiving("max_wal_between_backups = \"32MiB\"");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     // About 60 MiB of WAL, well past the threshold, with no schedule due.
     admin
         .batch_execute("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 250000) g")

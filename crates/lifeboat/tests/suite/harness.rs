@@ -349,6 +349,18 @@ impl TestServer {
         .await;
     }
 
+    /// A master named `name` whose first base backup is complete, with a connection as
+    /// its privileged account: the start of most backup and recovery tests.
+    pub async fn backed_up_master(&self, name: &str) -> (String, u16, tokio_postgres::Client) {
+        let master = self.create_master(name);
+        let (id, port) = (id_of(&master), port_of(&master));
+        self.wait_first_backup(&id).await;
+        let admin = connect(port, "admin", PASSWORD)
+            .await
+            .expect("the privileged account connects");
+        (id, port, admin)
+    }
+
     /// Waits until the restorable window reaches `t` (RFC 3339).
     pub async fn wait_window_reaches(&self, id: &str, t: chrono::DateTime<chrono::Utc>) -> Value {
         self.wait_for("the restorable window to reach the target", || {

@@ -80,10 +80,7 @@ async fn recovery_through_an_s3_repository() {
          repository = \"s3://lifeboat-it/prod\"\n[region.s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
          access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nallow_http = true\n"
     ));
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     admin
         .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 4321) AS id")
         .await

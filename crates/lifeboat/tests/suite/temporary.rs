@@ -8,10 +8,7 @@ use super::harness::*;
 #[tokio::test]
 async fn undo_a_delete_through_a_temporary_instance() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, port, admin) = server.backed_up_master("shop").await;
     admin
         .batch_execute(
             "CREATE TABLE orders (id int PRIMARY KEY, item text, price numeric);
@@ -112,10 +109,7 @@ async fn undo_a_delete_through_a_temporary_instance() {
 #[tokio::test]
 async fn a_temporary_instance_needs_only_the_repository() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     admin
         .batch_execute("CREATE TABLE t AS SELECT generate_series(1, 300) g")
         .await
@@ -186,10 +180,7 @@ async fn bad_targets_are_refused_with_the_window() {
 #[tokio::test]
 async fn concurrent_creates_give_exactly_one_instance() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     let t = now_and_switch(&admin).await;
     server.wait_window_reaches(&id, t).await;
     let token = server.token();
@@ -217,10 +208,7 @@ async fn concurrent_creates_give_exactly_one_instance() {
 #[tokio::test]
 async fn temporary_instances_are_released_when_their_time_is_up() {
     let mut server = TestServer::start_archiving("[temporary_instance]\nttl = \"15s\"");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     let t = now_and_switch(&admin).await;
     server.wait_window_reaches(&id, t).await;
 
@@ -253,10 +241,7 @@ async fn temporary_instances_are_released_when_their_time_is_up() {
 #[tokio::test]
 async fn a_corrupted_backup_fails_the_restore_naming_the_file_and_leaves_nothing() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     let t = now_and_switch(&admin).await;
     server.wait_window_reaches(&id, t).await;
 
@@ -328,10 +313,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
     let mut server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     admin
         .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 777) AS id")
         .await
@@ -369,10 +351,7 @@ async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
 #[tokio::test]
 async fn restore_points_are_reached_and_a_missing_one_fails_clearly() {
     let server = TestServer::start_archiving("");
-    let master = server.create_master("shop");
-    let (id, port) = (id_of(&master), port_of(&master));
-    server.wait_first_backup(&id).await;
-    let admin = connect(port, "admin", PASSWORD).await.unwrap();
+    let (id, _, admin) = server.backed_up_master("shop").await;
     admin
         .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 250) AS id")
         .await
