@@ -119,8 +119,23 @@ pub struct CreateTask {
     pub name: Option<String>,
     pub source: EndpointInput,
     pub target: EndpointInput,
+    /// `SRC[=DST]`. May be empty: the task is then a draft, authorized and completed
+    /// later with [`UpdateTask`] (as the console's wizard does); its pre-check fails
+    /// until it selects an object.
+    #[serde(default)]
     pub objects: Vec<String>,
     /// `schema,data` (default), `schema` or `data`.
+    pub types: Option<String>,
+    pub conflict: Option<String>,
+}
+
+/// What `migration update` sends: the parts of a task that may change before it starts.
+/// Fields left out keep their value.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    pub objects: Option<Vec<String>>,
+    /// `schema,data`, `schema` or `data`.
     pub types: Option<String>,
     pub conflict: Option<String>,
 }
@@ -244,12 +259,6 @@ pub async fn create(state: &SharedState, req: CreateTask) -> Result<TaskDoc, Api
             "use 1 to 64 printable characters",
         ));
     }
-    if req.objects.is_empty() {
-        return Err(ApiError::bad_request(
-            "the task selects no object",
-            "add --object DB[.SCHEMA[.TABLE]][=NEW_NAME]",
-        ));
-    }
     lifeboat_domain::names::validate_password(&req.source.password)
         .map_err(|e| ApiError::from(e).on("source"))?;
     lifeboat_domain::names::validate_password(&req.target.password)
@@ -324,6 +333,49 @@ pub async fn create(state: &SharedState, req: CreateTask) -> Result<TaskDoc, Api
             ),
             other => other.into(),
         })?;
+    Ok(doc)
+}
+
+/// Whether a task in this state may still change what it migrates.
+pub fn editable(doc: &TaskDoc) -> bool {
+    matches!(
+        doc.state.as_str(),
+        "not_started" | "precheck_failed" | "precheck_passed"
+    )
+}
+
+/// Changes the objects, migration types or conflict mode of a task that has not
+/// started. Its pre-check is cleared: the task must pass it again before it starts.
+pub fn update(state: &SharedState, task: &str, req: UpdateTask) -> Result<TaskDoc, ApiError> {
+    let mut doc = load(state, task)?;
+    if !editable(&doc) {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!(
+                "task {} is {}: only a task that has not started can be changed",
+                doc.id, doc.state
+            ),
+            "create a new task to migrate other objects",
+        ));
+    }
+    if let Some(objects) = req.objects {
+        doc.objects = objects
+            .into_iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+    }
+    if let Some(types) = req.types {
+        doc.types = types.split(',').map(|s| s.trim().to_string()).collect();
+    }
+    if let Some(conflict) = req.conflict {
+        doc.conflict = conflict.trim().to_string();
+    }
+    doc.types = spec_of(&doc).map(|s| types_list(s.types))?;
+    doc.state = "not_started".into();
+    doc.precheck.clear();
+    doc.precheck_fingerprint = None;
+    save(state, &doc)?;
     Ok(doc)
 }
 

@@ -18,6 +18,20 @@ use super::read_password_file;
 pub enum MigrationCommand {
     /// Create a migration task (it does nothing until pre-checked and started).
     Create(Box<CreateArgs>),
+    /// Change the objects, types or conflict mode of a task that has not started
+    /// (its pre-check must then pass again).
+    Update {
+        task: String,
+        /// Replaces the task's objects: DB, DB.SCHEMA or DB.SCHEMA.TABLE, optionally
+        /// =NEW_NAME. Repeat for more.
+        #[arg(long = "object")]
+        objects: Vec<String>,
+        /// schema, data, or schema,data.
+        #[arg(long)]
+        types: Option<String>,
+        #[arg(long, value_parser = ["error", "skip-existing", "overwrite", "replace"])]
+        conflict: Option<String>,
+    },
     /// Add the migration worker's address to both instances' whitelists.
     Authorize { task: String },
     /// Run the pre-check; exits non-zero when an item failed.
@@ -122,6 +136,32 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
                 println!("Created migration task {} ({}).", doc.id, doc.name);
                 println!(
                     "Next: lifeboat migration authorize {0}; lifeboat migration precheck {0}; lifeboat migration start {0}",
+                    doc.id
+                );
+            }
+            doc
+        }
+        MigrationCommand::Update {
+            task,
+            objects,
+            types,
+            conflict,
+        } => {
+            if objects.is_empty() && types.is_none() && conflict.is_none() {
+                anyhow::bail!("nothing to change in {task}: give --object, --types or --conflict");
+            }
+            let body = json!({
+                "objects": (!objects.is_empty()).then_some(objects),
+                "types": types, "conflict": conflict,
+            });
+            let doc: TaskDoc = client.patch(&path(&task, ""), &body).await?;
+            if out == Output::Table {
+                println!(
+                    "Updated {}: {} ({}; conflict mode {}). Run `lifeboat migration precheck {}` again.",
+                    doc.id,
+                    doc.objects.join(", "),
+                    doc.types.join(","),
+                    doc.conflict,
                     doc.id
                 );
             }

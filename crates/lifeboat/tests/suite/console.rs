@@ -346,6 +346,8 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         .goto(&format!("{}/console/instances/{id}", server.url))
         .await
         .unwrap();
+    // The master no longer lets the worker's address in: authorizing the task must.
+    server.json(&["whitelist", "remove", &id, "127.0.0.1/32"]);
     b.click("#create-migration").await;
     assert_eq!(
         b.find("#source_instance")
@@ -360,6 +362,26 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     b.fill("#target_password", PASSWORD).await;
     b.screenshot("migration-wizard-1").await;
     b.click("#authorize-next").await;
+    // The first step created the task and put the worker on both whitelists.
+    let path = b.client.current_url().await.unwrap().path().to_string();
+    let task = path
+        .strip_prefix("/console/migrations/")
+        .and_then(|p| p.strip_suffix("/objects"))
+        .unwrap_or_else(|| panic!("the second step is at {path}"))
+        .to_string();
+    let entries = server.json(&["whitelist", "list", &id]);
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["added_by"] == format!("migration:{task}")),
+        "{entries}"
+    );
+    assert_eq!(
+        server.json(&["migration", "show", &task])["authorized"],
+        true
+    );
     b.click("#available option[value='postgres.public.orders']")
         .await;
     b.click("#add").await;
@@ -371,16 +393,14 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         s.contains("precheck failed")
     })
     .await;
-    let task = b
-        .client
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with(&format!("/console/migrations/{task}"))
+    );
     b.click("tr[data-item-status=failed] button.bang").await;
     let detail = b.text("dialog[open] .detail").await;
     assert!(detail.contains("orders_restored"), "{detail}");
@@ -440,6 +460,78 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         .unwrap()
         .get(0);
     assert_eq!(item, "item 42");
+
+    // A second task, from the API, cancelled from the task list while it copies: the
+    // test holds a lock on the source table so the copy waits until it is cancelled.
+    let token = server.token();
+    let side = |inst: &str| serde_json::json!({ "instance": inst, "account": "admin", "password": PASSWORD });
+    let (code, second) = server.http(
+        "POST",
+        "/api/v1/migrations",
+        Some(&token),
+        Some(
+            serde_json::json!({ "name": "to cancel", "source": side(&temp), "target": side(&id),
+                                 "objects": ["postgres.public.orders=orders_again"] }),
+        ),
+    );
+    assert_eq!(code, 201, "{second}");
+    let second = second["id"].as_str().unwrap().to_string();
+    server.json(&["migration", "authorize", &second]);
+    b.client
+        .goto(&format!("{}/console/migrations", server.url))
+        .await
+        .unwrap();
+    b.click(&format!(
+        "tr[data-task='{second}'] button[data-action=precheck]"
+    ))
+    .await;
+    b.wait_text(
+        &format!("tr[data-task='{second}'] .badge"),
+        "the second pre-check to pass",
+        |s| s == "precheck passed",
+    )
+    .await;
+    let temp_port = port_of(&server.json(&["instance", "show", &temp]));
+    let holder = connect(temp_port, "admin", PASSWORD).await.unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    b.click(&format!(
+        "tr[data-task='{second}'] button[data-action=start]"
+    ))
+    .await;
+    b.click(&format!("dialog#start-{second} button[type=submit]"))
+        .await;
+    b.wait_text(
+        &format!("tr[data-task='{second}'] .badge"),
+        "the second task to run",
+        |s| s == "migrating",
+    )
+    .await;
+    b.click(&format!(
+        "tr[data-task='{second}'] button[data-action=cancel]"
+    ))
+    .await;
+    b.wait_text(
+        &format!("tr[data-task='{second}'] .badge"),
+        "the second task to be cancelled",
+        |s| s == "cancelled",
+    )
+    .await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let again: Option<String> = c
+        .query_one("SELECT to_regclass('orders_again')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(again, None, "a cancelled task leaves no table behind");
+    let entries = server.json(&["whitelist", "list", &id]);
+    assert!(
+        !entries.to_string().contains(&second),
+        "the cancelled task's whitelist entry is removed: {entries}"
+    );
+
     // Delete the temporary instance: the create button is enabled again.
     b.client
         .goto(&format!("{}/console/instances/{id}/temporary", server.url))

@@ -126,6 +126,115 @@ async fn a_conflict_fails_the_precheck_until_it_is_fixed() {
 }
 
 #[tokio::test]
+async fn a_task_created_without_objects_is_completed_by_update_before_it_starts() {
+    let server = TestServer::start();
+    let (src, dst, ca, cb) = two_masters(&server).await;
+    ca.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'x' || g FROM generate_series(1, 20) g;").await.unwrap();
+    cb.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders VALUES (1, 'kept');").await.unwrap();
+    // The API takes a task without objects (the console's first step does this) and
+    // authorizes it; its pre-check fails until it selects something.
+    let token = server.token();
+    let endpoint =
+        |id: &str| serde_json::json!({ "instance": id, "account": "admin", "password": PASSWORD });
+    let (code, task) = server.http(
+        "POST",
+        "/api/v1/migrations",
+        Some(&token),
+        Some(serde_json::json!({ "name": "draft", "source": endpoint(&src), "target": endpoint(&dst) })),
+    );
+    assert_eq!(code, 201, "{task}");
+    assert_eq!(task["objects"], serde_json::json!([]));
+    let id = task["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        server.json(&["migration", "authorize", &id])["authorized"],
+        true
+    );
+    let out = server.cli(&["migration", "precheck", &id, "--output", "json"]);
+    assert!(!out.status.success());
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        checked.to_string().contains("selects no object"),
+        "{checked}"
+    );
+
+    // `update` fills it in; the conflict with the target's orders fails the pre-check,
+    // a second update to skip the existing keys passes it.
+    let err = server.fails(&["migration", "update", &id]);
+    assert!(err.contains("nothing to change"), "{err}");
+    let err = server.fails(&[
+        "migration",
+        "update",
+        &id,
+        "--object",
+        "postgres.public.orders=a.b.c.d",
+    ]);
+    assert!(err.contains("a.b.c.d"), "{err}");
+    let updated = server.json(&[
+        "migration",
+        "update",
+        &id,
+        "--object",
+        "postgres.public.orders",
+    ]);
+    assert_eq!(
+        updated["objects"],
+        serde_json::json!(["postgres.public.orders"])
+    );
+    assert_eq!(updated["state"], "not_started");
+    assert_eq!(updated["precheck"], serde_json::json!([]));
+    assert_eq!(
+        server.json(&["migration", "show", &id])["objects"],
+        serde_json::json!(["postgres.public.orders"])
+    );
+    let out = server.cli(&["migration", "precheck", &id]);
+    assert!(!out.status.success());
+    server.json(&[
+        "migration",
+        "update",
+        &id,
+        "--conflict",
+        "skip-existing",
+        "--types",
+        "data",
+    ]);
+    let checked = server.json(&["migration", "precheck", &id]);
+    assert_eq!(checked["state"], "precheck_passed", "{checked}");
+    // A change after a passed pre-check needs a new one.
+    server.json(&["migration", "update", &id, "--conflict", "skip-existing"]);
+    let err = server.fails(&["migration", "start", &id]);
+    assert!(
+        err.contains("starts only after its pre-check passed"),
+        "{err}"
+    );
+    server.json(&["migration", "precheck", &id]);
+    let done = server.json(&["migration", "start", &id, "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    let (n, kept): (i64, String) = {
+        let r = cb
+            .query_one(
+                "SELECT count(*), (SELECT item FROM orders WHERE id = 1) FROM orders",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((n, kept.as_str()), (20, "kept"));
+    // A task that has run cannot change.
+    let (code, body) = server.http(
+        "PATCH",
+        &format!("/api/v1/migrations/{id}"),
+        Some(&token),
+        Some(serde_json::json!({ "conflict": "overwrite" })),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("completed"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn authorization_adds_the_worker_to_the_whitelists_until_the_task_ends() {
     let server = TestServer::start();
     let (src, dst, ca, _cb) = two_masters(&server).await;

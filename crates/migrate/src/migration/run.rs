@@ -57,7 +57,13 @@ pub async fn run(
     // The snapshot sessions hold the exported snapshots open until every table has
     // been copied; they are closed then, so the source can vacuum again while foreign
     // keys are added and the copy is verified.
-    let (sources, snapshot_sessions) = open_sources(task, &mut warnings).await?;
+    // Resolving the tables waits for a lock another session holds on one of them;
+    // nothing is written yet, so a cancel simply drops the sessions.
+    let (sources, snapshot_sessions) = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(MigrationError::Cancelled),
+        opened = open_sources(task, &mut warnings) => opened?,
+    };
     let all: Vec<&SourceTable> = sources.iter().flat_map(|s| &s.tables).collect();
     check_targets(&all)?;
 

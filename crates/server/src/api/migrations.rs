@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 
 use super::ApiJson;
 use crate::error::{ApiError, ErrorBody};
-use crate::migrations::{self, CreateTask, TaskDoc};
+use crate::migrations::{self, CreateTask, TaskDoc, UpdateTask};
 use crate::state::SharedState;
 
 #[utoipa::path(post, path = "/api/v1/migrations", request_body = CreateTask,
@@ -37,6 +37,16 @@ pub async fn show(
     Path(task): Path<String>,
 ) -> Result<Json<TaskDoc>, ApiError> {
     Ok(Json(migrations::load(&state, &task)?.public()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/migrations/{task}", params(("task" = String, Path)), request_body = UpdateTask,
+    responses((status = 200, body = TaskDoc, description = "Changed; the pre-check must pass again"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The task has started")))]
+pub async fn update(
+    State(state): State<SharedState>,
+    Path(task): Path<String>,
+    ApiJson(req): ApiJson<UpdateTask>,
+) -> Result<Json<TaskDoc>, ApiError> {
+    Ok(Json(migrations::update(&state, &task, req)?.public()))
 }
 
 #[utoipa::path(post, path = "/api/v1/migrations/{task}/authorize", params(("task" = String, Path)),

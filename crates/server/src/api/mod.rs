@@ -69,6 +69,7 @@ impl From<QueryRejection> for ApiError {
         migrations::create,
         migrations::list,
         migrations::show,
+        migrations::update,
         migrations::authorize,
         migrations::precheck,
         migrations::start,
@@ -131,7 +132,9 @@ pub fn app(state: SharedState) -> Router {
         )
         .route(
             "/migrations/{task}",
-            get(migrations::show).delete(migrations::delete),
+            get(migrations::show)
+                .patch(migrations::update)
+                .delete(migrations::delete),
         )
         .route("/migrations/{task}/authorize", post(migrations::authorize))
         .route("/migrations/{task}/precheck", post(migrations::precheck))

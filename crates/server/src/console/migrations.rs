@@ -67,6 +67,7 @@ fn actions(ctx: &Ctx, doc: &TaskDoc, back: &str) -> Markup {
         }
     };
     html! {
+        @if migrations::editable(doc) { a data-action="edit" href={ "/console/migrations/" (doc.id) "/objects" } { "Edit" } " " }
         @if !busy(doc) && doc.state != "completed" { (form("precheck", "Pre-check again", "")) " " }
         @if doc.state == "precheck_passed" {
             button.primary data-action="start" type="button" data-open={ "start-" (doc.id) } { "Start" } " "

@@ -93,11 +93,11 @@ pub fn router() -> Router<SharedState> {
             "/console/migrations/new",
             get(wizard::step_one).post(wizard::submit_one),
         )
+        .route("/console/migrations/{task}", get(migrations::show))
         .route(
-            "/console/migrations/new/{draft}",
+            "/console/migrations/{task}/objects",
             get(selection::step_two).post(selection::submit_two),
         )
-        .route("/console/migrations/{task}", get(migrations::show))
         .route(
             "/console/migrations/{task}/progress.json",
             get(migrations::task_json),

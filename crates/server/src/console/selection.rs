@@ -1,6 +1,7 @@
-//! The migration wizard's second step: migration types, the two-pane object picker
-//! with "Edit" to rename, the conflict mode, and "Pre-check and start", which creates
-//! the task, authorizes the worker on both whitelists and starts the pre-check.
+//! The migration wizard's second step, on a task the first step created and
+//! authorized: migration types, the two-pane object picker with "Edit" to rename, the
+//! conflict mode, and "Pre-check and start", which saves them in the task and starts
+//! its pre-check. The task list's "Edit" comes back here while the task has not started.
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -12,10 +13,9 @@ use super::diff::tables_of;
 use super::form::Fields;
 use super::layout::{self, PageResult, Section, csrf, error_box};
 use super::session::Ctx;
-use super::wizard::{Draft, Side, draft_of, expired};
 use crate::error::ApiError;
 use crate::instances;
-use crate::migrations::{self, CreateTask, EndpointInput};
+use crate::migrations::{self, TaskDoc, UpdateTask};
 use crate::state::SharedState;
 
 /// The source's objects for the left pane: each database, schema and table.
@@ -69,31 +69,53 @@ struct Step2 {
     conflict: String,
 }
 
+/// A task's objects as the picker shows them: (source object, new name or "").
+fn picked(doc: &TaskDoc) -> Vec<(String, String)> {
+    doc.objects
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((src, dst)) => (src.to_string(), dst.to_string()),
+            None => (o.clone(), String::new()),
+        })
+        .collect()
+}
+
 pub async fn step_two(
     State(state): State<SharedState>,
     Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
+    Path(task): Path<String>,
 ) -> PageResult {
-    let Some(d) = draft_of(&ctx, &id) else {
-        return expired();
-    };
+    let doc = migrations::load(&state, &task)?;
     let s = Step2 {
-        types: vec!["schema".into(), "data".into()],
-        objects: Vec::new(),
-        conflict: "error".into(),
+        types: doc.types.clone(),
+        objects: picked(&doc),
+        conflict: doc.conflict.clone(),
     };
-    render_two(&state, &ctx, &id, &d, &s, None).await
+    render_two(&state, &ctx, &doc, &s, not_editable(&doc)).await
+}
+
+/// The refusal shown when a task can no longer change.
+fn not_editable(doc: &TaskDoc) -> Option<ApiError> {
+    (!migrations::editable(doc)).then(|| {
+        ApiError::conflict(
+            "invalid_state",
+            format!(
+                "task {} is {}: only a task that has not started can be changed",
+                doc.id, doc.state
+            ),
+            "create a new task to migrate other objects",
+        )
+    })
 }
 
 async fn render_two(
     state: &SharedState,
     ctx: &Ctx,
-    id: &str,
-    d: &Draft,
+    doc: &TaskDoc,
     s: &Step2,
     error: Option<ApiError>,
 ) -> PageResult {
-    let (objects, list_error) = match source_objects(state, &d.source.instance).await {
+    let (objects, list_error) = match source_objects(state, &doc.source.instance).await {
         Ok(o) => (o, None),
         Err(e) => (Vec::new(), Some(e)),
     };
@@ -118,10 +140,12 @@ async fn render_two(
     let body = html! {
         main {
             p.muted { a href="/console/migrations" { "Migration tasks" } " / new" }
-            h1 { "Create migration task: " (d.name) }
-            p.muted { "Step 2 of 2. From " span.mono { (d.source.instance) } " (" (d.source.account) ") to "
-                span.mono { (d.target.instance) } " (" (d.target.account) "). " a href="/console/migrations/new" { "Start over" } }
-            form #wizard-two method="post" action={ "/console/migrations/new/" (id) } {
+            h1 { "Create migration task: " (doc.name) " " span.mono.muted { (doc.id) } }
+            p.muted { "Step 2 of 2. From " span.mono { (doc.source.instance) } " (" (doc.source.account) ") to "
+                span.mono { (doc.target.instance) } " (" (doc.target.account) "). "
+                @if doc.authorized { "The worker's address " span.mono { (doc.worker_address) } " is authorized on both whitelists. " }
+                a href={ "/console/migrations/" (doc.id) } { "Task page" } }
+            form #wizard-two method="post" action={ "/console/migrations/" (doc.id) "/objects" } {
                 (csrf(ctx))
                 h2 { "Migration types" }
                 label.check { input #type-schema type="checkbox" name="type" value="schema" checked[s.types.iter().any(|t| t == "schema")]; " Schema migration" }
@@ -159,12 +183,10 @@ async fn render_two(
 pub async fn submit_two(
     State(state): State<SharedState>,
     Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
+    Path(task): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let Some(d) = draft_of(&ctx, &id) else {
-        return expired();
-    };
+    let doc = migrations::load(&state, &task)?;
     let f = Fields::parse(&body);
     let renames = f.all("rename");
     let s = Step2 {
@@ -190,42 +212,35 @@ pub async fn submit_two(
             "no migration type chosen",
             "tick schema migration, full data migration, or both",
         );
-        return render_two(&state, &ctx, &id, &d, &s, Some(e)).await;
+        return render_two(&state, &ctx, &doc, &s, Some(e)).await;
     }
-    let endpoint = |side: &Side| EndpointInput {
-        instance: side.instance.clone(),
-        region: Some(side.region.clone()),
-        account: side.account.clone(),
-        password: side.password.clone(),
-    };
-    let req = CreateTask {
-        name: Some(d.name.clone()),
-        source: endpoint(&d.source),
-        target: endpoint(&d.target),
-        objects: s
-            .objects
-            .iter()
-            .map(|(o, r)| {
-                if r.is_empty() {
-                    o.clone()
-                } else {
-                    format!("{o}={r}")
-                }
-            })
-            .collect(),
+    if s.objects.is_empty() {
+        let e = ApiError::bad_request(
+            "no object selected",
+            "select a database, schema or table on the left and click >",
+        );
+        return render_two(&state, &ctx, &doc, &s, Some(e)).await;
+    }
+    let req = UpdateTask {
+        objects: Some(
+            s.objects
+                .iter()
+                .map(|(o, r)| {
+                    if r.is_empty() {
+                        o.clone()
+                    } else {
+                        format!("{o}={r}")
+                    }
+                })
+                .collect(),
+        ),
         types: Some(s.types.join(",")),
         conflict: Some(s.conflict.clone()),
     };
-    let doc = match migrations::create(&state, req).await {
-        Ok(doc) => doc,
-        Err(e) => return render_two(&state, &ctx, &id, &d, &s, Some(e)).await,
-    };
-    ctx.sessions.with(&ctx.session, |s| s.drafts.remove(&id));
-    let next = match migrations::authorize(&state, &doc.id).await {
-        Ok(_) => super::migrations::run_precheck(&state, &doc.id).await,
-        Err(e) => Err(e),
-    };
-    match next {
+    if let Err(e) = migrations::update(&state, &doc.id, req) {
+        return render_two(&state, &ctx, &doc, &s, Some(e)).await;
+    }
+    match super::migrations::run_precheck(&state, &doc.id).await {
         Ok(()) => Ok(Redirect::to(&format!("/console/migrations/{}", doc.id)).into_response()),
         Err(e) => super::migrations::task_page(&state, &ctx, &doc.id, Some(e)).await,
     }

@@ -22,7 +22,6 @@ use rand::RngCore;
 
 use super::form::Fields;
 use super::layout;
-use super::wizard::Draft;
 use crate::state::SharedState;
 
 pub const COOKIE: &str = "lifeboat_session";
@@ -38,8 +37,6 @@ const MAX_FORM: usize = 1 << 20;
 pub struct Session {
     pub csrf: String,
     expires: Instant,
-    /// Migration wizards in progress, by draft id; see [`super::wizard`].
-    pub drafts: HashMap<String, Draft>,
 }
 
 /// Every live session, by id.
@@ -60,7 +57,6 @@ impl Sessions {
             Session {
                 csrf: csrf.clone(),
                 expires: now + LIFETIME,
-                drafts: HashMap::new(),
             },
         );
         (id, csrf)
@@ -78,12 +74,6 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-    }
-
-    /// Runs `f` on the session `id`, if it is still there.
-    pub fn with<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get_mut(id).map(f)
     }
 }
 

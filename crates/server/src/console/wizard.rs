@@ -4,11 +4,12 @@
 //! types, objects (a two-pane picker with "Edit" to rename), conflict mode, and
 //! "Pre-check and start".
 //!
-//! Until the last step the wizard is a draft kept in the browser's session, in memory
-//! only (passwords included): the task, sealed passwords and whitelist entries come
-//! into being together when the user clicks "Pre-check and start", which creates the
-//! task, adds the worker's address to both whitelists, and runs the pre-check. An
-//! abandoned wizard therefore leaves no task and no whitelist entry behind.
+//! "Authorize whitelist and go to next step" does what it says: it creates the task
+//! (without objects yet, its passwords sealed) and adds the worker's address to both
+//! instances' whitelists. The second step then fills in the task's objects, types and
+//! conflict mode ([`migrations::update`]) and runs its pre-check. A task whose wizard was
+//! abandoned stays in the task list, not started, where "Edit" finishes it and "Delete
+//! task" removes it with its whitelist entries.
 
 use std::collections::HashMap;
 
@@ -21,7 +22,7 @@ use serde::Deserialize;
 
 use super::form::Fields;
 use super::layout::{self, PageResult, Section, csrf, error_box};
-use super::session::{Ctx, random_hex};
+use super::session::Ctx;
 use crate::error::ApiError;
 use crate::instances;
 use crate::migrations;
@@ -125,7 +126,7 @@ fn render_one(state: &SharedState, ctx: &Ctx, d: &Draft, errors: &Errors) -> Pag
                 }
                 (err("task"))
                 p.muted { "The migration worker connects from " span.mono { (state.config.regions[0].address) }
-                    ": its address is added to both instances' whitelists when the task is created (at \"Pre-check and start\"), and removed when the task ends or is deleted." }
+                    ": the button below creates the task and adds this address to both instances' whitelists; they are removed when the task ends or is deleted." }
                 p { button.primary #authorize-next type="submit" { "Authorize whitelist and go to next step" } }
             }
         }
@@ -225,18 +226,42 @@ pub async fn submit_one(
     if !errors.is_empty() {
         return render_one(&state, &ctx, &draft, &errors);
     }
-    let id = random_hex()[..12].to_string();
-    ctx.sessions
-        .with(&ctx.session, |s| s.drafts.insert(id.clone(), draft));
-    Ok(Redirect::to(&format!("/console/migrations/new/{id}")).into_response())
+    let req = migrations::CreateTask {
+        name: Some(draft.name.clone()),
+        source: endpoint(&draft.source),
+        target: endpoint(&draft.target),
+        objects: Vec::new(),
+        types: None,
+        conflict: None,
+    };
+    let doc = match migrations::create(&state, req).await {
+        Ok(doc) => doc,
+        Err(e) => {
+            let at = if e.body.code == "duplicate_name" {
+                "name"
+            } else {
+                "task"
+            };
+            errors.insert(at.into(), e);
+            return render_one(&state, &ctx, &draft, &errors);
+        }
+    };
+    if let Err(e) = migrations::authorize(&state, &doc.id).await {
+        // Nothing of the failed step stays behind: no task, no whitelist entry.
+        if let Err(del) = migrations::delete(&state, &doc.id).await {
+            tracing::warn!(task = %doc.id, error = %del.body.message, "cannot remove the task after a failed authorization");
+        }
+        errors.insert("task".into(), e);
+        return render_one(&state, &ctx, &draft, &errors);
+    }
+    Ok(Redirect::to(&format!("/console/migrations/{}/objects", doc.id)).into_response())
 }
 
-pub fn draft_of(ctx: &Ctx, id: &str) -> Option<Draft> {
-    ctx.sessions
-        .with(&ctx.session, |s| s.drafts.get(id).cloned())
-        .flatten()
-}
-
-pub fn expired() -> PageResult {
-    Ok(Redirect::to("/console/migrations/new").into_response())
+fn endpoint(side: &Side) -> migrations::EndpointInput {
+    migrations::EndpointInput {
+        instance: side.instance.clone(),
+        region: Some(side.region.clone()),
+        account: side.account.clone(),
+        password: side.password.clone(),
+    }
 }
