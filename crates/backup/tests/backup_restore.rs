@@ -111,6 +111,7 @@ async fn restores_to_a_point_in_time_in_a_new_cluster() {
             // Fetching ahead, as temporary instances do; the spool is in the instance dir.
             restore_command: repo.restore_command(Some(&restored.cluster.dir.join("wal-prefetch"))),
             target: RecoveryTarget::Time(target.fixed_offset()),
+            pause_at_target: false,
         })
         .await;
     let rc = restored.cluster.connect("postgres").await.unwrap();

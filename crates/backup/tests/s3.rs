@@ -208,6 +208,7 @@ async fn s3_repository_archives_backs_up_and_restores() {
         .recover(&RecoverySettings {
             restore_command: repo.restore_command(None),
             target: RecoveryTarget::Time(target.fixed_offset()),
+            pause_at_target: false,
         })
         .await;
     let rc = restored.cluster.connect("postgres").await.unwrap();

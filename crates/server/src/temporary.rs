@@ -461,6 +461,7 @@ fn configure_recovery(
             }),
         ),
         target: recovery_target,
+        pause_at_target: true,
     };
     cluster.write_settings(&ClusterSettings {
         port: rec.port,
@@ -553,7 +554,8 @@ async fn follow_recovery(
         };
         let Ok(row) = client
             .query_one(
-                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text",
+                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
+                        pg_is_in_recovery() AND pg_get_wal_replay_pause_state() = 'paused'",
                 &[],
             )
             .await
@@ -561,11 +563,29 @@ async fn follow_recovery(
             continue;
         };
         let in_recovery: bool = row.get(0);
+        let paused_at_target: bool = row.get(2);
         if let Some(lsn) = row.get::<_, Option<String>>(1)
             && let Ok(l) = lsn.parse::<Lsn>()
         {
             progress.replay_lsn = Some(lsn);
             progress.wal_replayed_bytes = l.0.saturating_sub(backup.start_lsn.0);
+        }
+        if paused_at_target {
+            // Recovery reached the target and paused there (see configure_recovery):
+            // promote now, which ends recovery without waiting for a checkpoint.
+            progress.phase = "promoting".into();
+            save_progress(state, &rec.id, progress);
+            client
+                .execute("SELECT pg_promote(true, 600)", &[])
+                .await
+                .map_err(|e| {
+                    ApiError::internal(format!(
+                        "temporary instance {}: promotion failed: {}",
+                        rec.id,
+                        lifeboat_postgres::describe(&e)
+                    ))
+                })?;
+            continue;
         }
         if !in_recovery {
             progress.phase = "promoting".into();
