@@ -128,6 +128,7 @@ TEMP=$(echo "$temp_json" | field '["id"]')
 TPORT=$(echo "$temp_json" | field '["port"]')
 GOT=$("$PGBIN/psql" -X -qtA "host=127.0.0.1 port=$TPORT user=admin dbname=postgres" -c "SELECT count(*) FROM pgbench_history")
 report "lifeboat temp create to ready: $LB_SECS s (pgbench_history rows: $GOT)"
+cp "$ROOT/data/regions/local/instances/$TEMP/postgres.log" "$ROOT/temp-postgres.log" 2>/dev/null || true
 "$LB" temp delete "$TEMP" >/dev/null
 
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
@@ -151,6 +152,9 @@ GOT_BR=$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres 
 as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -m immediate stop >/dev/null
 report "pgbackrest restore + recovery to ready: $BR_SECS s (pgbench_history rows: $GOT_BR)"
 report "ratio lifeboat / pgbackrest: $(echo "scale=2; $LB_SECS / $BR_SECS" | bc)"
+# Where the time went: PostgreSQL's own account of each replay.
+report "lifeboat replay: $(grep -h -o 'redo done at.*' "$ROOT/temp-postgres.log" | head -1)"
+report "pgbackrest replay: $(grep -h -o 'redo done at.*' "$ROOT/pgbr/pg.log" | head -1)"
 [ "$GOT" = "$EXPECTED" ] && [ "$GOT_BR" = "$EXPECTED" ] || report "WARNING: row counts differ (expected $EXPECTED)"
 
 echo "master TPS with and without a temporary instance being created"

@@ -112,3 +112,107 @@ fn forget_older(dir: &Path, current: &str) {
         }
     }
 }
+
+/// Where replay is, for [`feed`]: the segment number PostgreSQL is replaying, which the
+/// caller updates as it follows recovery, and whether to stop.
+#[derive(Debug, Default)]
+pub struct FeedControl {
+    pub replay_segno: std::sync::atomic::AtomicU64,
+    pub stop: std::sync::atomic::AtomicBool,
+}
+
+/// Segments [`feed`] fetches at once.
+const FEED_CONCURRENCY: usize = 2;
+
+/// Keeps the prefetch directory filled ahead of replay, from the segment `first`
+/// (the base backup's start) on: up to `prefetch.ahead` segments past the one being
+/// replayed, each verified and given to `owner` (the restored cluster's OS user, which
+/// moves it into its `pg_wal`). Started before the base backup's files are restored,
+/// it overlaps fetching WAL with restoring files and then with replay, so
+/// `restore_command` finds each segment waiting (see [`wal_fetch_ahead`]). Returns
+/// when `control.stop` is set or the repository has no next segment. Best effort: a
+/// segment it fails to fetch is fetched by `restore_command` itself, which reports
+/// the error.
+pub async fn feed(
+    repo: &Repository,
+    instance: &str,
+    prefetch: &Prefetch,
+    (timeline, first): (u32, u64),
+    segment_size: u64,
+    owner: Option<&lifeboat_postgres::OsUser>,
+    control: &FeedControl,
+) {
+    use std::sync::atomic::Ordering;
+    if let Err(e) = std::fs::create_dir_all(&prefetch.dir) {
+        tracing::debug!(error = %e, "cannot create the prefetch directory");
+        return;
+    }
+    if let Some(u) = owner
+        && let Err(e) = u.chown(&prefetch.dir)
+    {
+        tracing::debug!(error = %e, "cannot give the prefetch directory to the cluster's user");
+        return;
+    }
+    let fetch_one = |segno: u64| async move {
+        let name = wal::segment_name(timeline, segno, segment_size);
+        let dest = prefetch.dir.join(&name);
+        // Fetched under a name restore_command ignores, given to the cluster's user,
+        // then renamed into place.
+        let staged = prefetch.dir.join(format!("{name}.feed"));
+        let outcome = wal::wal_fetch(repo, instance, &name, &staged).await;
+        let result = match outcome {
+            Ok(FetchOutcome::Restored) => owner
+                .map_or(Ok(()), |u| u.chown(&staged).map_err(BackupError::from))
+                .and_then(|()| {
+                    std::fs::rename(&staged, &dest)
+                        .map_err(BackupError::io(format!("cannot move {}", staged.display())))
+                })
+                .map(|()| true),
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        };
+        if !matches!(result, Ok(true)) {
+            let _ = std::fs::remove_file(&staged);
+        }
+        (segno, result)
+    };
+    let mut next = first;
+    let mut end: Option<u64> = None;
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        if control.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let replay = control.replay_segno.load(Ordering::Relaxed).max(first);
+        next = next.max(replay);
+        while running.len() < FEED_CONCURRENCY
+            && next <= replay + prefetch.ahead as u64
+            && end.is_none_or(|e| next < e)
+        {
+            let name = wal::segment_name(timeline, next, segment_size);
+            if !prefetch.dir.join(&name).exists() {
+                running.push(fetch_one(next));
+            }
+            next += 1;
+        }
+        if running.is_empty() {
+            if end.is_some_and(|e| next >= e) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        }
+        tokio::select! {
+            done = running.next() => match done {
+                Some((segno, Ok(false))) => {
+                    end = Some(end.map_or(segno, |e| e.min(segno)));
+                }
+                Some((segno, Err(e))) => {
+                    tracing::debug!(segment = segno, error = %e, "feeding WAL ahead failed");
+                }
+                _ => {}
+            },
+            () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+        }
+    }
+}

@@ -140,10 +140,14 @@ pub async fn wal_fetch(
     Ok(FetchOutcome::Restored)
 }
 
-/// Writes through a temporary name in the same directory, then renames.
+/// Writes through a temporary name in the same directory, then renames. The temporary
+/// name is unique to this write: two processes fetching the same segment ahead (the
+/// server's feeder and a `wal-fetch`) never write into each other's file.
 pub(crate) fn write_atomically(dest: &Path, data: &[u8]) -> Result<(), BackupError> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = dest.as_os_str().to_owned();
-    tmp.push(".lifeboat-tmp");
+    tmp.push(format!(".{}.{n}.lifeboat-tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, data)
         .and_then(|()| std::fs::rename(&tmp, dest))

@@ -185,3 +185,73 @@ async fn prefetch_serves_the_next_segments_from_its_directory() {
     );
     assert_eq!(std::fs::read_dir(&prefetch.dir).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn the_feeder_stays_ahead_of_replay_and_stops_at_the_end_of_the_archive() {
+    use lifeboat_backup::prefetch::{FeedControl, Prefetch, feed};
+    use std::sync::atomic::Ordering;
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=8)
+        .map(|i| format!("0000000100000000000000{i:02X}"))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        let p = dir.path().join(n);
+        std::fs::write(&p, segment_bytes(i as u8)).unwrap();
+        wal_push(&repo.repo, INSTANCE, &p).await.unwrap();
+    }
+    let prefetch = Prefetch {
+        dir: dir.path().join("spool"),
+        ahead: 3,
+    };
+    let spooled = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let control = FeedControl::default();
+    control.replay_segno.store(2, Ordering::Relaxed);
+    let size = 16u64 << 20;
+    let feeding = feed(&repo.repo, INSTANCE, &prefetch, (1, 1), size, None, &control);
+    tokio::pin!(feeding);
+    // Replay is at segment 2: the feeder fetches 2 to 5 and waits there.
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(2), &mut feeding).await;
+    assert!(settled.is_err(), "the feeder must wait for replay to move on");
+    assert_eq!(spooled(&prefetch.dir), names[1..5].to_vec());
+    assert_eq!(
+        std::fs::read(prefetch.dir.join(&names[3])).unwrap(),
+        segment_bytes(3)
+    );
+    // Replay moves to segment 6 (its restore_command took 2 to 5): the feeder follows,
+    // fetches 6 to 8, finds no segment 9 in the archive and returns.
+    for n in &names[1..5] {
+        std::fs::remove_file(prefetch.dir.join(n)).unwrap();
+    }
+    control.replay_segno.store(6, Ordering::Relaxed);
+    tokio::time::timeout(std::time::Duration::from_secs(10), &mut feeding)
+        .await
+        .expect("the feeder ends at the end of the archive");
+    assert_eq!(spooled(&prefetch.dir), names[5..8].to_vec());
+    assert_eq!(
+        std::fs::read(prefetch.dir.join(&names[7])).unwrap(),
+        segment_bytes(7)
+    );
+
+    // Stopped, it returns at once whatever is left.
+    let control = FeedControl::default();
+    control.stop.store(true, Ordering::Relaxed);
+    let other = Prefetch {
+        dir: dir.path().join("spool2"),
+        ahead: 3,
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        feed(&repo.repo, INSTANCE, &other, (1, 1), size, None, &control),
+    )
+    .await
+    .expect("a stopped feeder returns");
+    assert!(spooled(&other.dir).is_empty());
+}

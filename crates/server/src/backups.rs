@@ -227,18 +227,26 @@ async fn run_backup(
     // pg_backup_stop waits for its WAL to be archived, forever if archiving fails:
     // give up after a bound so the run ends, says why, and the next one can start.
     let options = BackupOptions::default();
-    let backup = lifeboat_backup::run_backup(&repo, rec.id.as_str(), &cluster, &options, &progress);
-    let manifest = tokio::time::timeout(BACKUP_TIMEOUT, backup)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::GATEWAY_TIMEOUT,
-                "backup_timeout",
-                format!("the base backup of {} did not finish within {} hours", rec.id, BACKUP_TIMEOUT.as_secs() / 3600),
-                "check WAL archiving in `lifeboat instance show`: the backup waits for its WAL to be archived",
-            )
-        })?
-        .map_err(backup_error)?;
+    // Reading, hashing and compressing the master's files runs at low CPU and I/O
+    // priority, so the master's own queries keep theirs.
+    // The time bound applies on that thread, so a backup that gives up is dropped
+    // there (its session closes and PostgreSQL ends the backup).
+    let id = rec.id.clone();
+    let manifest = crate::priority::run("backup", move || async move {
+        let backup = lifeboat_backup::run_backup(&repo, id.as_str(), &cluster, &options, &progress);
+        tokio::time::timeout(BACKUP_TIMEOUT, backup)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::GATEWAY_TIMEOUT,
+                    "backup_timeout",
+                    format!("the base backup of {id} did not finish within {} hours", BACKUP_TIMEOUT.as_secs() / 3600),
+                    "check WAL archiving in `lifeboat instance show`: the backup waits for its WAL to be archived",
+                )
+            })?
+            .map_err(backup_error)
+    })
+    .await?;
     Ok((
         manifest.id,
         manifest.logical_size as i64,

@@ -33,6 +33,7 @@ pub mod console;
 pub mod error;
 pub mod instances;
 pub mod migrations;
+pub mod priority;
 pub mod reconcile;
 pub mod secrets;
 pub mod state;

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Offset, Utc};
+use lifeboat_backup::prefetch::FeedControl;
 use lifeboat_backup::{Lsn, Manifest, RecoverySettings, RecoveryTarget, RestoreOptions};
 use lifeboat_domain::target::parse_time;
 use lifeboat_domain::{InstanceId, InstanceKind, InstanceStatus, RestoreTarget, WhitelistEntry};
@@ -26,8 +27,10 @@ use crate::state::SharedState;
 
 /// PostgreSQL's message when the archived WAL ended before the target.
 const SHORT_OF_TARGET: &str = "recovery ended before configured recovery target was reached";
-/// WAL segments fetched at once ahead of replay.
+/// WAL segments `restore_command` fetches at once when a segment is not waiting.
 const WAL_PREFETCH: usize = 8;
+/// How far ahead of replay the server's WAL feeder keeps segments waiting (16 MiB each).
+const WAL_FEED_AHEAD: usize = 32;
 /// How often the build looks at the recovering cluster.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -365,32 +368,18 @@ async fn restore_and_recover(state: &SharedState, rec: &InstanceRecord) -> Resul
         owner: Some(env.user.clone()),
         ..RestoreOptions::default()
     };
+    // WAL is fetched ahead from now on, while the files are restored and then while
+    // it is replayed; the guard stops the feeder whichever way this function ends.
+    let feed = WalFeed::start(&repo, &master_id, &backup, &cluster, &env.user);
     // The restore reads, decompresses and writes every file: do it on threads at low
     // CPU and I/O priority, like the recovering cluster, so the masters keep theirs.
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (master, backup_id, dest) = (master_id.to_string(), backup.id.clone(), cluster.data_dir());
-    std::thread::spawn(move || {
-        lower_priority();
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ApiError::internal(format!("cannot start a runtime for the restore: {e}")))
-            .and_then(|rt| {
-                rt.block_on(lifeboat_backup::restore(
-                    &repo,
-                    &master,
-                    &backup_id,
-                    &dest,
-                    &options,
-                    &on_progress,
-                ))
-                .map_err(backup_error)
-            });
-        let _ = done_tx.send(result);
-    });
-    done_rx
-        .await
-        .map_err(|_| ApiError::internal("the restore thread ended abnormally"))??;
+    crate::priority::run("restore", move || async move {
+        lifeboat_backup::restore(&repo, &master, &backup_id, &dest, &options, &on_progress)
+            .await
+            .map_err(backup_error)
+    })
+    .await?;
     progress.bytes_done = backup.logical_size;
 
     configure_recovery(state, rec, &cluster, &region, &master_id, &target)?;
@@ -399,7 +388,8 @@ async fn restore_and_recover(state: &SharedState, rec: &InstanceRecord) -> Resul
     let c = cluster.clone();
     let address = region.address.clone();
     tokio::task::spawn_blocking(move || c.start_recovery(&address)).await??;
-    follow_recovery(state, rec, &cluster, &backup, &mut progress).await?;
+    follow_recovery(state, rec, &cluster, &backup, &mut progress, &feed.control).await?;
+    drop(feed);
     // Segments fetched ahead that replay did not need.
     let _ = std::fs::remove_dir_all(cluster.dir.join("wal-prefetch"));
 
@@ -424,14 +414,68 @@ async fn restore_and_recover(state: &SharedState, rec: &InstanceRecord) -> Resul
     Ok(())
 }
 
-/// Lowers the calling thread's CPU priority (nice 10) and puts its I/O in the idle
-/// class; threads it starts inherit both.
-fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread (Linux keeps nice and I/O
-    // priority per thread; `who = 0` is the caller).
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-        libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13);
+/// The WAL feeder of one restore ([`lifeboat_backup::prefetch::feed`]), on a
+/// low-priority thread; dropping it stops the feeder.
+struct WalFeed {
+    control: std::sync::Arc<FeedControl>,
+}
+
+impl WalFeed {
+    fn start(
+        repo: &lifeboat_backup::Repository,
+        master: &InstanceId,
+        backup: &Manifest,
+        cluster: &Cluster,
+        owner: &lifeboat_postgres::OsUser,
+    ) -> Self {
+        let control = std::sync::Arc::new(FeedControl::default());
+        let first = backup.start_lsn.0 / backup.wal_segment_size.max(1);
+        control
+            .replay_segno
+            .store(first, std::sync::atomic::Ordering::Relaxed);
+        let (repo, master, owner, ctl) = (
+            repo.clone(),
+            master.to_string(),
+            owner.clone(),
+            control.clone(),
+        );
+        let prefetch = lifeboat_backup::prefetch::Prefetch {
+            dir: cluster.dir.join("wal-prefetch"),
+            ahead: WAL_FEED_AHEAD,
+        };
+        let (timeline, size) = (backup.timeline, backup.wal_segment_size);
+        let spawned = std::thread::Builder::new()
+            .name("wal feed".into())
+            .spawn(move || {
+                crate::priority::lower();
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(lifeboat_backup::prefetch::feed(
+                        &repo,
+                        &master,
+                        &prefetch,
+                        (timeline, first),
+                        size,
+                        Some(&owner),
+                        &ctl,
+                    )),
+                    Err(e) => tracing::warn!(error = %e, "cannot start the WAL feeder"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the WAL feeder; restore_command fetches WAL itself");
+        }
+        Self { control }
+    }
+}
+
+impl Drop for WalFeed {
+    fn drop(&mut self) {
+        self.control
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -515,6 +559,7 @@ async fn follow_recovery(
     cluster: &Cluster,
     backup: &Manifest,
     progress: &mut TemporaryProgress,
+    feed: &FeedControl,
 ) -> Result<(), ApiError> {
     loop {
         tokio::time::sleep(POLL).await;
@@ -568,6 +613,10 @@ async fn follow_recovery(
             && let Ok(l) = lsn.parse::<Lsn>()
         {
             progress.replay_lsn = Some(lsn);
+            feed.replay_segno.store(
+                l.0 / backup.wal_segment_size.max(1),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             progress.wal_replayed_bytes = l.0.saturating_sub(backup.start_lsn.0);
         }
         if paused_at_target {
