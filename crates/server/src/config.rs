@@ -8,6 +8,7 @@
 //! os_user = "postgres"                      # default: postgres when run as root
 //! [temporary_instance]
 //! ttl = "48h"
+//! shared_buffers = "512MB"   # PostgreSQL's setting for temporary instances
 //! [backup]
 //! schedule = "24h"
 //! retention = "7d"
@@ -59,6 +60,10 @@ pub struct PostgresConfig {
 pub struct TemporaryInstanceConfig {
     #[serde(with = "humantime_serde_compat")]
     pub ttl: Duration,
+    /// `shared_buffers` of temporary instances, whatever the master's: enough to
+    /// replay WAL without evicting pages at every record, and a bound on what a
+    /// temporary instance takes from the master's machine.
+    pub shared_buffers: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +199,7 @@ impl Default for TemporaryInstanceConfig {
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(48 * 3600),
+            shared_buffers: "512MB".into(),
         }
     }
 }

@@ -512,7 +512,14 @@ fn configure_recovery(
         listen_address: region.address.clone(),
         socket_dir: cluster.socket_dir().to_path_buf(),
         archive: None,
-        extra: recovery.settings(),
+        extra: recovery
+            .settings()
+            .into_iter()
+            .chain([(
+                "shared_buffers".to_string(),
+                state.config.temporary_instance.shared_buffers.clone(),
+            )])
+            .collect(),
     })?;
     let whitelist: Vec<WhitelistEntry> = state
         .store
@@ -561,6 +568,7 @@ async fn follow_recovery(
     progress: &mut TemporaryProgress,
     feed: &FeedControl,
 ) -> Result<(), ApiError> {
+    let mut promote_requested = false;
     loop {
         tokio::time::sleep(POLL).await;
         let c = cluster.clone();
@@ -617,23 +625,29 @@ async fn follow_recovery(
                 l.0 / backup.wal_segment_size.max(1),
                 std::sync::atomic::Ordering::Relaxed,
             );
+            feed.replaying
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             progress.wal_replayed_bytes = l.0.saturating_sub(backup.start_lsn.0);
         }
         if paused_at_target {
             // Recovery reached the target and paused there (see configure_recovery):
-            // promote now, which ends recovery without waiting for a checkpoint.
-            progress.phase = "promoting".into();
-            save_progress(state, &rec.id, progress);
-            client
-                .execute("SELECT pg_promote(true, 600)", &[])
-                .await
-                .map_err(|e| {
-                    ApiError::internal(format!(
-                        "temporary instance {}: promotion failed: {}",
-                        rec.id,
-                        lifeboat_postgres::describe(&e)
-                    ))
-                })?;
+            // promote, which ends recovery without waiting for a checkpoint.
+            if !promote_requested {
+                progress.phase = "promoting".into();
+                save_progress(state, &rec.id, progress);
+                client
+                    .execute("SELECT pg_promote(false)", &[])
+                    .await
+                    .map_err(|e| {
+                        ApiError::internal(format!(
+                            "temporary instance {}: promotion failed: {}",
+                            rec.id,
+                            lifeboat_postgres::describe(&e)
+                        ))
+                    })?;
+                promote_requested = true;
+            }
+            // The paused startup process looks for the promotion once a second.
             continue;
         }
         if !in_recovery {

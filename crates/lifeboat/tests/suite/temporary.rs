@@ -56,13 +56,18 @@ async fn undo_a_delete_through_a_temporary_instance() {
     assert_eq!(checksum(&copy).await, before);
     let row = copy
         .query_one(
-            "SELECT current_setting('archive_mode'), pg_is_in_recovery()",
+            "SELECT current_setting('archive_mode'), pg_is_in_recovery(), current_setting('shared_buffers'), current_setting('restore_command')",
             &[],
         )
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "off");
     assert!(!row.get::<_, bool>(1));
+    // Its own shared_buffers (the server's default), and WAL fetched ahead into the
+    // prefetch directory, which is gone once recovery ended.
+    assert_eq!(row.get::<_, String>(2), "512MB");
+    assert!(row.get::<_, String>(3).contains("wal-prefetch"));
+    assert!(!server.instance_dir(&temp_id).join("wal-prefetch").exists());
     let err = connect(temp_port, "admin", "changed-after-target")
         .await
         .expect_err("a later password must not work");
