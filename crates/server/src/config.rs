@@ -14,6 +14,8 @@
 //! retention = "7d"
 //! archive_timeout = "60s"
 //! max_wal_between_backups = "1GiB"
+//! [console]
+//! # admin_password_hash = "$argon2id$..."   # from `lifeboat hash-password`; token only when absent
 //! [[region]]
 //! name = "local"
 //! data_root = "regions/local"   # relative to the data directory
@@ -36,6 +38,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub temporary_instance: TemporaryInstanceConfig,
     pub backup: BackupConfig,
+    pub console: ConsoleConfig,
     #[serde(rename = "region")]
     pub regions: Vec<RegionConfig>,
 }
@@ -53,6 +56,26 @@ pub struct PostgresConfig {
     pub bin_dir: Option<PathBuf>,
     /// The OS user clusters run as.
     pub os_user: Option<String>,
+}
+
+/// The web console.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// An Argon2id hash (from `lifeboat hash-password`) of a password that signs in to
+    /// the console as well as the API token does.
+    pub admin_password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field(
+                "admin_password_hash",
+                &self.admin_password_hash.as_ref().map(|_| "<hidden>"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +278,9 @@ impl Config {
             lifeboat_domain::names::validate_instance_name(&region.name)
                 .map_err(|e| anyhow::anyhow!("invalid region name: {e}; {}", e.hint))?;
         }
+        if let Some(h) = &self.console.admin_password_hash {
+            crate::console::password::check(h.trim())?;
+        }
         Ok(())
     }
 
@@ -336,6 +362,19 @@ mod tests {
         assert_eq!(c.temporary_instance.ttl, Duration::from_secs(172800));
         assert_eq!(c.backup.retention, Duration::from_secs(7 * 86400));
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_console_admin_password_hash_is_checked_and_never_printed() {
+        let e = parse("[console]\nadmin_password_hash = \"secret-password\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lifeboat hash-password"), "{e}");
+        let h = crate::console::password::hash("a long password").unwrap();
+        let c = parse(&format!("[console]\nadmin_password_hash = \"{h}\"\n")).unwrap();
+        assert_eq!(c.console.admin_password_hash.as_deref(), Some(h.as_str()));
+        assert!(!format!("{c:?}").contains(&h));
+        assert!(parse("").unwrap().console.admin_password_hash.is_none());
     }
 
     #[test]

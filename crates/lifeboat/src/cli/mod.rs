@@ -104,6 +104,12 @@ enum Command {
     /// Temporary instances: a master restored to a point in time.
     #[command(subcommand)]
     Temp(temp::TempCommand),
+    /// Print the hash of a console admin password, for `[console] admin_password_hash`.
+    HashPassword {
+        /// A file with the password on its first line (8 to 128 characters).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
     /// Archive one WAL file into the backup repository (PostgreSQL's archive_command).
     WalPush {
         #[arg(long)]
@@ -175,6 +181,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             serve(config, args.data_dir, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::HashPassword { password_file } => {
+            let password = read_password_file(&password_file)?;
+            let hash = lifeboat_server::console::password::hash(&password)?;
+            if args.output == Output::Json {
+                println!("{}", serde_json::json!({ "admin_password_hash": hash }));
+            } else {
+                println!("{hash}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         command => {
             let client = Client::new(&args.data_dir, args.server, args.token)?;
             match command {
@@ -185,7 +201,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Command::Temp(c) => return temp::run(&client, args.output, c).await,
                 Command::Diff(a) => return diff::run(&client, args.output, a).await,
                 Command::Migration(c) => return migration::run(&client, args.output, c).await,
-                Command::Serve { .. } | Command::WalPush { .. } | Command::WalFetch { .. } => {
+                Command::Serve { .. }
+                | Command::HashPassword { .. }
+                | Command::WalPush { .. }
+                | Command::WalFetch { .. } => {
                     unreachable!("handled before the client is built")
                 }
             }

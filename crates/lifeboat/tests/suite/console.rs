@@ -664,3 +664,102 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     let (status, _) = curl(&server, &jar, &["URL/console/instances"]);
     assert_eq!(status, 303);
 }
+
+/// Signs in through the sign-in form with `secret`: (status, headers and body).
+fn sign_in_with(server: &TestServer, jar: &std::path::Path, secret: &str) -> (u16, String) {
+    let (_, page) = curl(server, jar, &["URL/console/sign-in"]);
+    curl(
+        server,
+        jar,
+        &[
+            "--data-urlencode",
+            &format!("token={secret}"),
+            "--data-urlencode",
+            &format!("csrf={}", csrf_of(&page)),
+            "URL/console/sign-in",
+        ],
+    )
+}
+
+#[tokio::test]
+async fn console_signs_in_with_the_admin_password_from_the_config() {
+    let mut server = TestServer::start();
+    let short = server.tmp.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let err = server.fails(&["hash-password", "--password-file", short.to_str().unwrap()]);
+    assert!(err.contains("shorter than 8 characters"), "{err}");
+
+    let pw = server.password_file();
+    let out = server.cli(&["hash-password", "--password-file", pw.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+
+    // Without the key the console takes the token only.
+    let jar = server.tmp.path().join("cookies");
+    let (_, page) = curl(&server, &jar, &["URL/console/sign-in"]);
+    assert!(!page.contains("Admin password"), "{page}");
+    let (status, page) = sign_in_with(&server, &jar, PASSWORD);
+    assert_eq!(status, 401, "{page}");
+
+    let config = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(
+        &server.config,
+        format!("{config}\n[console]\nadmin_password_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    server.kill();
+    server.spawn();
+    let (_, page) = curl(&server, &jar, &["URL/console/sign-in"]);
+    assert!(page.contains("Admin password or API token"), "{page}");
+
+    let started = Instant::now();
+    let (status, page) = sign_in_with(&server, &jar, &format!("{PASSWORD}x"));
+    assert_eq!(status, 401, "{page}");
+    assert!(
+        page.contains("neither the admin password nor the API token"),
+        "{page}"
+    );
+    assert!(!page.contains(&format!("{COOKIE}=")), "{page}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "a failed sign-in answers after a delay"
+    );
+    let (status, _) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 303, "no session after a wrong password");
+
+    let (status, page) = sign_in_with(&server, &jar, PASSWORD);
+    assert_eq!(status, 303, "{page}");
+    let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Instances"), "{page}");
+    assert!(
+        !server.log().contains(PASSWORD),
+        "the password is never logged"
+    );
+
+    // The token still signs in too.
+    let jar2 = server.tmp.path().join("cookies2");
+    let (status, page) = sign_in_with(&server, &jar2, &server.token());
+    assert_eq!(status, 303, "{page}");
+
+    // A hash that is not one refuses to start, saying how to make one.
+    let bad = server.tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[console]\nadmin_password_hash = \"hunter22\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(server.tmp.path().join("other-data"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lifeboat hash-password"), "{err}");
+}

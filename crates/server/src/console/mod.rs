@@ -26,6 +26,7 @@ mod form;
 mod instances;
 mod layout;
 mod migrations;
+pub mod password;
 mod recovery;
 mod selection;
 mod session;

@@ -1,6 +1,7 @@
 //! Signing in to the console, sessions, and the guard every console route passes.
 //!
-//! Signing in takes the server's API token once; the browser then holds only a random
+//! Signing in takes the server's API token once, or the admin password when
+//! `[console] admin_password_hash` is set; the browser then holds only a random
 //! session id in an `HttpOnly`, `SameSite=Strict` cookie, so the token never sits in
 //! the browser. Sessions live in memory: a server restart signs everyone out, which
 //! is the safe direction. Every POST must carry the session's CSRF token (a form field
@@ -167,19 +168,27 @@ pub async fn guard(
     next.run(req).await
 }
 
-pub async fn sign_in_page() -> Response {
-    sign_in_form(None, StatusCode::OK)
+/// A failed sign-in answers no sooner than this, which slows guessing.
+const FAILED_SIGN_IN_DELAY: Duration = Duration::from_secs(1);
+
+pub async fn sign_in_page(State(state): State<SharedState>) -> Response {
+    sign_in_form(&state, None, StatusCode::OK)
 }
 
-fn sign_in_form(error: Option<&str>, status: StatusCode) -> Response {
+fn sign_in_form(state: &SharedState, error: Option<&str>, status: StatusCode) -> Response {
     let nonce = random_hex();
+    let admin = state.config.console.admin_password_hash.is_some();
     let body = html! {
         main.signin {
             h1 { "Lifeboat console" }
-            p.muted { "Sign in with the server's API token, found in " code { "<data dir>/api-token" } "." }
+            @if admin {
+                p.muted { "Sign in with the admin password, or with the server's API token found in " code { "<data dir>/api-token" } "." }
+            } @else {
+                p.muted { "Sign in with the server's API token, found in " code { "<data dir>/api-token" } "." }
+            }
             form method="post" action="/console/sign-in" {
                 input type="hidden" name="csrf" value=(nonce);
-                label for="token" { "API token" }
+                label for="token" { @if admin { "Admin password or API token" } @else { "API token" } }
                 input #token type="password" name="token" autocomplete="current-password" required autofocus;
                 @if let Some(e) = error { p.error #token-error { (e) } }
                 button.primary type="submit" { "Sign in" }
@@ -208,21 +217,42 @@ pub async fn sign_in(
     let given = fields.get("csrf").unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return sign_in_form(
+            &state,
             Some(
                 "This sign-in form is out of date or did not come from this console; enter the token again.",
             ),
             StatusCode::FORBIDDEN,
         );
     }
-    let token = fields.get("token").unwrap_or_default().trim();
-    if token.is_empty() {
-        return sign_in_form(Some("Enter the API token."), StatusCode::BAD_REQUEST);
+    let admin_hash = state.config.console.admin_password_hash.clone();
+    let given = fields.get("token").unwrap_or_default();
+    if given.trim().is_empty() {
+        let what = if admin_hash.is_some() {
+            "Enter the admin password or the API token."
+        } else {
+            "Enter the API token."
+        };
+        return sign_in_form(&state, Some(what), StatusCode::BAD_REQUEST);
     }
-    if !constant_time_eq(token.as_bytes(), state.token.as_bytes()) {
-        return sign_in_form(
-            Some("That token is wrong. Copy it again from <data dir>/api-token."),
-            StatusCode::UNAUTHORIZED,
-        );
+    let started = Instant::now();
+    let mut accepted = constant_time_eq(given.trim().as_bytes(), state.token.as_bytes());
+    if !accepted && let Some(phc) = admin_hash.clone() {
+        // The password as typed: spaces may be part of it.
+        let password = given.to_string();
+        accepted =
+            tokio::task::spawn_blocking(move || super::password::verify(phc.trim(), &password))
+                .await
+                .unwrap_or(false);
+    }
+    if !accepted {
+        tracing::warn!("console sign-in refused: wrong token or password");
+        tokio::time::sleep(FAILED_SIGN_IN_DELAY.saturating_sub(started.elapsed())).await;
+        let what = if admin_hash.is_some() {
+            "That is neither the admin password nor the API token. Check the password, or copy the token again from <data dir>/api-token."
+        } else {
+            "That token is wrong. Copy it again from <data dir>/api-token."
+        };
+        return sign_in_form(&state, Some(what), StatusCode::UNAUTHORIZED);
     }
     let (id, _) = sessions.create();
     let cookie = format!(
