@@ -116,6 +116,9 @@ impl BackupError {
             Self::Unsupported { .. } => "move tablespaces into the default tablespace before backing up".into(),
             Self::Sql { .. } | Self::Postgres(_) => "check that the instance is running; its postgres.log says more".into(),
             Self::Command { .. } => "check that PostgreSQL's binaries are installed".into(),
+            Self::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                "the disk holding the path named above is full: free space on it (or move the region's data_root to a larger disk) and try again".into()
+            }
             Self::Io { .. } => "check free space and permissions of the path named above".into(),
         }
     }

@@ -257,7 +257,7 @@ impl Drop for TestServer {
 
 /// Stops every cluster found below `dir` (a pid file marks a running one), whatever
 /// region data root it lives in.
-fn stop_clusters_under(dir: &Path) {
+pub fn stop_clusters_under(dir: &Path) {
     let Ok(bins) = PgBinaries::discover(None) else {
         return;
     };

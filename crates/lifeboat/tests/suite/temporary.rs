@@ -408,3 +408,131 @@ async fn restore_points_are_reached_and_a_missing_one_fails_clearly() {
         .get(0);
     assert_eq!(n, 250);
 }
+
+/// A small tmpfs of its own, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` when this user may not mount (the test then says so and stops).
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("lb-small-disk-")
+            .tempdir()
+            .unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Self { dir }),
+            _ => {
+                let root = std::process::Command::new("id")
+                    .arg("-u")
+                    .output()
+                    .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+                assert!(!root, "root could not mount a tmpfs at {:?}", dir.path());
+                eprintln!("skipped: mounting a tmpfs needs root");
+                None
+            }
+        }
+    }
+
+    /// Fills the disk but `leave` bytes with one file, and returns its path.
+    fn fill(&self, leave: u64) -> std::path::PathBuf {
+        let out = std::process::Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        let avail: u64 = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df's free bytes");
+        let filler = self.dir.path().join("filler");
+        let status = std::process::Command::new("fallocate")
+            .args(["-l", &avail.saturating_sub(leave).to_string()])
+            .arg(&filler)
+            .status()
+            .unwrap();
+        assert!(status.success(), "fallocate");
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        stop_clusters_under(self.dir.path());
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_restore_clearly_and_the_next_try_works() {
+    let Some(disk) = SmallDisk::mount("256m") else {
+        return;
+    };
+    let (a, b) = port_range(8);
+    let server = TestServer::with_config(&format!(
+        "[backup]\narchive_timeout = \"1s\"\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\ndata_root = \"{}\"\n",
+        disk.dir.path().display()
+    ));
+    let (id, _, admin) = server.backed_up_master("shop").await;
+    admin
+        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 5000) AS id")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+
+    // Less room than a restored cluster needs.
+    let filler = disk.fill(8 << 20);
+    let out = server.cli(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    assert!(
+        !out.status.success(),
+        "a restore onto a full disk succeeded"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No space left on device") && err.contains("free space"),
+        "{err}"
+    );
+    let temp = server.json(&["temp", "show", &id]);
+    assert_eq!(temp["status"], "failed", "{temp}");
+    assert!(
+        !disk
+            .dir
+            .path()
+            .join("instances")
+            .join(id_of(&temp))
+            .exists(),
+        "the failed restore left its directory"
+    );
+
+    // Once there is room again, the next try works and has the rows.
+    std::fs::remove_file(&filler).unwrap();
+    let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    assert_eq!(temp["status"], "running", "{temp}");
+    let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
+    let n: i64 = copy
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 5000);
+    drop(copy);
+    drop(server);
+    drop(disk);
+}
