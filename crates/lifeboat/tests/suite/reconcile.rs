@@ -64,7 +64,7 @@ async fn an_interrupted_create_is_finished() {
 
     server.spawn();
     let cluster = server.cluster(id.as_str(), port);
-    wait_for(|| {
+    wait_for(&server, || {
         store(&server).instance(&id).map(|r| r.status).ok() == Some(InstanceStatus::Running)
     })
     .await;
@@ -97,7 +97,7 @@ async fn an_interrupted_delete_is_finished_and_orphans_are_removed() {
 
     server.spawn();
     let gone = |v: &serde_json::Value| !server.instance_dir(&id_of(v)).exists();
-    wait_for(|| gone(&deleting) && gone(&orphan)).await;
+    wait_for(&server, || gone(&deleting) && gone(&orphan)).await;
     assert!(
         connect(port_of(&deleting), "admin", PASSWORD)
             .await
@@ -143,7 +143,7 @@ async fn a_crash_during_create_leaves_a_running_instance_or_nothing() {
 
     // Settled: either nothing (no record, no directory) or one running instance
     // whose directory is the only one. Anything else past the deadline is a leak.
-    wait_for(|| {
+    wait_for(&server, || {
         let list = store(&server).list_instances(true).unwrap();
         let dirs = server.instance_dirs();
         match list.as_slice() {
@@ -209,16 +209,11 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
         .expect("the master is untouched");
 }
 
-/// Polls `done` for up to 60 seconds.
-async fn wait_for(mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for the server to reconcile"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+/// Polls `done` for up to 90 seconds; on timeout, fails with the server's log.
+async fn wait_for(server: &TestServer, mut done: impl FnMut() -> bool) {
+    server
+        .wait_for("the server to reconcile", || done().then_some(()))
+        .await;
 }
 
 #[tokio::test]
