@@ -12,8 +12,10 @@
 //! - [`instances`]: instance records, accounts and whitelist entries.
 //! - [`backup_runs`]: base backup attempts and their outcome.
 //! - [`migration_tasks`]: data migration tasks.
+//! - `console_sessions`: signed-in console browsers (a digest of each session id).
 
 pub mod backup_runs;
+mod console_sessions;
 mod error;
 pub mod instances;
 pub mod migration_tasks;

@@ -87,6 +87,15 @@ CREATE TABLE migration_tasks (
 -- after enough WAL (a restore replays at most that much).
 ALTER TABLE backup_runs ADD COLUMN stop_lsn INTEGER;
 "#,
+    r#"
+-- Signed-in console browsers, so a restart of the server keeps them signed in. The id
+-- the browser holds is stored only as its SHA-256; expires_at is in Unix seconds.
+CREATE TABLE console_sessions (
+    id_digest  TEXT PRIMARY KEY,
+    csrf       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -166,6 +166,33 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's path satisfies `ok` (a submitted form may take seconds to
+    /// answer); on timeout, fails with the errors the page shows.
+    async fn wait_path(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(url) = self.client.current_url().await
+                && ok(url.path())
+            {
+                return url.path().to_string();
+            }
+            if Instant::now() > deadline {
+                let mut errors = Vec::new();
+                for e in self
+                    .client
+                    .find_all(Locator::Css(".error"))
+                    .await
+                    .unwrap_or_default()
+                {
+                    errors.push(e.text().await.unwrap_or_default());
+                }
+                let url = self.client.current_url().await.map(|u| u.to_string());
+                panic!("timed out waiting for {what}; at {url:?}, the page says {errors:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn screenshot(&self, name: &str) {
         if let Ok(dir) = std::env::var("LIFEBOAT_CONSOLE_SCREENSHOTS") {
             let png = self.client.screenshot().await.unwrap();
@@ -363,7 +390,9 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     b.screenshot("migration-wizard-1").await;
     b.click("#authorize-next").await;
     // The first step created the task and put the worker on both whitelists.
-    let path = b.client.current_url().await.unwrap().path().to_string();
+    let path = b
+        .wait_path("the second step", |p| p.ends_with("/objects"))
+        .await;
     let task = path
         .strip_prefix("/console/migrations/")
         .and_then(|p| p.strip_suffix("/objects"))
@@ -582,7 +611,7 @@ fn curl(server: &TestServer, jar: &std::path::Path, args: &[&str]) -> (u16, Stri
 
 #[tokio::test]
 async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     let jar = server.tmp.path().join("cookies");
     let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
     assert_eq!(status, 303);
@@ -653,6 +682,28 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     }
     let (status, _) = curl(&server, &jar, &["URL/console/instances"]);
     assert_eq!(status, 200, "the session survived the refused POSTs");
+
+    // The session outlives a restart of the server; the store keeps only a digest of
+    // the id the browser holds.
+    let id = cookie
+        .split(&format!("{COOKIE}="))
+        .nth(1)
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 64, "{cookie}");
+    server.kill();
+    for file in ["lifeboat.db", "lifeboat.db-wal"] {
+        let bytes = std::fs::read(server.data_dir.join(file)).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&id),
+            "{file} holds the session id"
+        );
+    }
+    server.spawn();
+    let (status, page) = curl(&server, &jar, &["URL/console/instances"]);
+    assert_eq!(status, 200, "signed out by a restart: {page}");
+    assert_eq!(csrf_of(&page), csrf);
 
     // With it, the POST goes through: signing out ends the session.
     let (status, _) = curl(

@@ -152,7 +152,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
-        .merge(crate::console::router())
+        .merge(crate::console::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

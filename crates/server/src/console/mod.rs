@@ -43,8 +43,8 @@ use axum::{Extension, Router, middleware};
 use crate::state::SharedState;
 
 /// The console's routes, to merge into the application.
-pub fn router() -> Router<SharedState> {
-    let sessions = Arc::new(session::Sessions::default());
+pub fn router(state: &SharedState) -> Router<SharedState> {
+    let sessions = Arc::new(session::Sessions::new(state.clone()));
     let home = || async { Redirect::to("/console/instances") };
     Router::new()
         .route("/", get(home))

@@ -3,14 +3,13 @@
 //! Signing in takes the server's API token once, or the admin password when
 //! `[console] admin_password_hash` is set; the browser then holds only a random
 //! session id in an `HttpOnly`, `SameSite=Strict` cookie, so the token never sits in
-//! the browser. Sessions live in memory: a server restart signs everyone out, which
-//! is the safe direction. Every POST must carry the session's CSRF token (a form field
+//! the browser. Sessions are kept in the metadata store, as the SHA-256 of their id,
+//! so a restart of the server keeps browsers signed in until their session ends. Every POST must carry the session's CSRF token (a form field
 //! `csrf` or the `X-CSRF-Token` header); `SameSite=Strict` alone would leave older
 //! browsers and same-site attackers unchecked. The sign-in form, which has no session
 //! yet, carries a nonce that must match a cookie set with the form (double submit).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -18,8 +17,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use lifeboat_store::StoreError;
 use maud::html;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use super::form::Fields;
 use super::layout;
@@ -34,48 +35,59 @@ const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The largest form the console accepts.
 const MAX_FORM: usize = 1 << 20;
 
-/// One signed-in browser.
-pub struct Session {
-    pub csrf: String,
-    expires: Instant,
+/// The console's sessions, kept in the metadata store.
+pub struct Sessions {
+    state: SharedState,
 }
 
-/// Every live session, by id.
-#[derive(Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+/// The store's key for a session id: its SHA-256, so the store holds no usable cookie.
+fn digest(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 impl Sessions {
-    fn create(&self) -> (String, String) {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    /// A new session: (its id, for the cookie; its CSRF token).
+    fn create(&self) -> Result<(String, String), StoreError> {
         let id = random_hex();
         let csrf = random_hex();
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        map.insert(
-            id.clone(),
-            Session {
-                csrf: csrf.clone(),
-                expires: now + LIFETIME,
-            },
-        );
-        (id, csrf)
+        let now = unix_now();
+        let lifetime = i64::try_from(LIFETIME.as_secs()).unwrap_or(i64::MAX);
+        self.state.store.create_console_session(
+            &digest(&id),
+            &csrf,
+            now,
+            now.saturating_add(lifetime),
+        )?;
+        Ok((id, csrf))
     }
 
-    fn csrf_of(&self, id: &str) -> Option<String> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id)
-            .filter(|s| s.expires > Instant::now())
-            .map(|s| s.csrf.clone())
+    fn csrf_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.state
+            .store
+            .console_session_csrf(&digest(id), unix_now())
     }
 
-    fn remove(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    fn remove(&self, id: &str) -> Result<(), StoreError> {
+        self.state.store.delete_console_session(&digest(id))
     }
+}
+
+/// The page shown when the store cannot be read or written.
+fn store_failure(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "console sessions: the metadata store failed");
+    layout::message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sessions unavailable",
+        "The server cannot read or write its metadata store (lifeboat.db in the data directory), where console sessions live. Check that disk's free space and the server's log, then reload.",
+    )
 }
 
 /// What a handler knows about the signed-in user; put in the request by [`guard`].
@@ -126,7 +138,12 @@ pub async fn guard(
         return next.run(req).await;
     }
     let session = cookie_value(req.headers(), COOKIE);
-    let Some((session, csrf)) = session.and_then(|s| sessions.csrf_of(&s).map(|c| (s, c))) else {
+    let csrf = match session.as_deref().map(|s| sessions.csrf_of(s)) {
+        Some(Ok(csrf)) => csrf,
+        Some(Err(e)) => return store_failure(&e),
+        None => None,
+    };
+    let (Some(session), Some(csrf)) = (session, csrf) else {
         if req.method() == Method::GET && !path.ends_with(".json") {
             return Redirect::to("/console/sign-in").into_response();
         }
@@ -254,7 +271,10 @@ pub async fn sign_in(
         };
         return sign_in_form(&state, Some(what), StatusCode::UNAUTHORIZED);
     }
-    let (id, _) = sessions.create();
+    let id = match sessions.create() {
+        Ok((id, _)) => id,
+        Err(e) => return store_failure(&e),
+    };
     let cookie = format!(
         "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
         LIFETIME.as_secs()
@@ -267,7 +287,9 @@ pub async fn sign_in(
 }
 
 pub async fn sign_out(axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
-    ctx.sessions.remove(&ctx.session);
+    if let Err(e) = ctx.sessions.remove(&ctx.session) {
+        return store_failure(&e);
+    }
     let cookie = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
     (
         [(header::SET_COOKIE, cookie)],
