@@ -198,3 +198,5 @@ TPS_BUSY=$(tps)
 kill "$LOOP" 2>/dev/null || true
 wait "$LOOP" 2>/dev/null || true
 report "master TPS alone: $TPS_ALONE; while temporary instances are created: $TPS_BUSY (ratio $(echo "scale=2; $TPS_BUSY / $TPS_ALONE" | bc))"
+# The server ran every base backup, restore and WAL feeder above: its peak memory.
+report "lifeboat serve peak RSS over the run: $(sed -n 's/^VmHWM:[[:space:]]*//p' "/proc/$SERVER_PID/status")"

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    lifeboat_server::bound_allocator_memory();
     let args = cli::Args::parse();
     if let Some(code) = cli::run_wal_command(&args) {
         return code;

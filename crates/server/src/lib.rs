@@ -51,6 +51,22 @@ use lifeboat_store::Store;
 pub use config::Config;
 use state::AppState;
 
+/// Keeps the process's memory near what it uses. Backups, restores and WAL fetches
+/// allocate and free 8 MiB chunks and 16 MiB segments on many threads. After such a
+/// buffer is freed, glibc raises its mmap threshold, and later buffers come from
+/// per-thread arenas that keep the memory: the server's RSS grew past 300 MB over a
+/// base backup and a few temporary instances. With a fixed threshold every buffer of
+/// 1 MiB or more is its own mapping, returned to the system when freed (measured: peak
+/// 72 MB, 25 MB after). Call it first thing, before any thread starts.
+pub fn bound_allocator_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a setting of the allocator; it is called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// The file where the server writes the URL it listens on.
 pub const ADDRESS_FILE: &str = "server-address";
 
