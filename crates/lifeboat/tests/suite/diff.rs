@@ -105,11 +105,7 @@ async fn diff_reports_rows_only_on_one_side_and_changed_rows() {
         "public.orders",
     ]);
     assert!(String::from_utf8_lossy(&same.stdout).contains("public.orders: identical"));
-    let n: i64 = cb
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&cb, "orders").await;
     assert_eq!(n, 1996);
 }
 

@@ -394,3 +394,22 @@ pub async fn switch_wal(client: &tokio_postgres::Client) {
         .await
         .expect("switch wal");
 }
+
+/// Creates the table `orders` with the ids 1 to `n`.
+pub async fn create_orders(client: &tokio_postgres::Client, n: i32) {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE orders AS SELECT generate_series(1, {n}) AS id"
+        ))
+        .await
+        .expect("create orders");
+}
+
+/// The number of rows of `table`.
+pub async fn count_rows(client: &tokio_postgres::Client, table: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("count {table}: {e}"))
+        .get(0)
+}

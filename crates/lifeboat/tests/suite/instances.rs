@@ -222,11 +222,7 @@ async fn stop_and_start() {
     let started = server.json(&["instance", "start", &id]);
     assert_eq!(started["status"], "running");
     let client = connect(port, "admin", PASSWORD).await.unwrap();
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&client, "orders").await;
     assert_eq!(n, 500);
 }
 

@@ -107,11 +107,7 @@ async fn a_conflict_fails_the_precheck_until_it_is_fixed() {
     assert_eq!(done["tables"][0]["rows"], 300);
     assert_eq!(done["tables"][0]["percent"], 100.0);
     assert_eq!(done["report"]["verification"][0]["passed"], true, "{done}");
-    let n: i64 = cb
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&cb, "orders").await;
     let kept: i64 = cb
         .query_one("SELECT count(*) FROM orders_old", &[])
         .await

@@ -81,10 +81,7 @@ async fn recovery_through_an_s3_repository() {
          access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nallow_http = true\n"
     ));
     let (id, _, admin) = server.backed_up_master("shop").await;
-    admin
-        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 4321) AS id")
-        .await
-        .unwrap();
+    create_orders(&admin, 4321).await;
     let t = now_and_switch(&admin).await;
     admin.batch_execute("DELETE FROM orders").await.unwrap();
     switch_wal(&admin).await;
@@ -101,11 +98,7 @@ async fn recovery_through_an_s3_repository() {
 
     let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
     let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
-    let n: i64 = copy
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&copy, "orders").await;
     assert_eq!(n, 4321);
     let verify = server.json(&["backup", "verify", &id]);
     assert_eq!(verify["ok"], true, "{verify}");

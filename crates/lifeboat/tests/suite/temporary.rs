@@ -319,10 +319,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
     let mut server = TestServer::start_archiving("");
     let (id, _, admin) = server.backed_up_master("shop").await;
-    admin
-        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 777) AS id")
-        .await
-        .unwrap();
+    create_orders(&admin, 777).await;
     let t = now_and_switch(&admin).await;
     server.wait_window_reaches(&id, t).await;
     let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339()]);
@@ -345,11 +342,7 @@ async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
     assert_eq!(done["status"], "running", "{done}");
     assert_eq!(done["id"], temp_id.as_str());
     let copy = connect(port_of(&done), "admin", PASSWORD).await.unwrap();
-    let n: i64 = copy
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&copy, "orders").await;
     assert_eq!(n, 777);
 }
 
@@ -357,10 +350,7 @@ async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
 async fn restore_points_are_reached_and_a_missing_one_fails_clearly() {
     let server = TestServer::start_archiving("");
     let (id, _, admin) = server.backed_up_master("shop").await;
-    admin
-        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 250) AS id")
-        .await
-        .unwrap();
+    create_orders(&admin, 250).await;
     // In a transaction of its own: a restore point inside the CREATE's transaction
     // would come before its commit.
     admin
@@ -401,11 +391,7 @@ async fn restore_points_are_reached_and_a_missing_one_fails_clearly() {
     ]);
     assert_eq!(temp["restore_target"]["kind"], "restore_point");
     let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
-    let n: i64 = copy
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&copy, "orders").await;
     assert_eq!(n, 250);
 }
 
@@ -490,10 +476,7 @@ async fn a_full_disk_fails_the_restore_clearly_and_the_next_try_works() {
         disk.dir.path().display()
     ));
     let (id, _, admin) = server.backed_up_master("shop").await;
-    admin
-        .batch_execute("CREATE TABLE orders AS SELECT generate_series(1, 5000) AS id")
-        .await
-        .unwrap();
+    create_orders(&admin, 5000).await;
     let t = now_and_switch(&admin).await;
     server.wait_window_reaches(&id, t).await;
 
@@ -526,11 +509,7 @@ async fn a_full_disk_fails_the_restore_clearly_and_the_next_try_works() {
     let temp = server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
     assert_eq!(temp["status"], "running", "{temp}");
     let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
-    let n: i64 = copy
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&copy, "orders").await;
     assert_eq!(n, 5000);
     drop(copy);
     drop(server);

@@ -4,9 +4,10 @@
 //! `[console] admin_password_hash` is set; the browser then holds only a random
 //! session id in an `HttpOnly`, `SameSite=Strict` cookie, so the token never sits in
 //! the browser. Sessions are kept in the metadata store, as the SHA-256 of their id,
-//! so a restart of the server keeps browsers signed in until their session ends. Every POST must carry the session's CSRF token (a form field
-//! `csrf` or the `X-CSRF-Token` header); `SameSite=Strict` alone would leave older
-//! browsers and same-site attackers unchecked. The sign-in form, which has no session
+//! so a restart of the server keeps browsers signed in until their session ends.
+//! Every POST must carry the session's CSRF token (a form field `csrf` or the
+//! `X-CSRF-Token` header); `SameSite=Strict` alone would leave older browsers and
+//! same-site attackers unchecked. The sign-in form, which has no session
 //! yet, carries a nonce that must match a cookie set with the form (double submit).
 
 use std::sync::Arc;
@@ -101,7 +102,7 @@ pub struct Ctx {
 pub fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
