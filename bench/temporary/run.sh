@@ -131,25 +131,36 @@ report "lifeboat temp create to ready: $LB_SECS s (pgbench_history rows: $GOT)"
 cp "$ROOT/data/regions/local/instances/$TEMP/postgres.log" "$ROOT/temp-postgres.log" 2>/dev/null || true
 "$LB" temp delete "$TEMP" >/dev/null
 
-sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-echo "pgbackrest restore --type=time"
-mkdir -p "$ROOT/pgbr/data"; chown postgres: "$ROOT/pgbr/data"; chmod 700 "$ROOT/pgbr/data"
-t0=$(now)
 TARGET_BR=$(echo "$TARGET" | sed 's/T/ /; s/+00:00$/+00/')   # pgBackRest's time format
-as_pg $BR restore --type=time "--target=$TARGET_BR" --target-action=promote --pg1-path="$ROOT/pgbr/data" >/dev/null
-cat >> "$ROOT/pgbr/data/postgresql.auto.conf" <<CONF
+# One pgBackRest restore to the target, then PostgreSQL's recovery up to promotion.
+# $1: pgBackRest's config, $2: the server log, $3: extra postgresql.conf lines.
+# Sets PGBR_SECS and PGBR_ROWS.
+pgbr_restore() {
+  rm -rf "$ROOT/pgbr/data" "$ROOT/pgbr/spool/archive"
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  mkdir -p "$ROOT/pgbr/data"; chown postgres: "$ROOT/pgbr/data"; chmod 700 "$ROOT/pgbr/data"
+  local t0 t1
+  t0=$(now)
+  as_pg pgbackrest --config="$1" --stanza=bench restore --type=time "--target=$TARGET_BR" --target-action=promote --pg1-path="$ROOT/pgbr/data" >/dev/null
+  cat >> "$ROOT/pgbr/data/postgresql.auto.conf" <<CONF
 port = 25499
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$ROOT/pgbr'
 archive_mode = off
+$3
 CONF
-sed -i "s|^include 'lifeboat.conf'||" "$ROOT/pgbr/data/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -l "$ROOT/pgbr/pg.log" -w -t 3600 start >/dev/null
-until [ "$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.2; done
-t1=$(now)
-BR_SECS=$(secs "$t0" "$t1")
-GOT_BR=$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c "SELECT count(*) FROM pgbench_history")
-as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -m immediate stop >/dev/null
+  sed -i "s|^include 'lifeboat.conf'||" "$ROOT/pgbr/data/postgresql.conf"
+  as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -l "$2" -w -t 3600 start >/dev/null
+  until [ "$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.2; done
+  t1=$(now)
+  PGBR_SECS=$(secs "$t0" "$t1")
+  PGBR_ROWS=$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c "SELECT count(*) FROM pgbench_history")
+  as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -m immediate stop >/dev/null
+}
+
+echo "pgbackrest restore --type=time"
+pgbr_restore "$ROOT/pgbackrest.conf" "$ROOT/pgbr/pg.log" ""
+BR_SECS=$PGBR_SECS; GOT_BR=$PGBR_ROWS
 report "pgbackrest restore + recovery to ready: $BR_SECS s (pgbench_history rows: $GOT_BR)"
 report "ratio lifeboat / pgbackrest: $(echo "scale=2; $LB_SECS / $BR_SECS" | bc)"
 
@@ -157,26 +168,9 @@ report "ratio lifeboat / pgbackrest: $(echo "scale=2; $LB_SECS / $BR_SECS" | bc)
 # (archive-async) and the same shared_buffers as Lifeboat's temporary instances.
 sed 's/^archive-async=n$/archive-async=y/' "$ROOT/pgbackrest.conf" > "$ROOT/pgbackrest-async.conf"
 chmod 644 "$ROOT/pgbackrest-async.conf"
-rm -rf "$ROOT/pgbr/data" "$ROOT/pgbr/spool/archive"
-sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 echo "pgbackrest restore --type=time, tuned"
-mkdir -p "$ROOT/pgbr/data"; chown postgres: "$ROOT/pgbr/data"; chmod 700 "$ROOT/pgbr/data"
-t0=$(now)
-as_pg pgbackrest --config="$ROOT/pgbackrest-async.conf" --stanza=bench restore --type=time "--target=$TARGET_BR" --target-action=promote --pg1-path="$ROOT/pgbr/data" >/dev/null
-cat >> "$ROOT/pgbr/data/postgresql.auto.conf" <<CONF
-port = 25499
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$ROOT/pgbr'
-archive_mode = off
-shared_buffers = '512MB'
-CONF
-sed -i "s|^include 'lifeboat.conf'||" "$ROOT/pgbr/data/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -l "$ROOT/pgbr/pg-tuned.log" -w -t 3600 start >/dev/null
-until [ "$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.2; done
-t1=$(now)
-BRT_SECS=$(secs "$t0" "$t1")
-GOT_BRT=$("$PGBIN/psql" -X -qtA -h "$ROOT/pgbr" -p 25499 -U lifeboat -d postgres -c "SELECT count(*) FROM pgbench_history")
-as_pg "$PGBIN/pg_ctl" -D "$ROOT/pgbr/data" -m immediate stop >/dev/null
+pgbr_restore "$ROOT/pgbackrest-async.conf" "$ROOT/pgbr/pg-tuned.log" "shared_buffers = '512MB'"
+BRT_SECS=$PGBR_SECS; GOT_BRT=$PGBR_ROWS
 report "pgbackrest tuned (archive-async, shared_buffers 512MB) restore + recovery to ready: $BRT_SECS s (pgbench_history rows: $GOT_BRT)"
 report "ratio lifeboat / tuned pgbackrest: $(echo "scale=2; $LB_SECS / $BRT_SECS" | bc)"
 report "tuned pgbackrest replay: $(grep -h -o 'redo done at.*' "$ROOT/pgbr/pg-tuned.log" | head -1)"
