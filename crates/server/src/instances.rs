@@ -140,6 +140,11 @@ pub fn allocate_port(state: &SharedState, region: &RegionConfig) -> Result<u16, 
 pub async fn finish_create(state: SharedState, id: InstanceId) -> Result<(), ApiError> {
     let lock = state.instance_lock(&id);
     let _guard = lock.lock().await;
+    // The request that created the record and the reconciler at start can both get
+    // here for one instance; whoever comes second finds it finished and leaves it be.
+    if !matches!(state.store.find_instance(&id)?, Some(r) if r.status == InstanceStatus::Creating) {
+        return Ok(());
+    }
     let result = build_master(&state, &id).await;
     if let Err(err) = &result {
         tracing::warn!(instance = %id, error = %err.body.message, "create failed; cleaning up");
