@@ -160,7 +160,7 @@ archive_run() {  # label, PGOPTIONS
     cur=$(psql_ -c "SELECT pg_walfile_name(pg_current_wal_lsn())")
     last=$(psql_ -c "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
     behind=$(( 16#${cur:16:8} + 256 * 16#${cur:8:8} - 16#${last:16:8} - 256 * 16#${last:8:8} - 1 ))
-    sw=$(psql_ -c "SELECT pg_walfile_name(pg_switch_wal())")
+    sw=$(psql_ -c "SELECT pg_walfile_name(pg_switch_wal() - 1)")
     until [ "$(psql_ -c "SELECT coalesce(last_archived_wal, '') >= '$sw' FROM pg_stat_archiver")" = t ]; do sleep 0.2; done
     t2=$(now)
     archived1=$(psql_ -c "SELECT archived_count FROM pg_stat_archiver")

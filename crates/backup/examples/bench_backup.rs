@@ -6,6 +6,9 @@
 //! ```
 //! `INSTANCE_DIR` holds `data/` and the cluster's Unix socket, as Lifeboat lays it out.
 
+// Tests and benchmarks may panic on what they set up themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -5,6 +5,9 @@
 //! bench_restore --repo-config FILE --instance ID --dest DIR [--parallelism N]
 //! ```
 
+// Tests and benchmarks may panic on what they set up themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -123,3 +123,9 @@ impl BackupError {
         }
     }
 }
+
+impl From<lifeboat_domain::InvalidInput> for BackupError {
+    fn from(e: lifeboat_domain::InvalidInput) -> Self {
+        Self::Config(format!("{}; {}", e.message, e.hint))
+    }
+}

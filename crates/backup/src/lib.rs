@@ -42,7 +42,7 @@
 //! restorable_window(repo, id, pg_waldump)              -> Option<RestorableWindow>
 //! backup_for_target(repo, id, target)                  which backup a restore starts from
 //! restore(repo, id, backup, dest, options, progress)   files + backup_label
-//! RecoverySettings::settings / write_recovery_signal   then start the copy
+//! lifeboat_postgres::recovery                          then recover the copy
 //! expire(repo, id, keep_for, now)                      retention
 //! verify(repo, id, parallelism)                        -> VerifyReport
 //! ```
@@ -60,6 +60,9 @@
 //! - [`base_backup`]: base backups through `pg_backup_start`/`pg_backup_stop`.
 //! - [`manifest`]: the manifest that makes a backup exist.
 //! - [`waldump`]: finding commit times in archived WAL with `pg_waldump`.
+//! - [`events`]: the transactions that destroyed data, folded from those facts.
+//! - [`walscan`]: what each archived segment says about transactions (row changes,
+//!   locks, created and dropped files, commits), cached per segment.
 //! - [`window`]: the [`RestorableWindow`].
 //! - [`mod@restore`]: writing a backup into a new data directory, and recovery settings.
 //! - [`retention`]: expiring old backups, their WAL and unreferenced content.
@@ -70,6 +73,7 @@ pub mod base_backup;
 pub mod config;
 pub mod datadir;
 mod error;
+pub mod events;
 pub mod lsn;
 pub mod manifest;
 pub mod object;
@@ -80,6 +84,7 @@ pub mod retention;
 pub mod verify;
 pub mod wal;
 pub mod waldump;
+pub mod walscan;
 pub mod window;
 
 pub use base_backup::{BackupOptions, CHUNK_SIZE, Progress, ProgressFn, run_backup};
@@ -88,11 +93,11 @@ pub use error::BackupError;
 pub use lsn::Lsn;
 pub use manifest::{BackupSummary, Manifest, list_backups};
 pub use repository::Repository;
-pub use restore::{RecoverySettings, RecoveryTarget, RestoreOptions, restore};
+pub use restore::{RestoreOptions, restore};
 pub use retention::{RetentionReport, expire};
 pub use verify::{VerifyProblem, VerifyReport, remove_damaged, verify};
 pub use wal::{
     CommandOutcome, FetchOutcome, PushOutcome, wal_fetch, wal_fetch_command, wal_push,
     wal_push_command,
 };
-pub use window::{RestorableWindow, backup_for_target, restorable_window};
+pub use window::{RestorableWindow, backup_for, backup_for_target, restorable_window};

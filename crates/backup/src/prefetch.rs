@@ -118,14 +118,8 @@ fn forget_older(dir: &Path, current: &str) {
 #[derive(Debug, Default)]
 pub struct FeedControl {
     pub replay_segno: std::sync::atomic::AtomicU64,
-    /// Set once PostgreSQL replays: until then the feeder fetches only
-    /// [`FEED_BEFORE_REPLAY`] segments, leaving the CPU to the file restore.
-    pub replaying: std::sync::atomic::AtomicBool,
     pub stop: std::sync::atomic::AtomicBool,
 }
-
-/// Segments [`feed`] fetches before replay starts: those replay needs first.
-pub const FEED_BEFORE_REPLAY: u64 = 4;
 
 /// Segments [`feed`] fetches at once.
 const FEED_CONCURRENCY: usize = 2;
@@ -190,11 +184,7 @@ pub async fn feed(
             return;
         }
         let replay = control.replay_segno.load(Ordering::Relaxed).max(first);
-        let ahead = if control.replaying.load(Ordering::Relaxed) {
-            prefetch.ahead as u64
-        } else {
-            FEED_BEFORE_REPLAY.min(prefetch.ahead as u64)
-        };
+        let ahead = prefetch.ahead as u64;
         next = next.max(replay);
         while running.len() < FEED_CONCURRENCY
             && next <= replay + ahead

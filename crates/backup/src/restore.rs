@@ -1,5 +1,6 @@
-//! Writing a base backup into a new data directory, and the settings that make
-//! PostgreSQL recover it to a point in time.
+//! Writing a base backup into a new data directory, and the `restore_command` that
+//! feeds its recovery from the repository. The recovery settings themselves are
+//! PostgreSQL's business: [`lifeboat_postgres::recovery`].
 //!
 //! Every chunk is checked twice: its object's own header checksum, and that this
 //! checksum is the digest the manifest names for that part of the file. A mismatch
@@ -11,13 +12,11 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
 use lifeboat_postgres::OsUser;
 
 use crate::BackupError;
 use crate::base_backup::{CHUNK_SIZE, Progress, ProgressFn};
-use crate::lsn::Lsn;
 use crate::manifest::{self, FileKind, Manifest};
 use crate::object;
 use crate::repository::Repository;
@@ -214,7 +213,8 @@ struct ChunkJob {
 }
 
 fn write_chunk(job: &ChunkJob, key: &str, stored: &[u8]) -> Result<u64, BackupError> {
-    let (header, raw) = object::decode(key, stored).map_err(|e| in_file(&job.rel, key, e))?;
+    let (header, raw) =
+        object::decode_restoring(key, stored).map_err(|e| in_file(&job.rel, key, e))?;
     let problem = if hex::encode(header.sha256) != job.digest {
         Some("the object holds other content than its name says".to_string())
     } else if raw.len() as u64 != job.len {
@@ -261,65 +261,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), BackupError> {
     ))
 }
 
-/// Where recovery stops.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecoveryTarget {
-    /// A point in time; rendered with its explicit UTC offset, never the server's zone.
-    Time(DateTime<FixedOffset>),
-    Lsn(Lsn),
-    /// A restore point made with `pg_create_restore_point`.
-    Name(String),
-    /// The end of the base backup (the earliest point of the window).
-    Immediate,
-}
-
-/// The settings a restored data directory needs to recover to a target and promote.
-#[derive(Debug, Clone)]
-pub struct RecoverySettings {
-    /// e.g. from [`restore_command`].
-    pub restore_command: String,
-    pub target: RecoveryTarget,
-    /// Pause at the target instead of promoting; the caller then promotes with
-    /// `pg_promote()`. PostgreSQL ends a recovery that reached its target with a full
-    /// checkpoint before it accepts writes, but a promotion it is asked for with a
-    /// mere end-of-recovery record, leaving the checkpoint to run in the background:
-    /// pausing then promoting makes the copy usable seconds sooner.
-    pub pause_at_target: bool,
-}
-
-impl RecoverySettings {
-    /// Settings for `lifeboat.conf` (`ClusterSettings::extra`). They turn archiving off
-    /// so the copy never writes WAL into the master's archive.
-    pub fn settings(&self) -> Vec<(String, String)> {
-        let mut s = vec![
-            ("restore_command".to_string(), self.restore_command.clone()),
-            (
-                "recovery_target_action".into(),
-                if self.pause_at_target {
-                    "pause"
-                } else {
-                    "promote"
-                }
-                .into(),
-            ),
-            ("recovery_target_inclusive".into(), "on".into()),
-            ("archive_mode".into(), "off".into()),
-            // One syncfs instead of an fsync per file at recovery start (PostgreSQL 14+).
-            ("recovery_init_sync_method".into(), "syncfs".into()),
-        ];
-        match &self.target {
-            RecoveryTarget::Time(t) => s.push((
-                "recovery_target_time".into(),
-                t.format("%Y-%m-%d %H:%M:%S%.6f%:z").to_string(),
-            )),
-            RecoveryTarget::Lsn(l) => s.push(("recovery_target_lsn".into(), l.to_string())),
-            RecoveryTarget::Name(n) => s.push(("recovery_target_name".into(), n.clone())),
-            RecoveryTarget::Immediate => s.push(("recovery_target".into(), "immediate".into())),
-        }
-        s
-    }
-}
-
 /// The `restore_command` that runs `lifeboat wal-fetch` (the program must be reachable
 /// by the cluster's OS user). With `prefetch`, segments are fetched ahead of replay into
 /// that directory (see [`crate::prefetch`]).
@@ -351,36 +292,9 @@ pub fn restore_command(
     format!("test -f {dir}/%f && mv -f {dir}/%f %p || {cmd}")
 }
 
-/// Creates `recovery.signal`, which makes PostgreSQL start in targeted recovery.
-pub fn write_recovery_signal(data_dir: &Path, owner: Option<&OsUser>) -> Result<(), BackupError> {
-    let path = data_dir.join("recovery.signal");
-    std::fs::write(&path, b"")
-        .map_err(BackupError::io(format!("cannot write {}", path.display())))?;
-    if let Some(u) = owner {
-        u.chown(&path)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn target_time_keeps_its_offset() {
-        let t = DateTime::parse_from_rfc3339("2026-11-24T09:30:00.25+02:00").unwrap();
-        let s = RecoverySettings {
-            restore_command: "x".into(),
-            target: RecoveryTarget::Time(t),
-            pause_at_target: false,
-        }
-        .settings();
-        assert!(s.contains(&(
-            "recovery_target_time".to_string(),
-            "2026-11-24 09:30:00.250000+02:00".to_string()
-        )));
-        assert!(s.contains(&("archive_mode".to_string(), "off".to_string())));
-    }
 
     #[test]
     fn refuses_paths_escaping_the_data_directory() {

@@ -132,7 +132,7 @@ pub async fn wal_fetch(
     };
     let dest = dest.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let (_, raw) = object::decode(&key, &stored)?;
+        let (_, raw) = object::decode_restoring(&key, &stored)?;
         write_atomically(&dest, &raw)
     })
     .await
@@ -299,9 +299,7 @@ pub fn wal_fetch_command(
     }
 }
 
-fn run_blocking<T>(
-    fut: impl std::future::Future<Output = Result<T, BackupError>>,
-) -> Result<T, BackupError> {
+fn run_blocking<T>(fut: impl Future<Output = Result<T, BackupError>>) -> Result<T, BackupError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,7 @@
 //! - `latest` is the last commit record in that continuous WAL (see [`crate::waldump`]),
 //!   found by reading segments backwards from the last one until a commit after the
 //!   backup's stop appears. Without any such commit the window is the single point
-//!   `earliest` (restore it with [`crate::RecoveryTarget::Immediate`]).
+//!   `earliest`.
 //!
 //! Only the timeline of the base backups is followed: Lifeboat masters are never
 //! promoted, so their WAL stays on one timeline.
@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use lifeboat_domain::RestoreTarget;
 use serde::Serialize;
 
 use crate::BackupError;
@@ -132,22 +133,25 @@ impl RestorableWindow {
 pub async fn backup_for_target(
     repo: &Repository,
     instance: &str,
-    target: &crate::RecoveryTarget,
+    target: &RestoreTarget,
 ) -> Result<Option<Manifest>, BackupError> {
-    use crate::RecoveryTarget;
-    let backups = manifest::list_backups(repo, instance).await?;
-    let fits = |m: &Manifest| match target {
-        RecoveryTarget::Time(t) => m.stop_time <= t.with_timezone(&Utc),
-        RecoveryTarget::Lsn(l) => m.stop_lsn <= *l,
-        RecoveryTarget::Name(_) | RecoveryTarget::Immediate => true,
-    };
-    Ok(match target {
+    Ok(backup_for(
+        manifest::list_backups(repo, instance).await?,
+        target,
+    ))
+}
+
+/// [`backup_for_target`] among `backups` (oldest first).
+pub fn backup_for(backups: Vec<Manifest>, target: &RestoreTarget) -> Option<Manifest> {
+    match target {
         // A named restore point's position is unknown here: the oldest backup is the
-        // safe start, since the point may lie anywhere after it. `Immediate` means the
-        // window's earliest point, the end of the oldest backup.
-        RecoveryTarget::Name(_) | RecoveryTarget::Immediate => backups.into_iter().next(),
-        _ => backups.into_iter().rev().find(|m| fits(m)),
-    })
+        // safe start, since the point may lie anywhere after it.
+        RestoreTarget::RestorePoint(_) => backups.into_iter().next(),
+        _ => backups
+            .into_iter()
+            .rev()
+            .find(|m| target.reachable_from(m.stop_time, m.stop_lsn)),
+    }
 }
 
 /// `(timeline, segment number)` of every archived segment.
@@ -203,4 +207,77 @@ async fn last_commit(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::FixedOffset;
+
+    use super::*;
+
+    fn manifest(id: &str, stop: &str, stop_lsn: u64) -> Manifest {
+        let stop_time = DateTime::parse_from_rfc3339(stop)
+            .unwrap()
+            .with_timezone(&Utc);
+        Manifest {
+            format: 1,
+            id: id.into(),
+            instance: "pg-abc123".into(),
+            label: id.into(),
+            start_lsn: Lsn(stop_lsn - 0x100),
+            stop_lsn: Lsn(stop_lsn),
+            start_time: stop_time - chrono::Duration::seconds(5),
+            stop_time,
+            timeline: 1,
+            wal_segment_size: 16 << 20,
+            server_version_num: 150000,
+            backup_label: String::new(),
+            tablespace_map: None,
+            files: Vec::new(),
+            logical_size: 0,
+            stored_size: 0,
+            stored_objects: 0,
+        }
+    }
+
+    fn backups() -> Vec<Manifest> {
+        vec![
+            manifest("a", "2026-11-24T08:00:00Z", 0x200_0000),
+            manifest("b", "2026-11-24T09:00:00Z", 0x400_0000),
+            manifest("c", "2026-11-24T10:00:00Z", 0x600_0000),
+        ]
+    }
+
+    fn at(s: &str) -> RestoreTarget {
+        RestoreTarget::Time(DateTime::<FixedOffset>::parse_from_rfc3339(s).unwrap())
+    }
+
+    #[test]
+    fn a_restore_starts_from_the_newest_backup_that_ended_before_the_target() {
+        let id = |t: &RestoreTarget| backup_for(backups(), t).map(|m| m.id);
+        assert_eq!(id(&at("2026-11-24T09:30:00Z")).as_deref(), Some("b"));
+        // The same instant written in another zone.
+        assert_eq!(id(&at("2026-11-24T10:30:00+01:00")).as_deref(), Some("b"));
+        assert_eq!(
+            id(&at("2026-11-24T10:00:00Z")).as_deref(),
+            Some("c"),
+            "a backup's own end"
+        );
+        assert_eq!(
+            id(&at("2026-11-24T07:59:59Z")),
+            None,
+            "before every backup ended"
+        );
+        assert_eq!(
+            id(&RestoreTarget::Lsn(Lsn(0x500_0000))).as_deref(),
+            Some("b")
+        );
+        assert_eq!(id(&RestoreTarget::Lsn(Lsn(0x100_0000))), None);
+        // A restore point may lie anywhere after the oldest backup.
+        assert_eq!(
+            id(&RestoreTarget::RestorePoint("before_delete".into())).as_deref(),
+            Some("a")
+        );
+        assert_eq!(backup_for(Vec::new(), &at("2026-11-24T09:30:00Z")), None);
+    }
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lifeboat_backup::restore::RestoreOptions;
 use lifeboat_backup::{
-    BackupOptions, RecoverySettings, RecoveryTarget, expire, list_backups, restorable_window,
-    restore, run_backup, verify,
+    BackupOptions, expire, list_backups, restorable_window, restore, run_backup, verify,
 };
 use lifeboat_postgres::testing::TestCluster;
 
@@ -107,10 +106,10 @@ async fn restores_to_a_point_in_time_in_a_new_cluster() {
     .await
     .unwrap();
     restored
-        .recover(&RecoverySettings {
+        .recover(&lifeboat_postgres::recovery::RecoverySettings {
             // Fetching ahead, as temporary instances do; the spool is in the instance dir.
             restore_command: repo.restore_command(Some(&restored.cluster.dir.join("wal-prefetch"))),
-            target: RecoveryTarget::Time(target.fixed_offset()),
+            target: lifeboat_domain::RestoreTarget::Time(target.fixed_offset()),
             pause_at_target: false,
         })
         .await;

@@ -60,7 +60,7 @@ async fn flipped_byte_is_named_by_verify_and_restore() {
 
     // Removing the damaged object makes the next backup store that content again
     // rather than reuse the damaged copy; the missing object is named like a damaged one.
-    let removed = lifeboat_backup::verify::remove_damaged(&repo.repo, INSTANCE, &report)
+    let removed = verify::remove_damaged(&repo.repo, INSTANCE, &report)
         .await
         .unwrap();
     assert_eq!(removed, vec![key.clone()]);

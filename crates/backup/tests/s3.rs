@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use lifeboat_backup::repository::Durability;
 use lifeboat_backup::restore::RestoreOptions;
 use lifeboat_backup::{
-    BackupError, BackupOptions, PushOutcome, RecoverySettings, RecoveryTarget, RepositoryConfig,
-    manifest, restorable_window, restore, run_backup, verify, wal_push,
+    BackupError, BackupOptions, PushOutcome, RepositoryConfig, manifest, restorable_window,
+    restore, run_backup, verify, wal_push,
 };
-use lifeboat_postgres::testing::{TestCluster, free_port};
+use lifeboat_postgres::testing::{TestCluster, free_port, skip};
 
 use crate::util::{
     INSTANCE, RestoredCluster, TestRepo, enable_archiving, no_progress, switch_and_wait_archived,
@@ -44,7 +44,7 @@ impl Moto {
         let child = match child {
             Ok(c) => c,
             Err(e) => {
-                println!("SKIPPED: cannot run {}: {e}", script.display());
+                skip(&format!("cannot run {}: {e}", script.display()));
                 return None;
             }
         };
@@ -52,7 +52,9 @@ impl Moto {
         let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                println!("SKIPPED: moto could not be installed or started ({status})");
+                skip(&format!(
+                    "moto could not be installed or started ({status})"
+                ));
                 return None;
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -60,7 +62,7 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        println!("SKIPPED: moto did not listen within 180 s");
+        skip("moto did not listen within 180 s");
         None
     }
 
@@ -205,9 +207,9 @@ async fn s3_repository_archives_backs_up_and_restores() {
     .await
     .unwrap();
     restored
-        .recover(&RecoverySettings {
+        .recover(&lifeboat_postgres::recovery::RecoverySettings {
             restore_command: repo.restore_command(None),
-            target: RecoveryTarget::Time(target.fixed_offset()),
+            target: lifeboat_domain::RestoreTarget::Time(target.fixed_offset()),
             pause_at_target: false,
         })
         .await;

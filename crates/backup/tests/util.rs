@@ -8,7 +8,7 @@ use std::time::Duration;
 use lifeboat_backup::{Repository, RepositoryConfig};
 use lifeboat_postgres::settings::ArchiveSettings;
 use lifeboat_postgres::testing::{TestCluster, free_port};
-use lifeboat_postgres::{Cluster, ClusterSettings, OsUser, PgBinaries, StopMode};
+use lifeboat_postgres::{Cluster, ClusterSettings, OsUser, StopMode};
 
 pub const INSTANCE: &str = "pg-test01";
 
@@ -109,7 +109,9 @@ pub fn enable_archiving(tc: &TestCluster, repo: &TestRepo) {
 /// Switches to a new WAL segment and waits until the one just finished is archived.
 pub async fn switch_and_wait_archived(client: &tokio_postgres::Client) -> String {
     let seg: String = client
-        .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
+        // The byte before the switch's end: pg_walfile_name of a segment boundary names
+        // the segment before it up to PostgreSQL 17, the one after it from 18.
+        .query_one("SELECT pg_walfile_name(pg_switch_wal() - 1)", &[])
         .await
         .unwrap()
         .get(0);
@@ -149,7 +151,7 @@ impl RestoredCluster {
             .tempdir()
             .unwrap();
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let bins = PgBinaries::discover(None).unwrap();
+        let bins = lifeboat_postgres::testing::test_binaries();
         let user = OsUser::for_clusters(None).unwrap();
         let cluster = Cluster::new(tmp.path().join("pg"), free_port(), bins, user);
         std::fs::create_dir(&cluster.dir).unwrap();
@@ -159,10 +161,10 @@ impl RestoredCluster {
     }
 
     /// Writes the recovery settings, starts, and waits until promoted.
-    pub async fn recover(&self, recovery: &lifeboat_backup::RecoverySettings) {
+    pub async fn recover(&self, recovery: &lifeboat_postgres::recovery::RecoverySettings) {
         let settings = settings_for(&self.cluster, None, recovery.settings());
         self.cluster.write_settings(&settings).unwrap();
-        lifeboat_backup::restore::write_recovery_signal(
+        lifeboat_postgres::recovery::write_recovery_signal(
             &self.cluster.data_dir(),
             Some(&self.cluster.user),
         )

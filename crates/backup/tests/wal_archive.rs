@@ -214,7 +214,6 @@ async fn the_feeder_stays_ahead_of_replay_and_stops_at_the_end_of_the_archive() 
     };
     let control = FeedControl::default();
     control.replay_segno.store(2, Ordering::Relaxed);
-    control.replaying.store(true, Ordering::Relaxed);
     let size = 16u64 << 20;
     let feeding = feed(
         &repo.repo,
@@ -251,34 +250,6 @@ async fn the_feeder_stays_ahead_of_replay_and_stops_at_the_end_of_the_archive() 
         std::fs::read(prefetch.dir.join(&names[7])).unwrap(),
         segment_bytes(7)
     );
-
-    // Before replay starts (the files are still being restored) it fetches only the
-    // first few segments, then goes as far ahead as allowed.
-    let control = FeedControl::default();
-    control.replay_segno.store(1, Ordering::Relaxed);
-    let early = Prefetch {
-        dir: dir.path().join("spool3"),
-        ahead: 6,
-    };
-    let feeding = feed(&repo.repo, INSTANCE, &early, (1, 1), size, None, &control);
-    tokio::pin!(feeding);
-    assert!(
-        tokio::time::timeout(std::time::Duration::from_secs(2), &mut feeding)
-            .await
-            .is_err()
-    );
-    assert_eq!(spooled(&early.dir), names[0..5].to_vec());
-    control.replaying.store(true, Ordering::Relaxed);
-    assert!(
-        tokio::time::timeout(std::time::Duration::from_secs(2), &mut feeding)
-            .await
-            .is_err()
-    );
-    assert_eq!(spooled(&early.dir), names[0..7].to_vec());
-    control.stop.store(true, Ordering::Relaxed);
-    tokio::time::timeout(std::time::Duration::from_secs(1), &mut feeding)
-        .await
-        .expect("a stopped feeder returns");
 
     // Stopped, it returns at once whatever is left.
     let control = FeedControl::default();

@@ -10,17 +10,32 @@
 //! - [`names`]: instance and account name rules.
 //! - [`instance`]: kinds, statuses and network types of instances.
 //! - [`whitelist`]: CIDR entries rendered into `pg_hba.conf`.
-//! - [`target`]: recovery targets and how times are read.
+//! - [`target`]: recovery targets and how times are read; [`lsn`]: WAL positions.
+//! - [`state`]: what a state machine is; its states live beside what they belong to:
+//!   [`instance`], [`backup_run`] (base backup attempts), [`temporary`] (the phases of
+//!   building a temporary instance), [`task`] (migration tasks and their tables).
+//!
+//! With the `openapi` feature, the types the API shows derive `utoipa::ToSchema`.
 
+pub mod backup_run;
 pub mod id;
 pub mod instance;
+pub mod lsn;
 pub mod names;
+pub mod state;
 pub mod target;
+pub mod task;
+pub mod temporary;
 pub mod whitelist;
 
+pub use backup_run::{BackupRunState, BackupTrigger};
 pub use id::InstanceId;
 pub use instance::{InstanceKind, InstanceStatus, NetworkType};
-pub use target::RestoreTarget;
+pub use lsn::Lsn;
+pub use state::{InvalidTransition, StateMachine};
+pub use target::{RestoreTarget, TransactionCommit};
+pub use task::{TableState, TaskState};
+pub use temporary::{TemporaryPhase, TemporaryProgress};
 pub use whitelist::WhitelistEntry;
 
 /// A value given by a user that Lifeboat refuses, with what to do instead.
@@ -39,5 +54,31 @@ impl InvalidInput {
             message: message.into(),
             hint: hint.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text the store keeps and the text serde (and the API) writes are one.
+    fn same_texts<T: serde::Serialize + Copy>(all: &[T], text: impl Fn(T) -> &'static str) {
+        for v in all {
+            let json = serde_json::to_string(v).unwrap();
+            assert_eq!(json, format!("\"{}\"", text(*v)));
+        }
+    }
+
+    #[test]
+    fn stored_and_serialized_texts_agree() {
+        same_texts(InstanceKind::ALL, InstanceKind::as_str);
+        same_texts(InstanceStatus::ALL, InstanceStatus::as_str);
+        same_texts(NetworkType::ALL, NetworkType::as_str);
+        same_texts(BackupTrigger::ALL, BackupTrigger::as_str);
+        same_texts(BackupRunState::ALL, BackupRunState::as_str);
+        same_texts(TaskState::ALL, TaskState::as_str);
+        same_texts(TableState::ALL, TableState::as_str);
+        same_texts(TemporaryPhase::ALL, TemporaryPhase::as_str);
+        same_texts(task::PrecheckStatus::ALL, task::PrecheckStatus::as_str);
     }
 }

@@ -5,22 +5,80 @@
 //! PostgreSQL reads `recovery_target_time` in the server's zone otherwise, and tools that
 //! let it do so recovered to the wrong second.
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::InvalidInput;
+use crate::{InvalidInput, Lsn};
 
-/// Where recovery stops.
+/// Where recovery stops: the one target type of restores, from the user's request to
+/// PostgreSQL's `recovery_target_*` settings. Stored and shown as
+/// `{"kind": "time", "value": "2026-11-24T08:21:52+01:00"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]
 pub enum RestoreTarget {
-    /// A time with its UTC offset.
+    /// A time with its UTC offset; recovery stops after the last commit at or before it.
     Time(DateTime<FixedOffset>),
     /// A WAL position, `X/Y`.
-    Lsn(String),
+    Lsn(Lsn),
     /// A restore point created with `pg_create_restore_point`.
     RestorePoint(String),
+    /// Just before a transaction committed: every transaction that committed before it
+    /// is there, in the same second too; it and everything after are not.
+    BeforeTransaction(TransactionCommit),
+}
+
+/// A committed transaction, where and when it committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionCommit {
+    pub xid: u32,
+    /// Where its commit record starts.
+    pub commit_lsn: Lsn,
+    /// With its UTC offset.
+    pub commit_time: DateTime<FixedOffset>,
+    /// The event it is, when it was named by one (`ev-...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+impl RestoreTarget {
+    /// Whether a restore to this target may start from a base backup that ended at
+    /// `stop_time` and `stop_lsn`. A restore point's position is unknown until replay
+    /// reaches it, so any backup may do (the caller starts from the oldest).
+    pub fn reachable_from(&self, stop_time: DateTime<Utc>, stop_lsn: Lsn) -> bool {
+        match self {
+            Self::Time(t) => stop_time <= t.with_timezone(&Utc),
+            Self::Lsn(l) => stop_lsn <= *l,
+            Self::RestorePoint(_) => true,
+            // Replay must meet the commit record to stop before it.
+            Self::BeforeTransaction(c) => stop_lsn <= c.commit_lsn,
+        }
+    }
+}
+
+/// `t` in the offset `zone` has then (`None`: the server's, `local`).
+pub fn in_zone(
+    t: DateTime<Utc>,
+    zone: Option<&str>,
+    local: FixedOffset,
+) -> Result<DateTime<FixedOffset>, InvalidInput> {
+    match zone {
+        None => Ok(t.with_timezone(&local)),
+        Some(name) => {
+            let tz = zone_named(name)?;
+            Ok(t.with_timezone(&tz).fixed_offset())
+        }
+    }
+}
+
+/// The IANA zone `name`, or an error naming it.
+fn zone_named(name: &str) -> Result<Tz, InvalidInput> {
+    name.parse().map_err(|_| {
+        InvalidInput::new(
+            format!("unknown time zone '{}'", name.escape_debug()),
+            "use an IANA name such as UTC, Europe/Paris or Asia/Shanghai",
+        )
+    })
 }
 
 /// Reads a time as the user wrote it. `zone` is used for times without an offset;
@@ -52,12 +110,7 @@ pub fn parse_time(
     match zone {
         None => from_local(local.from_local_datetime(&naive), text, "the server's zone"),
         Some(name) => {
-            let tz: Tz = name.parse().map_err(|_| {
-                InvalidInput::new(
-                    format!("unknown time zone '{}'", name.escape_debug()),
-                    "use an IANA name such as UTC, Europe/Paris or Asia/Shanghai",
-                )
-            })?;
+            let tz = zone_named(name)?;
             from_local(
                 tz.from_local_datetime(&naive).map(|t| t.fixed_offset()),
                 text,
@@ -95,6 +148,33 @@ mod tests {
 
     fn utc() -> FixedOffset {
         FixedOffset::east_opt(0).unwrap()
+    }
+
+    #[test]
+    fn a_target_is_reachable_from_backups_that_end_before_it() {
+        let t = DateTime::parse_from_rfc3339("2026-11-24T10:00:00+01:00").unwrap();
+        let at_nine_utc = DateTime::parse_from_rfc3339("2026-11-24T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let time = RestoreTarget::Time(t);
+        assert!(time.reachable_from(at_nine_utc, Lsn(0)));
+        assert!(!time.reachable_from(at_nine_utc + chrono::Duration::seconds(1), Lsn(0)));
+        let lsn = RestoreTarget::Lsn(Lsn(100));
+        assert!(lsn.reachable_from(at_nine_utc, Lsn(100)));
+        assert!(!lsn.reachable_from(at_nine_utc, Lsn(101)));
+        assert!(RestoreTarget::RestorePoint("x".into()).reachable_from(at_nine_utc, Lsn(1 << 40)));
+    }
+
+    #[test]
+    fn targets_are_stored_with_their_kind() {
+        let t = RestoreTarget::Lsn("0/3000028".parse().unwrap());
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"kind":"lsn","value":"0/3000028"}"#
+        );
+        let back: RestoreTarget =
+            serde_json::from_str(r#"{"kind":"lsn","value":"0/3000028"}"#).unwrap();
+        assert_eq!(back, t);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! Every differing row goes through the sink (and is counted) as it would for
 //! `--output json`, so the measured memory includes streaming them.
 
+// Tests and benchmarks may panic on what they set up themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Instant;
 
 use lifeboat_migrate::diff::{DiffRequest, DiffRow, TablePair, diff_tables};

@@ -8,6 +8,9 @@
 //!
 //! HOST may be a socket directory (an absolute path), as for libpq.
 
+// Tests and benchmarks may panic on what they set up themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};

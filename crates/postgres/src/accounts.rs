@@ -4,6 +4,7 @@
 use tokio_postgres::Client;
 
 use crate::PgError;
+use crate::ident::{quote_ident, quote_literal};
 
 /// A login role as PostgreSQL reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,16 +71,6 @@ pub async fn account_exists(client: &Client, name: &str) -> Result<bool, PgError
     Ok(row.get::<_, i64>(0) > 0)
 }
 
-/// A quoted SQL identifier.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A quoted SQL string literal (standard_conforming_strings is on since 9.1).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,11 +80,5 @@ mod tests {
         let v = scram_verifier("correct horse");
         assert!(v.starts_with("SCRAM-SHA-256$4096:"));
         assert!(!v.contains("correct horse"));
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_literal("it's"), "'it''s'");
     }
 }

@@ -12,6 +12,8 @@ use crate::{MANAGEMENT_ROLE, OsUser, PgBinaries, PgError};
 
 /// Unix socket paths longer than this do not fit in `sockaddr_un`.
 const MAX_SOCKET_PATH: usize = 107;
+/// How long [`Cluster::discard`] waits for a process it cannot stop to end.
+const DISCARD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long pg_ctl waits for a start or stop.
 const PG_CTL_TIMEOUT_SECS: &str = "120";
 
@@ -282,6 +284,7 @@ impl Cluster {
         let (client, connection) = config.connect(NoTls).await.map_err(|e| PgError::Connect {
             socket_dir: self.dir.clone(),
             message: crate::error::describe(&e),
+            code: e.code().map(|c| c.code().to_string()),
         })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -302,6 +305,37 @@ impl Cluster {
             .await
             .map_err(PgError::sql("cannot read database sizes"))?;
         Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+    }
+
+    /// Stops the cluster at once (a crash stop: nothing in it is worth a checkpoint)
+    /// if it runs, then removes its whole directory. What an abandoned create, a
+    /// released temporary instance or an orphaned directory needs.
+    ///
+    /// `pg_ctl` cannot stop a single-user backend: the one `initdb` runs outlives an
+    /// `initdb` killed with the server until it reads the end of its input, a moment
+    /// later. So when the stop fails, this waits for whatever runs to end before it
+    /// removes anything, and gives up with the stop's error after `DISCARD_WAIT` (30 s).
+    pub fn discard(&self) -> Result<(), PgError> {
+        if let Err(e) = self.stop(StopMode::Immediate) {
+            let deadline = std::time::Instant::now() + DISCARD_WAIT;
+            while self.status()? == ClusterStatus::Running {
+                if std::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        self.remove_files()
+    }
+
+    /// The text after `marker` on the last log line (of the log's last 256 kB) that
+    /// holds it, e.g. what a program that PostgreSQL runs last wrote to the log.
+    pub fn last_log_line_after(&self, marker: &str) -> Option<String> {
+        let text = read_tail(&self.log_file(), 256 * 1024)?;
+        text.lines().rev().find_map(|l| {
+            l.find(marker)
+                .map(|i| l[i + marker.len()..].trim().to_string())
+        })
     }
 
     /// Removes the whole instance directory. The cluster must be stopped.

@@ -9,6 +9,15 @@ pub enum PgError {
     /// No directory with `initdb`, `pg_ctl` and `postgres` was found.
     #[error("PostgreSQL server binaries not found (looked in {searched})")]
     BinariesMissing { searched: String },
+    /// A major version Lifeboat does not run.
+    #[error("{0}")]
+    UnsupportedMajor(String),
+    /// A supported major that is not installed on this host.
+    #[error(
+        "PostgreSQL {major} is not installed here (installed: {})",
+        list(installed)
+    )]
+    MajorNotInstalled { major: u32, installed: Vec<u32> },
     /// The configured OS user does not exist.
     #[error("OS user '{0}' does not exist")]
     NoSuchOsUser(String),
@@ -32,6 +41,9 @@ pub enum PgError {
     Connect {
         socket_dir: PathBuf,
         message: String,
+        /// The SQLSTATE PostgreSQL answered with, e.g. `3D000` for a database that
+        /// does not exist.
+        code: Option<String>,
     },
     #[error("{context}: {message}")]
     Sql { context: String, message: String },
@@ -60,7 +72,12 @@ impl PgError {
     /// What the user can do next.
     pub fn hint(&self) -> String {
         match self {
-            Self::BinariesMissing { .. } => "install PostgreSQL's server binaries (Debian: apt-get install -y postgresql), or set [postgres] bin_dir in the config".into(),
+            Self::BinariesMissing { .. } => "install PostgreSQL's server binaries (Debian: apt-get install -y postgresql; other majors: scripts/install-deps), or set [postgres] bin_dirs in the config".into(),
+            Self::UnsupportedMajor(_) => "choose a version from 15 to 18 (instance create --engine-version N)".into(),
+            Self::MajorNotInstalled { major, installed } => format!(
+                "choose one of {} with --engine-version, or install PostgreSQL {major} (Debian: apt-get install -y postgresql-{major}; or scripts/install-deps) and try again",
+                list(installed)
+            ),
             Self::NoSuchOsUser(user) => format!("create the OS user (useradd --system {user}) or set [postgres] os_user in the config"),
             Self::Command { .. } => "read the PostgreSQL output above; the instance's postgres.log has more".into(),
             Self::PortInUse { .. } => "stop the other process or choose another port range for the region in the config".into(),
@@ -76,6 +93,25 @@ impl PgError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::BinariesMissing { .. } | Self::NoSuchOsUser(_))
     }
+
+    /// The SQLSTATE of a failed connection or statement, when PostgreSQL sent one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Connect { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn list(majors: &[u32]) -> String {
+    if majors.is_empty() {
+        return "none".into();
+    }
+    majors
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The whole of a tokio-postgres error: its `Display` alone says only "db error" for

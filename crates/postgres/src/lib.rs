@@ -23,17 +23,23 @@
 //! - [`cluster`]: init, start, stop, reload, status and connections.
 //! - [`settings`]: `lifeboat.conf` and `pg_hba.conf` rendering.
 //! - [`accounts`]: login roles created from SCRAM verifiers.
+//! - [`ident`]: quoting names and literals, and reading names as psql does.
+//! - [`recovery`]: recovering a restored copy to a target, and promoting it.
+//! - [`archiver`]: how WAL archiving goes (`pg_stat_archiver`).
 
 pub mod accounts;
+pub mod archiver;
 pub mod binaries;
 pub mod cluster;
 mod error;
+pub mod ident;
 pub mod os_user;
+pub mod recovery;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use binaries::PgBinaries;
+pub use binaries::{Installations, PgBinaries, SUPPORTED_MAJORS};
 pub use cluster::{Cluster, ClusterStatus, StopMode};
 pub use error::{PgError, describe};
 pub use os_user::OsUser;

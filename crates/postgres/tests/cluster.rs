@@ -1,5 +1,8 @@
 //! The driver against a real cluster: init, start, accounts, whitelist, stop.
 
+// Tests and benchmarks may panic on what they set up themselves.
+#![allow(clippy::unwrap_used)]
+
 use lifeboat_postgres::accounts::{create_account, list_accounts, scram_verifier};
 use lifeboat_postgres::testing::TestCluster;
 use lifeboat_postgres::{ClusterStatus, StopMode};

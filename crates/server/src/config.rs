@@ -4,7 +4,8 @@
 //! [server]
 //! listen = "127.0.0.1:8080"
 //! [postgres]
-//! bin_dir = "/usr/lib/postgresql/15/bin"   # default: the newest under /usr/lib/postgresql
+//! bin_dir = "/usr/lib/postgresql/15/bin"   # default for new instances: the newest found
+//! bin_dirs = ["/opt/pg/16/bin"]            # more places to look for majors 15 to 18
 //! os_user = "postgres"                      # default: postgres when run as root
 //! [temporary_instance]
 //! ttl = "48h"
@@ -52,10 +53,21 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
-    /// Where `initdb`, `pg_ctl` and `postgres` are; found automatically when absent.
+    /// The installation new instances use when `instance create` names no engine
+    /// version; it is searched first. Default: the newest found.
     pub bin_dir: Option<PathBuf>,
+    /// More directories to look for installations in, besides
+    /// `/usr/lib/postgresql/*/bin` and `/opt/lifeboat/postgresql/*/bin`.
+    pub bin_dirs: Vec<PathBuf>,
     /// The OS user clusters run as.
     pub os_user: Option<String>,
+}
+
+impl PostgresConfig {
+    /// Where installations are looked for, in order.
+    pub fn search_dirs(&self) -> Vec<PathBuf> {
+        self.bin_dir.iter().chain(&self.bin_dirs).cloned().collect()
+    }
 }
 
 /// The web console.
@@ -278,8 +290,19 @@ impl Config {
             lifeboat_domain::names::validate_instance_name(&region.name)
                 .map_err(|e| anyhow::anyhow!("invalid region name: {e}; {}", e.hint))?;
         }
+        // A bin_dir that holds nothing yet is told at start and answered with 503 until
+        // it does; one that holds a major Lifeboat does not run is a mistake to fix now.
+        if let Some(dir) = &self.postgres.bin_dir
+            && let Ok(found) = lifeboat_postgres::PgBinaries::at(dir)
+            && let Some(why) = lifeboat_postgres::binaries::unsupported(found.major)
+        {
+            anyhow::bail!(
+                "[postgres] bin_dir {}: {why}; point it at a supported installation, or leave it out to use the newest found",
+                dir.display()
+            );
+        }
         if let Some(h) = &self.console.admin_password_hash {
-            crate::console::password::check(h.trim())?;
+            crate::credentials::admin_password::check(h.trim())?;
         }
         Ok(())
     }
@@ -370,7 +393,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lifeboat hash-password"), "{e}");
-        let h = crate::console::password::hash("a long password").unwrap();
+        let h = crate::credentials::admin_password::hash("a long password").unwrap();
         let c = parse(&format!("[console]\nadmin_password_hash = \"{h}\"\n")).unwrap();
         assert_eq!(c.console.admin_password_hash.as_deref(), Some(h.as_str()));
         assert!(!format!("{c:?}").contains(&h));

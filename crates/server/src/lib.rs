@@ -17,27 +17,27 @@
 //! ```
 //!
 //! # Layout
+//!
+//! ```text
+//! http ──▶ control ──▶ lifeboat_store (persistence), lifeboat_postgres, lifeboat_backup,
+//!  │         │         lifeboat_migrate (the work)
+//!  │         └──▶ lifeboat_domain (states, targets, names)
+//!  └──▶ lifeboat_api (wire types, error codes)
+//! ```
+//!
+//! - [`http`]: the JSON API ([`http::api`], with its OpenAPI document), the web console
+//!   ([`http::console`]), the token check, and the one mapping of errors to statuses.
+//!   Thin: extract, call [`control`], render.
+//! - [`control`]: the orchestration, without HTTP: instances, backups, temporary
+//!   instances, migration tasks, diff, the start-up repair, the worker threads.
+//! - [`credentials`]: the API token, the console's admin password, the key that seals
+//!   stored passwords.
 //! - [`config`]: the TOML configuration and its defaults.
-//! - [`api`]: routes, views and the OpenAPI document.
-//! - [`instances`]: the life of an instance (create, start, stop, delete, access).
-//! - [`backups`]: archiving settings, base backups, retention, archiving health.
-//! - [`temporary`]: temporary instances restored to a point in time, and their release.
-//! - [`reconcile`]: what runs at start to repair interrupted work.
-//! - [`auth`], [`error`], [`state`]: the token, the error mapping, shared state.
 
-pub mod api;
-pub mod auth;
-pub mod backups;
 pub mod config;
-pub mod console;
-pub mod error;
-pub mod instances;
-pub mod migrations;
-pub mod priority;
-pub mod reconcile;
-pub mod secrets;
-pub mod state;
-pub mod temporary;
+pub mod control;
+pub mod credentials;
+pub mod http;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,7 +49,7 @@ use anyhow::Context;
 use lifeboat_store::Store;
 
 pub use config::Config;
-use state::AppState;
+use control::{Control, backups, reconcile, temporary};
 
 /// Keeps the process's memory near what it uses. Backups, restores and WAL fetches
 /// allocate and free 8 MiB chunks and 16 MiB segments on many threads. After such a
@@ -85,12 +85,18 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Nothing the server writes is for other users: files 0600, directories 0700
+    // unless made passable below for the clusters' OS user.
+    // SAFETY: umask only changes the process's file mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let config = Config::load(opts.config_path.as_deref())?;
     let data_dir = prepare_data_dir(&opts.data_dir)?;
     let store = Store::open(&data_dir.join("lifeboat.db"))
         .with_context(|| format!("cannot open the metadata store in {}", data_dir.display()))?;
     restrict(&data_dir.join("lifeboat.db"), 0o600)?;
-    let (token, created) = auth::load_or_create_token(&data_dir)?;
+    let (token, created) = credentials::load_or_create_token(&data_dir)?;
     for region in &config.regions {
         let dir = region.instances_dir(&data_dir);
         std::fs::create_dir_all(&dir).with_context(|| {
@@ -100,7 +106,23 @@ pub async fn serve(
                 dir.display()
             )
         })?;
+        // The clusters' OS user passes through to its instances' directories and to
+        // the repository (archive_command), without listing or reading anything.
+        let root = region.data_root(&data_dir);
+        let top = if root.starts_with(&data_dir) {
+            data_dir.as_path()
+        } else {
+            root.as_path()
+        };
+        for d in dir
+            .ancestors()
+            .take_while(|d| d.starts_with(top) && *d != data_dir)
+        {
+            restrict(d, 0o711)?;
+        }
+        privacy::tighten(&root, &backups::lifeboat_binary(&data_dir));
     }
+    privacy::tighten(&data_dir, &backups::lifeboat_binary(&data_dir));
 
     let listen = opts.listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
@@ -110,32 +132,30 @@ pub async fn serve(
     let url = format!("http://{bound}");
     write_address(&data_dir, &url)?;
 
-    let interrupted = store.fail_interrupted_backup_runs()?;
-    if interrupted > 0 {
-        tracing::warn!(
-            count = interrupted,
-            "base backups were interrupted by the last stop; they will be taken again"
-        );
-    }
-    let secrets = secrets::SecretBox::load_or_create(&data_dir)?;
-    let state = Arc::new(AppState::new(
+    let secrets = credentials::SecretBox::load_or_create(&data_dir)?;
+    let state = Arc::new(Control::new(
         config,
         data_dir.clone(),
         store,
         token,
         secrets,
     ));
+    reconcile::before_serving(&state)?;
     backups::prepare(&state)?;
+    let found = state.installations(|_| false);
+    for why in found.refused() {
+        tracing::warn!(reason = %why, "a PostgreSQL installation is not used");
+    }
     match state.pg_env() {
         Ok(env) => {
-            tracing::info!(version = %env.bins.version, bin_dir = %env.bins.bin_dir.display(), os_user = %env.user.name, "PostgreSQL found")
+            tracing::info!(majors = ?found.majors(), default = %env.bins.version, bin_dir = %env.bins.bin_dir.display(), os_user = %env.user.name, "PostgreSQL found")
         }
         Err(e) => {
             tracing::warn!(error = %e, hint = %e.hint(), "PostgreSQL is not usable yet; instance commands will fail until it is")
         }
     }
     tracing::info!(%url, data_dir = %data_dir.display(), "Lifeboat is listening");
-    let token_path = data_dir.join(auth::TOKEN_FILE);
+    let token_path = data_dir.join(credentials::TOKEN_FILE);
     if created {
         eprintln!(
             "Created the API token in {} (mode 0600).",
@@ -150,12 +170,12 @@ pub async fn serve(
 
     let workers = state.clone();
     tokio::spawn(async move {
-        reconcile::reconcile(workers.clone()).await;
-        migrations::resume(&workers).await;
+        reconcile::after_start(workers.clone()).await;
         tokio::spawn(temporary::reaper(workers.clone()));
-        backups::scheduler(workers).await;
+        tokio::spawn(control::events::names::watcher(workers.clone()));
+        backups::schedule::scheduler(workers).await;
     });
-    axum::serve(listener, api::app(state))
+    axum::serve(listener, http::app(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("the HTTP server failed")?;
@@ -184,6 +204,8 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     restrict(&dir, 0o711)?;
     Ok(dir)
 }
+
+mod privacy;
 
 fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))

@@ -1,7 +1,7 @@
 //! Base backup attempts: who asked, how far they got, how they ended.
 
 use chrono::{DateTime, Utc};
-use lifeboat_domain::InstanceId;
+use lifeboat_domain::{BackupRunState, BackupTrigger, InstanceId};
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::{Store, StoreError};
@@ -11,10 +11,8 @@ use crate::{Store, StoreError};
 pub struct BackupRun {
     pub id: i64,
     pub instance_id: String,
-    /// `create`, `schedule` or `manual`.
-    pub trigger: String,
-    /// `running`, `completed` or `failed`.
-    pub state: String,
+    pub trigger: BackupTrigger,
+    pub state: BackupRunState,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The id of the backup in the repository, once completed.
@@ -28,15 +26,18 @@ pub struct BackupRun {
 
 const COLUMNS: &str = "id, instance_id, trigger, state, started_at, finished_at, backup_id, bytes_done, bytes_total, error, stop_lsn";
 
-fn read(row: &Row<'_>) -> rusqlite::Result<(BackupRun, String, Option<String>)> {
+/// A row, with the columns still to parse: trigger, state, started, finished.
+type RawRun = (BackupRun, [String; 3], Option<String>);
+
+fn read(row: &Row<'_>) -> rusqlite::Result<RawRun> {
     let started: String = row.get(4)?;
     let finished: Option<String> = row.get(5)?;
     Ok((
         BackupRun {
             id: row.get(0)?,
             instance_id: row.get(1)?,
-            trigger: row.get(2)?,
-            state: row.get(3)?,
+            trigger: BackupTrigger::Manual,
+            state: BackupRunState::Running,
             started_at: DateTime::<Utc>::MIN_UTC,
             finished_at: None,
             backup_id: row.get(6)?,
@@ -45,18 +46,22 @@ fn read(row: &Row<'_>) -> rusqlite::Result<(BackupRun, String, Option<String>)> 
             error: row.get(9)?,
             stop_lsn: row.get(10)?,
         },
-        started,
+        [row.get(2)?, row.get(3)?, started],
         finished,
     ))
 }
 
-fn finish(raw: (BackupRun, String, Option<String>)) -> Result<BackupRun, StoreError> {
-    let (mut run, started, finished) = raw;
+fn finish(raw: RawRun) -> Result<BackupRun, StoreError> {
+    let (mut run, [trigger, state, started], finished) = raw;
     let parse = |s: &str| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| StoreError::Corrupt(format!("bad timestamp '{s}'")))
     };
+    run.trigger = BackupTrigger::from_db(&trigger)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad backup trigger '{trigger}'")))?;
+    run.state = BackupRunState::from_db(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad backup state '{state}'")))?;
     run.started_at = parse(&started)?;
     run.finished_at = finished.as_deref().map(parse).transpose()?;
     Ok(run)
@@ -67,12 +72,12 @@ impl Store {
     pub fn start_backup_run(
         &self,
         instance: &InstanceId,
-        trigger: &str,
+        trigger: BackupTrigger,
     ) -> Result<BackupRun, StoreError> {
         let conn = self.conn();
         let inserted = conn.execute(
             "INSERT INTO backup_runs (instance_id, trigger, state, started_at) VALUES (?1, ?2, 'running', ?3)",
-            params![instance.as_str(), trigger, Utc::now().to_rfc3339()],
+            params![instance.as_str(), trigger.as_str(), Utc::now().to_rfc3339()],
         );
         match inserted {
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -184,9 +189,9 @@ mod tests {
     fn one_running_backup_per_instance() {
         let store = Store::in_memory().unwrap();
         let id = InstanceId::generate();
-        let run = store.start_backup_run(&id, "manual").unwrap();
+        let run = store.start_backup_run(&id, BackupTrigger::Manual).unwrap();
         assert!(matches!(
-            store.start_backup_run(&id, "manual"),
+            store.start_backup_run(&id, BackupTrigger::Manual),
             Err(StoreError::Duplicate(_))
         ));
         store.set_backup_progress(run.id, 10, 100).unwrap();
@@ -197,10 +202,12 @@ mod tests {
         assert_eq!(done.backup_id.as_deref(), Some("20261124T000000Z"));
         assert_eq!(done.stop_lsn, Some(0x300_0028));
         assert!(done.finished_at.is_some());
-        let again = store.start_backup_run(&id, "schedule").unwrap();
+        let again = store
+            .start_backup_run(&id, BackupTrigger::Schedule)
+            .unwrap();
         assert_eq!(store.fail_interrupted_backup_runs().unwrap(), 1);
         let failed = store.backup_run(again.id).unwrap();
-        assert_eq!(failed.state, "failed");
+        assert_eq!(failed.state, BackupRunState::Failed);
         assert!(failed.error.unwrap().contains("interrupted"));
         assert_eq!(store.backup_runs(&id, 10).unwrap().len(), 2);
     }

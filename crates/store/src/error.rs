@@ -15,6 +15,9 @@ pub enum StoreError {
     /// A stored value could not be read back; the store was edited by hand or is damaged.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// The record's state does not allow the change.
+    #[error(transparent)]
+    InvalidTransition(#[from] lifeboat_domain::InvalidTransition),
     #[error("metadata store: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }

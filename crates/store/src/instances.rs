@@ -1,7 +1,10 @@
 //! Instance records, their accounts and whitelist entries.
 
 use chrono::{DateTime, Utc};
-use lifeboat_domain::{InstanceId, InstanceKind, InstanceStatus, NetworkType, WhitelistEntry};
+use lifeboat_domain::{
+    InstanceId, InstanceKind, InstanceStatus, NetworkType, RestoreTarget, StateMachine,
+    TemporaryProgress, WhitelistEntry,
+};
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::{Store, StoreError};
@@ -26,10 +29,10 @@ pub struct InstanceRecord {
     pub privileged_account: String,
     /// Set while a create is unfinished; see the schema.
     pub pending_verifier: Option<String>,
-    /// The recovery target of a temporary instance, as JSON.
-    pub restore_target: Option<String>,
-    /// How far the creation of a temporary instance got, as JSON.
-    pub progress: Option<String>,
+    /// The recovery target of a temporary instance.
+    pub restore_target: Option<RestoreTarget>,
+    /// How far the creation of a temporary instance got.
+    pub progress: Option<TemporaryProgress>,
 }
 
 /// What a new instance starts with.
@@ -45,7 +48,7 @@ pub struct NewInstance {
     pub expires_at: Option<DateTime<Utc>>,
     pub privileged_account: String,
     pub pending_verifier: Option<String>,
-    pub restore_target: Option<String>,
+    pub restore_target: Option<RestoreTarget>,
     pub whitelist: Vec<WhitelistEntry>,
 }
 
@@ -77,6 +80,11 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("bad timestamp '{s}'")))
 }
 
+fn json(value: &impl serde::Serialize) -> String {
+    // Plain data types (enums, strings, numbers) always serialize.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("bad {what} '{value}'"))
 }
@@ -93,7 +101,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
     let (name, region, engine_version) = (row.get(1)?, row.get(4)?, row.get(6)?);
     let (status_detail, privileged_account, pending_verifier) =
         (row.get(11)?, row.get(12)?, row.get(13)?);
-    let (restore_target, progress) = (row.get(14)?, row.get(15)?);
+    let (restore_target, progress): (Option<String>, Option<String>) = (row.get(14)?, row.get(15)?);
     Ok((|| {
         Ok(InstanceRecord {
             id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
@@ -113,8 +121,12 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
             status_detail,
             privileged_account,
             pending_verifier,
-            restore_target,
-            progress,
+            restore_target: restore_target
+                .map(|t| serde_json::from_str(&t).map_err(|_| corrupt("recovery target", &t)))
+                .transpose()?,
+            progress: progress
+                .map(|p| serde_json::from_str(&p).map_err(|_| corrupt("progress", &p)))
+                .transpose()?,
         })
     })())
 }
@@ -140,7 +152,7 @@ impl Store {
                 new.expires_at.map(|t| t.to_rfc3339()),
                 new.privileged_account,
                 new.pending_verifier,
-                new.restore_target,
+                new.restore_target.as_ref().map(json),
             ],
         );
         if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
@@ -191,7 +203,38 @@ impl Store {
         rows.map(|r| r?).collect()
     }
 
+    /// Moves an instance to `status`, when its current status allows it (see
+    /// [`InstanceStatus`]'s transitions); the check and the write are one step.
     pub fn set_status(
+        &self,
+        id: &InstanceId,
+        status: InstanceStatus,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT status FROM instances WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let current = current.ok_or_else(|| StoreError::NotFound(format!("instance {id}")))?;
+        let current =
+            InstanceStatus::from_db(&current).ok_or_else(|| corrupt("status", &current))?;
+        current.transition(status)?;
+        tx.execute(
+            "UPDATE instances SET status = ?2, status_detail = ?3 WHERE id = ?1",
+            params![id.as_str(), status.as_str(), detail],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets a status whatever the current one is. Only for tests that stage the state
+    /// a crash leaves behind; the server moves instances with [`Store::set_status`].
+    pub fn force_status(
         &self,
         id: &InstanceId,
         status: InstanceStatus,
@@ -237,10 +280,14 @@ impl Store {
     }
 
     /// Records how far the creation of a temporary instance got.
-    pub fn set_progress(&self, id: &InstanceId, progress: &str) -> Result<(), StoreError> {
+    pub fn set_progress(
+        &self,
+        id: &InstanceId,
+        progress: &TemporaryProgress,
+    ) -> Result<(), StoreError> {
         let n = self.conn().execute(
             "UPDATE instances SET progress = ?2 WHERE id = ?1",
-            params![id.as_str(), progress],
+            params![id.as_str(), json(progress)],
         )?;
         expect_one(n, id)
     }
@@ -456,6 +503,53 @@ mod tests {
         store.delete_instance(&rec.id).unwrap();
         assert!(store.find_instance(&rec.id).unwrap().is_none());
         assert!(store.accounts(&rec.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn status_changes_follow_the_instance_state_machine() {
+        let store = Store::in_memory().unwrap();
+        let rec = store.insert_instance(&new("shop", 15432)).unwrap();
+        // A create still under way cannot be stopped or deleted.
+        for next in [InstanceStatus::Stopped, InstanceStatus::Deleting] {
+            assert!(matches!(
+                store.set_status(&rec.id, next, None),
+                Err(StoreError::InvalidTransition(_))
+            ));
+        }
+        store
+            .set_status(&rec.id, InstanceStatus::Running, None)
+            .unwrap();
+        store
+            .set_status(&rec.id, InstanceStatus::Released, Some("done"))
+            .unwrap();
+        let e = store
+            .set_status(&rec.id, InstanceStatus::Running, None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "an instance cannot go from released to running"
+        );
+        assert_eq!(
+            store.instance(&rec.id).unwrap().status_detail.as_deref(),
+            Some("done")
+        );
+    }
+
+    #[test]
+    fn recovery_targets_and_progress_are_read_back_typed() {
+        let store = Store::in_memory().unwrap();
+        let mut n = new("shop-temp", 15433);
+        let at = DateTime::parse_from_rfc3339("2026-11-24T09:41:59.5+01:00").unwrap();
+        n.restore_target = Some(RestoreTarget::Time(at));
+        let rec = store.insert_instance(&n).unwrap();
+        assert_eq!(rec.restore_target, Some(RestoreTarget::Time(at)));
+        let p = TemporaryProgress {
+            phase: lifeboat_domain::TemporaryPhase::ReplayingWal,
+            replay_lsn: Some(lifeboat_domain::Lsn(0x300_0028)),
+            ..Default::default()
+        };
+        store.set_progress(&rec.id, &p).unwrap();
+        assert_eq!(store.instance(&rec.id).unwrap().progress, Some(p));
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //! - [`backup_runs`]: base backup attempts and their outcome.
 //! - [`migration_tasks`]: data migration tasks.
 //! - `console_sessions`: signed-in console browsers (a digest of each session id).
+//! - [`relation_names`]: the names a master's relations had, for naming events.
 
 pub mod backup_runs;
 mod console_sessions;
 mod error;
 pub mod instances;
 pub mod migration_tasks;
+pub mod relation_names;
 mod schema;
 
 use std::path::Path;
@@ -30,6 +32,7 @@ pub use backup_runs::BackupRun;
 pub use error::StoreError;
 pub use instances::{AccountRecord, InstanceRecord, NewInstance, WhitelistRecord};
 pub use migration_tasks::StoredTask;
+pub use relation_names::{RelationKey, RelationName};
 
 /// The metadata store. Cheap operations, called directly from async code: each holds
 /// the connection for a few milliseconds at most.

@@ -96,6 +96,32 @@ CREATE TABLE console_sessions (
     expires_at INTEGER NOT NULL
 );
 "#,
+    r#"
+-- The names a master's relations had, as seen in its catalogs: WAL names relations by
+-- database OID, relation OID and relfilenode only, and an event about a table dropped
+-- an hour ago must still say which table it was. A row is added when a relation is
+-- first seen with this OID, relfilenode and name; first_seen says since when.
+CREATE TABLE relation_names (
+    instance_id TEXT NOT NULL,
+    db_oid      INTEGER NOT NULL,
+    oid         INTEGER NOT NULL,
+    relfilenode INTEGER NOT NULL,
+    -- pg_class.relkind: 'r' table, 'p' partitioned table, 'm' materialized view...
+    relkind     TEXT NOT NULL,
+    schema_name TEXT NOT NULL,
+    rel_name    TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    PRIMARY KEY (instance_id, db_oid, oid, relfilenode, schema_name, rel_name)
+);
+CREATE INDEX relation_names_by_file ON relation_names(instance_id, db_oid, relfilenode);
+CREATE TABLE database_names (
+    instance_id TEXT NOT NULL,
+    db_oid      INTEGER NOT NULL,
+    datname     TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    PRIMARY KEY (instance_id, db_oid, datname)
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use lifeboat_server::api::views::{AccountView, WhitelistView};
-use serde_json::json;
+use lifeboat_api::instances::{AccountView, CreateAccountRequest, WhitelistRequest, WhitelistView};
 
 use super::Output;
 use super::client::Client;
@@ -45,7 +44,10 @@ pub async fn run_account(client: &Client, out: Output, cmd: AccountCommand) -> a
             password_file,
         } => {
             let password = read_password_file(&password_file)?;
-            let body = json!({ "account": account, "password": password });
+            let body = CreateAccountRequest {
+                account: account.clone(),
+                password,
+            };
             let list: Vec<AccountView> = client
                 .post(&format!("/instances/{}/accounts", enc(&id)), &body)
                 .await?;
@@ -88,7 +90,7 @@ pub async fn run_whitelist(
             client
                 .post(
                     &format!("/instances/{}/whitelist", enc(&id)),
-                    &json!({ "cidr": cidr }),
+                    &WhitelistRequest { cidr },
                 )
                 .await?
         }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use lifeboat_server::api::backups::{BackupList, BackupRunView, VerifyView, WindowView};
-use serde_json::json;
+use lifeboat_api::backups::{BackupList, BackupRunView, VerifyView, WindowView};
+use lifeboat_api::events::{EventList, EventTable};
+use lifeboat_domain::BackupRunState;
 
 use super::Output;
 use super::client::Client;
@@ -34,14 +35,71 @@ pub enum BackupCommand {
     },
     /// Re-read every stored object and check checksums and WAL continuity.
     Verify { id: String },
+    /// List, newest first, the committed transactions that destroyed data (DROP,
+    /// TRUNCATE, large DELETEs and UPDATEs), found in the archived WAL, each with the
+    /// command that restores to just before it.
+    Events {
+        /// The master.
+        id: String,
+        /// Events that committed at or after this time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Events that committed at or before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// In this database only.
+        #[arg(long)]
+        database: Option<String>,
+        /// On this table only (SCHEMA.TABLE, as it was named then).
+        #[arg(long)]
+        table: Option<String>,
+        /// Of this kind only: drop_database, drop_table, truncate, delete, update,
+        /// alter_table.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Rows a DELETE or UPDATE must touch in one table (default 1000).
+        #[arg(long)]
+        min_rows: Option<u64>,
+        /// Time zone of --since, --until and the times shown (IANA name).
+        #[arg(long)]
+        tz: Option<String>,
+    },
 }
 
 pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BackupCommand::Run { id, wait } => {
-            let run: BackupRunView = client
-                .post(&format!("/instances/{}/backups", enc(&id)), &json!({}))
-                .await?;
+            let started = client
+                .action::<BackupRunView>(&format!("/instances/{}/backups", enc(&id)))
+                .await;
+            let run = match started {
+                Ok(run) => run,
+                // With --wait, a backup already running (the first one of a new
+                // master, a scheduled one) is as good: wait for it.
+                Err(e) if wait && is_code(&e, "backup_running") => {
+                    let list: BackupList = client
+                        .get(&format!("/instances/{}/backups", enc(&id)))
+                        .await?;
+                    // The newest attempt, when it ended between the two requests.
+                    let running = list
+                        .runs
+                        .iter()
+                        .find(|r| r.state == BackupRunState::Running)
+                        .or(list.runs.first())
+                        .cloned();
+                    let Some(running) = running else {
+                        return Err(e);
+                    };
+                    if out == Output::Table {
+                        println!(
+                            "A base backup of {id} is already running (run {}, {}); waiting for it.",
+                            running.id, running.trigger
+                        );
+                    }
+                    running
+                }
+                Err(e) => return Err(e),
+            };
             if !wait {
                 output::print(out, &run, |r| {
                     println!(
@@ -52,8 +110,8 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
                 return Ok(ExitCode::SUCCESS);
             }
             let done = wait_for_run(client, &id, run.id, out).await?;
-            output::print(out, &done, |r| match (&r.state[..], &r.backup_id) {
-                ("completed", Some(b)) => println!(
+            output::print(out, &done, |r| match (r.state, &r.backup_id) {
+                (BackupRunState::Completed, Some(b)) => println!(
                     "Base backup {b} of {id} completed ({}).",
                     output::bytes(r.bytes_total)
                 ),
@@ -62,7 +120,7 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
                     r.error.clone().unwrap_or_default()
                 ),
             })?;
-            Ok(if done.state == "completed" {
+            Ok(if done.state == BackupRunState::Completed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -113,8 +171,8 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
                         .map(|r| {
                             vec![
                                 r.id.to_string(),
-                                r.trigger.clone(),
-                                r.state.clone(),
+                                r.trigger.to_string(),
+                                r.state.to_string(),
                                 zone.format(r.started_at),
                                 progress_text(r),
                                 r.backup_id
@@ -126,6 +184,36 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
                         .collect(),
                 );
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Events {
+            id,
+            since,
+            until,
+            database,
+            table,
+            kind,
+            min_rows,
+            tz,
+        } => {
+            let zone = Zone::parse(tz.as_deref())?;
+            let mut query = Vec::new();
+            for (k, v) in [
+                ("since", since),
+                ("until", until),
+                ("database", database),
+                ("table", table),
+                ("kind", kind),
+                ("min_rows", min_rows.map(|n| n.to_string())),
+                ("tz", tz),
+            ] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", enc(&v)));
+                }
+            }
+            let path = format!("/instances/{}/events?{}", enc(&id), query.join("&"));
+            let list: EventList = client.get(&path).await?;
+            output::print(out, &list, |l| print_events(l, &zone))?;
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Window { id, tz } => {
@@ -165,10 +253,7 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
         }
         BackupCommand::Verify { id } => {
             let v: VerifyView = client
-                .post(
-                    &format!("/instances/{}/backups/verify", enc(&id)),
-                    &json!({}),
-                )
+                .action(&format!("/instances/{}/backups/verify", enc(&id)))
                 .await?;
             output::print(out, &v, |v| {
                 println!(
@@ -236,10 +321,70 @@ async fn wait_for_run(
         };
         bar.set_length(r.bytes_total.max(0) as u64);
         bar.set_position(r.bytes_done.max(0) as u64);
-        if r.state != "running" {
+        if r.state != BackupRunState::Running {
             bar.finish_and_clear();
             return Ok(r);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Whether `e` is the API's error with `code`.
+fn is_code(e: &anyhow::Error, code: &str) -> bool {
+    e.downcast_ref::<super::client::ApiFailure>()
+        .is_some_and(|f| f.code == code)
+}
+
+fn table_name(t: &EventTable) -> String {
+    match (&t.schema, &t.name, t.oid) {
+        (Some(s), Some(n), _) => format!("{s}.{n}"),
+        (_, _, Some(oid)) => format!("(OID {oid}, name not known)"),
+        _ => "?".into(),
+    }
+}
+
+fn print_events(list: &EventList, zone: &Zone) {
+    if list.events.is_empty() {
+        println!(
+            "No event: no transaction destroyed data in the archived WAL of {}.",
+            list.instance_id
+        );
+    } else {
+        output::table(
+            &[
+                "EVENT",
+                "KIND",
+                "DATABASE",
+                "TABLES",
+                "ROWS",
+                "XID",
+                "COMMITTED",
+                "LSN",
+            ],
+            list.events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.id.clone(),
+                        e.kind.as_str().replace('_', " "),
+                        e.database.clone(),
+                        e.tables
+                            .iter()
+                            .map(table_name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        e.rows.to_string(),
+                        e.xid.to_string(),
+                        zone.format_precise(e.commit_time),
+                        e.commit_lsn.clone(),
+                    ]
+                })
+                .collect(),
+        );
+        println!(
+            "Restore to just before one: lifeboat temp create {} --before EVENT",
+            list.instance_id
+        );
+    }
+    println!("{}", list.note);
 }

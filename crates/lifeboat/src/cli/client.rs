@@ -84,6 +84,11 @@ impl Client {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    /// POSTs to an action route, which takes no body (`/migrations/{task}/start`).
+    pub async fn action<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(Method::POST, path, None::<&()>).await
+    }
+
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(Method::DELETE, path, None::<&()>).await
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use serde_json::{Value, json};
+use lifeboat_api::diff::{DiffBody, DiffLine, DiffReport, DiffSide, RowDiffKind, RowValues};
 
 use super::Output;
 use super::client::Client;
@@ -48,12 +48,16 @@ fn side(
     instance: &str,
     account: &Option<String>,
     password_file: &Option<PathBuf>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<DiffSide> {
     let password = match (account, password_file) {
         (Some(_), Some(f)) => Some(read_password_file(f)?),
         _ => None,
     };
-    Ok(json!({ "instance": instance, "account": account, "password": password }))
+    Ok(DiffSide {
+        instance: instance.to_string(),
+        account: account.clone(),
+        password,
+    })
 }
 
 pub async fn run(client: &Client, out: Output, a: DiffArgs) -> anyhow::Result<ExitCode> {
@@ -62,23 +66,25 @@ pub async fn run(client: &Client, out: Output, a: DiffArgs) -> anyhow::Result<Ex
             "no table to compare; hint: name tables with --table SCHEMA.TABLE or a schema with --schema SCHEMA"
         );
     }
-    let body = json!({
-        "source": side(&a.source, &a.source_account, &a.source_password_file)?,
-        "target": side(&a.target, &a.target_account, &a.target_password_file)?,
-        "database": a.database,
-        "tables": a.tables,
-        "schemas": a.schemas,
-        "limit": a.limit,
-    });
+    let body = DiffBody {
+        source: side(&a.source, &a.source_account, &a.source_password_file)?,
+        target: side(&a.target, &a.target_account, &a.target_password_file)?,
+        database: Some(a.database.clone()),
+        tables: a.tables.clone(),
+        schemas: a.schemas.clone(),
+        limit: Some(a.limit),
+    };
     if out == Output::Json {
-        // Every differing row, as the server finds them: one JSON object a line.
+        // Every differing row, as the server finds them: one JSON object a line, passed
+        // on as the server wrote it (values keep every digit PostgreSQL wrote).
         let mut failed = None;
         client
             .post_stream("/diff?format=ndjson", &body, |line| {
-                if let Ok(v) = serde_json::from_slice::<Value>(line)
-                    && let Some(e) = v.get("error")
+                if let Ok(DiffLine {
+                    error: Some(error), ..
+                }) = serde_json::from_slice(line)
                 {
-                    failed = Some(e.clone());
+                    failed = Some(error);
                 }
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(line)?;
@@ -86,76 +92,49 @@ pub async fn run(client: &Client, out: Output, a: DiffArgs) -> anyhow::Result<Ex
             })
             .await?;
         if let Some(e) = failed {
-            anyhow::bail!(
-                "{}; hint: {}",
-                e["message"].as_str().unwrap_or("the diff failed"),
-                e["hint"].as_str().unwrap_or("")
-            );
+            anyhow::bail!("{}; hint: {}", e.message, e.hint);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report: Value = client.post("/diff", &body).await?;
+    let report: DiffReport = client.post("/diff", &body).await?;
     print_report(&report);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(report: &Value) {
-    for missing in report["missing_tables"].as_array().into_iter().flatten() {
-        println!(
-            "{}: missing on the {}",
-            missing["table"].as_str().unwrap_or("?"),
-            missing["missing_on"].as_str().unwrap_or("?")
-        );
+fn print_report(report: &DiffReport) {
+    for missing in &report.missing_tables {
+        println!("{}: missing on the {}", missing.table, missing.missing_on);
     }
-    for t in report["tables"].as_array().into_iter().flatten() {
-        let name = t["table"].as_str().unwrap_or("?");
-        let (s, g, c) = (
-            t["only_in_source"].as_u64().unwrap_or(0),
-            t["only_in_target"].as_u64().unwrap_or(0),
-            t["changed"].as_u64().unwrap_or(0),
-        );
-        let differences = t["schema_differences"]
-            .as_array()
-            .map(|d| d.len())
-            .unwrap_or(0);
-        if t["identical"] == true {
+    for t in &report.tables {
+        let name = &t.table;
+        let differences = t.schema_differences.len();
+        if t.identical {
             println!("{name}: identical");
         } else if differences > 0 {
+            let listed: Vec<String> = t.schema_differences.iter().map(|d| d.to_string()).collect();
             println!(
                 "{name}: the tables' columns differ ({differences} differences): {}",
-                t["schema_differences"]
+                listed.join("; ")
             );
         } else {
-            println!("{name}: {s} rows only in source, {g} only in target, {c} changed");
+            println!(
+                "{name}: {} rows only in source, {} only in target, {} changed",
+                t.only_in_source, t.only_in_target, t.changed
+            );
         }
-        for w in t["warnings"].as_array().into_iter().flatten() {
-            println!("  warning: {}", w.as_str().unwrap_or(""));
+        for w in &t.warnings {
+            println!("  warning: {w}");
         }
-        let rows: Vec<Vec<String>> = t["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let rows: Vec<Vec<String>> = t
+            .rows
+            .iter()
             .map(|r| {
-                let key = if r["key"].is_null() {
-                    "-".to_string()
-                } else {
-                    compact(&r["key"])
-                };
-                let changed = r["changed_columns"]
-                    .as_array()
-                    .map(|c| {
-                        c.iter()
-                            .filter_map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default();
                 vec![
-                    r["kind"].as_str().unwrap_or("").replace('_', " "),
-                    key,
-                    changed,
-                    compact(&r["source"]),
-                    compact(&r["target"]),
+                    kind_text(r.kind),
+                    compact(r.key.as_ref()),
+                    r.changed_columns.join(", "),
+                    compact(r.source.as_ref()),
+                    compact(r.target.as_ref()),
                 ]
             })
             .collect();
@@ -164,7 +143,7 @@ fn print_report(report: &Value) {
                 &["DIFFERENCE", "KEY", "CHANGED COLUMNS", "SOURCE", "TARGET"],
                 rows,
             );
-            if t["rows_truncated"] == true {
+            if t.rows_truncated {
                 println!(
                     "  (more rows differ: raise --limit, or use --output json for all of them)"
                 );
@@ -173,12 +152,22 @@ fn print_report(report: &Value) {
     }
 }
 
-/// A JSON value on one line, shortened for a table cell.
-fn compact(v: &Value) -> String {
-    if v.is_null() {
-        return "-".into();
+fn kind_text(kind: RowDiffKind) -> String {
+    match kind {
+        RowDiffKind::OnlyInSource => "only in source",
+        RowDiffKind::OnlyInTarget => "only in target",
+        RowDiffKind::Changed => "changed",
     }
-    let s = v.to_string();
+    .to_string()
+}
+
+/// Column values on one line as JSON, each value exactly as PostgreSQL wrote it,
+/// shortened for a table cell.
+fn compact(values: Option<&RowValues>) -> String {
+    let Some(values) = values else {
+        return "-".into();
+    };
+    let s = serde_json::to_string(values).unwrap_or_default();
     if s.chars().count() > 80 {
         format!("{}…", s.chars().take(79).collect::<String>())
     } else {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Local, Utc};
 use clap::Subcommand;
-use lifeboat_server::api::views::InstanceView;
+use lifeboat_api::instances::{CreateInstanceRequest, InstanceView};
 use serde_json::json;
 
 use super::Output;
@@ -27,6 +27,10 @@ pub enum InstanceCommand {
         /// Default: the first configured region.
         #[arg(long)]
         region: Option<String>,
+        /// The PostgreSQL major version, 15 to 18 (default: the server's, the newest
+        /// installed unless [postgres] bin_dir says otherwise).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..100))]
+        engine_version: Option<u32>,
     },
     /// List instances.
     List,
@@ -47,10 +51,16 @@ pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::
             account,
             password_file,
             region,
+            engine_version,
         } => {
             let password = read_password_file(&password_file)?;
-            let body =
-                json!({ "name": name, "account": account, "password": password, "region": region });
+            let body = CreateInstanceRequest {
+                name,
+                account,
+                password,
+                region,
+                engine_version,
+            };
             let view: InstanceView = client.post("/instances", &body).await?;
             output::print(out, &view, show)
         }
@@ -73,8 +83,8 @@ pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::
                             vec![
                                 i.id.clone(),
                                 i.name.clone(),
-                                i.kind.clone(),
-                                i.status.clone(),
+                                i.kind.to_string(),
+                                i.status.to_string(),
                                 i.region.clone(),
                                 i.port.to_string(),
                                 local(i.created_at),
@@ -99,7 +109,7 @@ pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::
         }
         InstanceCommand::Stop { id } => {
             let view: InstanceView = client
-                .post(&format!("/instances/{}/stop", enc(&id)), &json!({}))
+                .action(&format!("/instances/{}/stop", enc(&id)))
                 .await?;
             output::print(out, &view, |v| {
                 println!("Instance {} is {}.", v.id, v.status)
@@ -107,7 +117,7 @@ pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::
         }
         InstanceCommand::Start { id } => {
             let view: InstanceView = client
-                .post(&format!("/instances/{}/start", enc(&id)), &json!({}))
+                .action(&format!("/instances/{}/start", enc(&id)))
                 .await?;
             output::print(out, &view, |v| {
                 println!("Instance {} is {}.", v.id, v.status)
@@ -130,8 +140,8 @@ pub fn show(v: &InstanceView) {
     let mut rows = vec![
         ("id", v.id.clone()),
         ("name", v.name.clone()),
-        ("kind", v.kind.clone()),
-        ("status", v.status.clone()),
+        ("kind", v.kind.to_string()),
+        ("status", v.status.to_string()),
     ];
     if let Some(d) = &v.status_detail {
         rows.push(("status detail", d.clone()));
@@ -140,7 +150,7 @@ pub fn show(v: &InstanceView) {
         ("region", v.region.clone()),
         ("engine version", format!("PostgreSQL {}", v.engine_version)),
         ("address", format!("{}:{}", v.address, v.port)),
-        ("network type", v.network_type.clone()),
+        ("network type", v.network_type.to_string()),
         (
             "whitelist",
             v.whitelist

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use lifeboat_server::migrations::TaskDoc;
+use lifeboat_api::migrations::{
+    CreateTask, EndpointInput, PrecheckStatus, TaskView as TaskDoc, UpdateTask,
+};
+use lifeboat_domain::TaskState;
 use serde_json::json;
 
 use super::Output;
@@ -123,14 +126,24 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
                 types,
                 conflict,
             } = *args;
-            let body = json!({
-                "name": name,
-                "source": { "instance": source, "region": source_region, "account": source_account,
-                            "password": password(&source_password_file, "LIFEBOAT_SOURCE_PASSWORD")? },
-                "target": { "instance": target, "region": target_region, "account": target_account,
-                            "password": password(&target_password_file, "LIFEBOAT_TARGET_PASSWORD")? },
-                "objects": objects, "types": types, "conflict": conflict,
-            });
+            let body = CreateTask {
+                name,
+                source: EndpointInput {
+                    instance: source,
+                    region: source_region,
+                    account: source_account,
+                    password: password(&source_password_file, "LIFEBOAT_SOURCE_PASSWORD")?,
+                },
+                target: EndpointInput {
+                    instance: target,
+                    region: target_region,
+                    account: target_account,
+                    password: password(&target_password_file, "LIFEBOAT_TARGET_PASSWORD")?,
+                },
+                objects,
+                types: Some(types),
+                conflict: Some(conflict),
+            };
             let doc: TaskDoc = client.post("/migrations", &body).await?;
             if out == Output::Table {
                 println!("Created migration task {} ({}).", doc.id, doc.name);
@@ -150,10 +163,11 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
             if objects.is_empty() && types.is_none() && conflict.is_none() {
                 anyhow::bail!("nothing to change in {task}: give --object, --types or --conflict");
             }
-            let body = json!({
-                "objects": (!objects.is_empty()).then_some(objects),
-                "types": types, "conflict": conflict,
-            });
+            let body = UpdateTask {
+                objects: (!objects.is_empty()).then_some(objects),
+                types,
+                conflict,
+            };
             let doc: TaskDoc = client.patch(&path(&task, ""), &body).await?;
             if out == Output::Table {
                 println!(
@@ -168,7 +182,7 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
             doc
         }
         MigrationCommand::Authorize { task } => {
-            let doc: TaskDoc = client.post(&path(&task, "/authorize"), &json!({})).await?;
+            let doc: TaskDoc = client.action(&path(&task, "/authorize")).await?;
             if out == Output::Table {
                 println!(
                     "Authorized {}: {} may connect to {} and {}.",
@@ -178,16 +192,16 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
             doc
         }
         MigrationCommand::Precheck { task } => {
-            let doc: TaskDoc = client.post(&path(&task, "/precheck"), &json!({})).await?;
+            let doc: TaskDoc = client.action(&path(&task, "/precheck")).await?;
             output::print(out, &doc, show)?;
-            return Ok(if doc.state == "precheck_passed" {
+            return Ok(if doc.state == TaskState::PrecheckPassed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             });
         }
         MigrationCommand::Start { task, wait } => {
-            let doc: TaskDoc = client.post(&path(&task, "/start"), &json!({})).await?;
+            let doc: TaskDoc = client.action(&path(&task, "/start")).await?;
             if !wait {
                 output::print(out, &doc, |d| {
                     println!(
@@ -199,15 +213,13 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
             }
             let done = wait_end(client, &doc.id, out).await?;
             output::print(out, &done, show)?;
-            return Ok(if done.state == "completed" {
+            return Ok(if done.state == TaskState::Completed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             });
         }
-        MigrationCommand::Cancel { task } => {
-            client.post(&path(&task, "/cancel"), &json!({})).await?
-        }
+        MigrationCommand::Cancel { task } => client.action(&path(&task, "/cancel")).await?,
         MigrationCommand::Show { task } => client.get(&path(&task, "")).await?,
         MigrationCommand::Delete { task } => {
             let _: serde_json::Value = client.delete(&path(&task, "")).await?;
@@ -230,7 +242,7 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
                                 d.name.clone(),
                                 d.source.instance.clone(),
                                 d.target.instance.clone(),
-                                d.state.clone(),
+                                d.state.to_string(),
                                 overall(d),
                                 local(d.created_at),
                             ]
@@ -255,11 +267,7 @@ fn overall(d: &TaskDoc) -> String {
             b + t.estimated_bytes.max(t.bytes),
         )
     });
-    let finished = d
-        .tables
-        .iter()
-        .filter(|t| t.state == "done" || t.state == "skipped")
-        .count();
+    let finished = d.tables.iter().filter(|t| t.state.finished()).count();
     let pct = (done * 100).checked_div(total).unwrap_or(0);
     format!("{finished}/{} tables, {pct}%", d.tables.len())
 }
@@ -267,7 +275,7 @@ fn overall(d: &TaskDoc) -> String {
 fn show(d: &TaskDoc) {
     output::fields(&[
         ("task", format!("{} ({})", d.id, d.name)),
-        ("state", d.state.clone()),
+        ("state", d.state.to_string()),
         (
             "source",
             format!(
@@ -304,19 +312,15 @@ fn show(d: &TaskDoc) {
             d.precheck
                 .iter()
                 .map(|i| {
-                    let status = serde_json::to_value(i.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default();
-                    let mark = match status.as_str() {
-                        "failed" => "!",
-                        "warning" => "?",
-                        _ => "",
+                    let mark = match i.status {
+                        PrecheckStatus::Failed => "!",
+                        PrecheckStatus::Warning => "?",
+                        PrecheckStatus::Passed => "",
                     };
                     vec![
                         mark.to_string(),
                         i.name.clone(),
-                        status,
+                        i.status.to_string(),
                         i.detail.clone(),
                         i.advice.clone(),
                     ]
@@ -334,7 +338,7 @@ fn show(d: &TaskDoc) {
                     vec![
                         t.source.clone(),
                         t.target.clone(),
-                        t.state.clone(),
+                        t.state.to_string(),
                         t.rows.to_string(),
                         output::bytes(t.bytes as i64),
                         format!("{:.0}%", t.percent),
@@ -364,15 +368,20 @@ fn show(d: &TaskDoc) {
             );
         }
         for v in r["verification"].as_array().into_iter().flatten() {
-            println!(
-                "  verified {}: {}",
-                v["target"].as_str().or(v["table"].as_str()).unwrap_or("?"),
-                if v["passed"] == true {
-                    "ok".to_string()
-                } else {
-                    v.to_string()
-                }
-            );
+            let table = v["target"].as_str().or(v["table"].as_str()).unwrap_or("?");
+            if v["passed"] == true {
+                println!("  verified {table}: ok");
+            } else {
+                println!(
+                    "  verified {table}: FAILED: {} ({} rows in the source, {} in the target; {} only in the source, {} only in the target, {} changed)",
+                    v["detail"].as_str().unwrap_or(""),
+                    v["source_rows"],
+                    v["target_rows"],
+                    v["only_in_source"],
+                    v["only_in_target"],
+                    v["changed"]
+                );
+            }
         }
         for w in r["warnings"].as_array().into_iter().flatten() {
             println!("  warning: {}", w.as_str().unwrap_or(""));
@@ -389,7 +398,7 @@ async fn wait_end(client: &Client, id: &str, out: Output) -> anyhow::Result<Task
         let d: TaskDoc = client.get(&format!("/migrations/{}", enc(id))).await?;
         spinner.set_message(format!("{}: {}", d.state, overall(&d)));
         spinner.tick();
-        if d.state != "migrating" {
+        if d.state != TaskState::Migrating {
             spinner.finish_and_clear();
             return Ok(d);
         }

@@ -183,7 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::HashPassword { password_file } => {
             let password = read_password_file(&password_file)?;
-            let hash = lifeboat_server::console::password::hash(&password)?;
+            let hash = lifeboat_server::credentials::admin_password::hash(&password)?;
             if args.output == Output::Json {
                 println!("{}", serde_json::json!({ "admin_password_hash": hash }));
             } else {

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use lifeboat_server::api::views::InstanceView;
+use lifeboat_api::instances::InstanceView;
+use lifeboat_api::temporary::{CreateTemporary, TemporaryPhase, TemporaryProgress};
+use lifeboat_domain::{InstanceStatus, RestoreTarget};
 use serde_json::json;
 
 use super::Output;
@@ -18,7 +20,8 @@ pub enum TempCommand {
     Create {
         /// The master to restore.
         master_id: String,
-        /// RFC 3339, or 'YYYY-MM-DD HH:MM:SS[.ffffff]' read in --tz.
+        /// RFC 3339, 'YYYY-MM-DD HH:MM:SS[.ffffff]' read in --tz, or 'now' (a running
+        /// master's window reaches the present).
         #[arg(long, conflicts_with_all = ["lsn", "restore_point"])]
         at: Option<String>,
         /// Time zone of --at when it has no offset (IANA name); default the server's.
@@ -28,8 +31,14 @@ pub enum TempCommand {
         #[arg(long, conflicts_with = "restore_point")]
         lsn: Option<String>,
         /// Restore to a restore point made with pg_create_restore_point.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["before", "before_xid"])]
         restore_point: Option<String>,
+        /// Restore to just before an event (ev-..., from `lifeboat backup events`).
+        #[arg(long, conflicts_with_all = ["at", "lsn", "before_xid"])]
+        before: Option<String>,
+        /// Restore to just before the transaction with this id committed.
+        #[arg(long, conflicts_with_all = ["at", "lsn"])]
+        before_xid: Option<u32>,
         /// Wait until the instance is ready, showing progress.
         #[arg(long)]
         wait: bool,
@@ -48,14 +57,28 @@ pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Resu
             tz,
             lsn,
             restore_point,
+            before,
+            before_xid,
             wait,
         } => {
-            if at.is_none() && lsn.is_none() && restore_point.is_none() {
+            if at.is_none()
+                && lsn.is_none()
+                && restore_point.is_none()
+                && before.is_none()
+                && before_xid.is_none()
+            {
                 anyhow::bail!(
-                    "no recovery target; hint: give --at TIME, --lsn LSN or --restore-point NAME"
+                    "no recovery target; hint: give --at TIME, --lsn LSN, --restore-point NAME, --before EVENT or --before-xid XID"
                 );
             }
-            let body = json!({ "at": at, "tz": tz, "lsn": lsn, "restore_point": restore_point });
+            let body = CreateTemporary {
+                at,
+                tz,
+                lsn,
+                restore_point,
+                before,
+                before_xid,
+            };
             let created: InstanceView = client
                 .post(&format!("/instances/{}/temporary", enc(&master_id)), &body)
                 .await?;
@@ -73,8 +96,11 @@ pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Resu
                 return Ok(ExitCode::SUCCESS);
             }
             let done = wait_ready(client, &master_id, &created.id, out).await?;
-            output::print(out, &done, show)?;
-            Ok(if done.status == "running" {
+            output::print(out, &done, |v| {
+                show(v);
+                unlogged_note(v);
+            })?;
+            Ok(if done.status == InstanceStatus::Running {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -89,6 +115,7 @@ pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Resu
                 if let Some(p) = &v.progress {
                     println!("{:<14}  {}", "phase", phase_text(p));
                 }
+                unlogged_note(v);
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -104,29 +131,56 @@ pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Resu
     }
 }
 
+/// Says which of the master's tables came back empty because they are unlogged.
+fn unlogged_note(v: &InstanceView) {
+    let Some(tables) = v.progress.as_ref().map(|p| &p.unlogged_tables) else {
+        return;
+    };
+    if !tables.is_empty() {
+        println!(
+            "note: {} unlogged table(s) came back empty (PostgreSQL writes no WAL for their rows, so no restore has them): {}",
+            tables.len(),
+            tables.join(", ")
+        );
+    }
+}
+
 fn target_text(v: &InstanceView) -> String {
     match &v.restore_target {
-        Some(lifeboat_domain::RestoreTarget::Time(t)) => t.to_rfc3339(),
-        Some(lifeboat_domain::RestoreTarget::Lsn(l)) => format!("LSN {l}"),
-        Some(lifeboat_domain::RestoreTarget::RestorePoint(n)) => format!("restore point '{n}'"),
+        Some(RestoreTarget::Time(t)) => t.to_rfc3339(),
+        Some(RestoreTarget::Lsn(l)) => format!("LSN {l}"),
+        Some(RestoreTarget::RestorePoint(n)) => format!("restore point '{n}'"),
+        Some(RestoreTarget::BeforeTransaction(c)) => format!(
+            "just before transaction {} (committed {} at LSN {}{})",
+            c.xid,
+            c.commit_time.to_rfc3339(),
+            c.commit_lsn,
+            c.event
+                .as_ref()
+                .map(|e| format!(", event {e}"))
+                .unwrap_or_default()
+        ),
         None => "?".into(),
     }
 }
 
-fn phase_text(p: &lifeboat_server::temporary::TemporaryProgress) -> String {
-    match p.phase.as_str() {
-        "restoring_files" => format!(
+fn phase_text(p: &TemporaryProgress) -> String {
+    match p.phase {
+        TemporaryPhase::RestoringFiles => format!(
             "restoring files of backup {}: {} of {}",
             p.backup_id.clone().unwrap_or_default(),
             output::bytes(p.bytes_done as i64),
             output::bytes(p.bytes_total as i64)
         ),
-        "replaying_wal" => format!(
+        TemporaryPhase::ReplayingWal => format!(
             "replaying WAL: {} replayed, at {}",
             output::bytes(p.wal_replayed_bytes as i64),
-            p.replay_lsn.clone().unwrap_or_default()
+            p.replay_lsn.map(|l| l.to_string()).unwrap_or_default()
         ),
-        other => other.replace('_', " "),
+        TemporaryPhase::WaitingForWal => {
+            "waiting for the master's newest WAL to be archived (it switched WAL to reach the target)".into()
+        }
+        other => other.as_str().replace('_', " "),
     }
 }
 
@@ -152,9 +206,9 @@ async fn wait_ready(
             spinner.set_message(phase_text(p));
             spinner.tick();
         }
-        if v.status != "creating" {
+        if v.status != InstanceStatus::Creating {
             spinner.finish_and_clear();
-            if v.status == "failed" {
+            if v.status == InstanceStatus::Failed {
                 anyhow::bail!(
                     "temporary instance {temp_id} failed: {}",
                     v.status_detail.clone().unwrap_or_default()

@@ -27,6 +27,15 @@ impl Zone {
         }
     }
 
+    /// To the microsecond: events in the same second are told apart.
+    pub fn format_precise(&self, t: DateTime<Utc>) -> String {
+        const FMT: &str = "%Y-%m-%d %H:%M:%S%.6f %:z";
+        match self {
+            Self::Named(tz) => t.with_timezone(tz).format(FMT).to_string(),
+            Self::Local => t.with_timezone(&Local).format(FMT).to_string(),
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Self::Named(tz) => tz.name().to_string(),

@@ -61,6 +61,78 @@ async fn a_new_master_is_backed_up_and_its_window_follows_commits() {
 }
 
 #[tokio::test]
+async fn a_new_master_is_reported_running_once_its_first_backup_is_complete() {
+    let server = TestServer::start_archiving("");
+    let master = server.create_master("shop");
+    assert_eq!(master["status"], "running");
+    let id = id_of(&master);
+    // No waiting: the create answered once the first backup was in the repository.
+    let list = server.json(&["backup", "list", &id]);
+    assert_eq!(list["runs"][0]["trigger"], "create", "{list}");
+    assert_eq!(list["runs"][0]["state"], "completed", "{list}");
+    assert_eq!(list["backups"].as_array().unwrap().len(), 1, "{list}");
+    let created: chrono::DateTime<chrono::Utc> =
+        master["created_at"].as_str().unwrap().parse().unwrap();
+    let stop: chrono::DateTime<chrono::Utc> = list["backups"][0]["stop_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stop > created,
+        "the backup ended after the record was written"
+    );
+    let window = server.json(&["backup", "window", &id]);
+    assert_eq!(window["available"], true, "{window}");
+
+    // A backup that cannot finish yet: pg_backup_stop waits for its WAL to be archived,
+    // and the repository refuses the clusters' OS user for now.
+    let wal_dir = server
+        .data_dir
+        .join("regions/local/repository")
+        .join(&id)
+        .join("wal");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&wal_dir).unwrap());
+    std::os::unix::fs::chown(&wal_dir, Some(0), None).unwrap();
+    std::fs::set_permissions(
+        &wal_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let started = server.json(&["backup", "run", &id]);
+    // Without --wait, a running backup is a conflict.
+    let err = server.fails(&["backup", "run", &id]);
+    assert!(err.contains("is already running"), "{err}");
+    // With --wait, the CLI waits for the running one instead of failing.
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["backup", "run", &id, "--wait"])
+        .env("LIFEBOAT_DATA_DIR", &server.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(waiting.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(
+        first.contains(&format!("is already running (run {},", started["id"])),
+        "{first}"
+    );
+    std::os::unix::fs::chown(&wal_dir, Some(owner), None).unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    let rest = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(rest.contains("completed"), "{first}{rest}");
+}
+
+#[tokio::test]
 async fn an_archiving_failure_is_shown_and_nothing_is_lost() {
     let server = TestServer::start_archiving("");
     let (id, _, admin) = server.backed_up_master("shop").await;
@@ -214,4 +286,74 @@ async fn a_backup_follows_enough_wal_so_restores_replay_little() {
         })
         .await;
     assert!(runs["backups"].as_array().unwrap().len() >= 2, "{runs}");
+}
+
+/// Every file of the data directory (metadata store with its WAL, token, secret key,
+/// repository chunks, manifests and WAL, instance directories) is private: another
+/// local user (`nobody`) can read none of them nor list a directory, while the
+/// master keeps archiving. A data directory left readable is tightened at start.
+#[tokio::test]
+async fn another_local_user_can_read_nothing_lifeboat_keeps() {
+    let mut server = TestServer::start_archiving("");
+    let (id, _port, admin) = server.backed_up_master("shop").await;
+    admin
+        .batch_execute("CREATE TABLE secret AS SELECT 'marker' AS v")
+        .await
+        .unwrap();
+    let last = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, last).await;
+    let binary = server.data_dir.join("bin/lifeboat");
+    let readable = |server: &TestServer| -> Vec<String> {
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        let mut stack = vec![server.data_dir.clone()];
+        while let Some(d) = stack.pop() {
+            dirs.push(d.clone());
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let t = e.file_type().unwrap();
+                if t.is_dir() {
+                    stack.push(e.path());
+                } else if t.is_file() && e.path() != binary {
+                    files.push(e.path());
+                }
+            }
+        }
+        assert!(files.len() > 50, "{} files", files.len());
+        let bin_dir = server.data_dir.join("bin");
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", "sh", "-c"])
+            .arg(
+                "for f in \"$@\"; do \
+                   if [ -d \"$f\" ]; then ls \"$f\" >/dev/null 2>&1 && echo \"listable $f\"; \
+                   else head -c 1 \"$f\" >/dev/null 2>&1 && echo \"readable $f\"; fi; \
+                 done",
+            )
+            .arg("sh")
+            .args(files.iter().chain(dirs.iter().filter(|d| **d != bin_dir)))
+            .output()
+            .expect("runuser");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(readable(&server), Vec::<String>::new());
+
+    // Files an older server left open to others are tightened at the next start.
+    let store_wal = server.data_dir.join("lifeboat.db-wal");
+    let chunk_dir = server
+        .data_dir
+        .join("regions/local/repository")
+        .join(&id)
+        .join("data");
+    use std::os::unix::fs::PermissionsExt;
+    for p in [&store_wal, &chunk_dir] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    server.kill();
+    server.spawn();
+    assert_eq!(readable(&server), Vec::<String>::new());
+    // The master still archives.
+    let last = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, last).await;
 }

@@ -57,8 +57,8 @@ fn ensure_chromium() -> bool {
     if found("chromium") && found("chromedriver") {
         return true;
     }
-    eprintln!(
-        "SKIPPED: chromium and chromium-driver are not installed and cannot be (run scripts/install-deps as root)"
+    skip(
+        "chromium and chromium-driver are not installed and cannot be (run scripts/install-deps as root)",
     );
     false
 }
@@ -580,35 +580,6 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     let _ = b.client.clone().close().await;
 }
 
-const COOKIE: &str = "lifeboat_session";
-
-/// The CSRF token in a console page's forms.
-fn csrf_of(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a form with a CSRF token")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// `curl` with a cookie jar: (status, headers and body).
-fn curl(server: &TestServer, jar: &std::path::Path, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-i", "-b"])
-        .arg(jar)
-        .arg("-c")
-        .arg(jar)
-        .args(["-w", "\n%{http_code}"])
-        .args(args.iter().map(|a| a.replace("URL", &server.url)))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
-}
-
 #[tokio::test]
 async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     let mut server = TestServer::start();
@@ -716,22 +687,6 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     assert_eq!(status, 303);
 }
 
-/// Signs in through the sign-in form with `secret`: (status, headers and body).
-fn sign_in_with(server: &TestServer, jar: &std::path::Path, secret: &str) -> (u16, String) {
-    let (_, page) = curl(server, jar, &["URL/console/sign-in"]);
-    curl(
-        server,
-        jar,
-        &[
-            "--data-urlencode",
-            &format!("token={secret}"),
-            "--data-urlencode",
-            &format!("csrf={}", csrf_of(&page)),
-            "URL/console/sign-in",
-        ],
-    )
-}
-
 #[tokio::test]
 async fn console_signs_in_with_the_admin_password_from_the_config() {
     let mut server = TestServer::start();
@@ -813,4 +768,124 @@ async fn console_signs_in_with_the_admin_password_from_the_config() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lifeboat hash-password"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_finds_the_mistake_and_restores_to_just_before_it() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start_archiving("");
+    let (id, _port, c) = server.backed_up_master("shop").await;
+    c.batch_execute(
+        "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 3000);
+         CREATE TABLE carts AS SELECT generate_series(1, 10) AS id;",
+    )
+    .await
+    .unwrap();
+    // The good commit, then the mistake, in the same second mostly; then another one.
+    c.batch_execute("INSERT INTO orders VALUES (5000)")
+        .await
+        .unwrap();
+    c.batch_execute("DELETE FROM orders WHERE id <= 3000")
+        .await
+        .unwrap();
+    c.batch_execute("TRUNCATE carts").await.unwrap();
+
+    b.client
+        .goto(&format!("{}/console/sign-in", server.url))
+        .await
+        .unwrap();
+    b.fill("#token", &server.token()).await;
+    b.click("button[type=submit]").await;
+    b.wait_path("the console to open", |p| p.ends_with("/console/instances"))
+        .await;
+    b.client
+        .goto(&format!("{}/console/instances/{id}/temporary", server.url))
+        .await
+        .unwrap();
+    // Newest first, named, each drawn on the timeline.
+    let rows = b.text("#events tbody").await;
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(lines.len(), 2, "{rows}");
+    assert!(
+        lines[0].contains("TRUNCATE") && lines[0].contains("public.carts"),
+        "{rows}"
+    );
+    assert!(
+        lines[1].contains("DELETE")
+            && lines[1].contains("public.orders")
+            && lines[1].contains("3000"),
+        "{rows}"
+    );
+    let markers = b
+        .client
+        .find_all(Locator::Css("svg.timeline a.event-marker"))
+        .await
+        .unwrap();
+    assert_eq!(markers.len(), 2);
+    b.screenshot("events").await;
+
+    // Filters: by kind, and a table that never existed says so.
+    b.client
+        .execute(
+            "document.getElementById('event-kind').value = 'truncate'",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.click("#event-filter button[type=submit]").await;
+    b.wait_text("#events tbody", "the list filtered by kind", |t| {
+        t.lines().count() == 1 && t.contains("TRUNCATE")
+    })
+    .await;
+    b.click("#event-filter-clear").await;
+    b.fill("#event-table", "public.nope").await;
+    b.click("#event-filter button[type=submit]").await;
+    let error = b.text("#events-error").await;
+    assert!(
+        error.contains("table public.nope was never seen"),
+        "{error}"
+    );
+    b.fill("#event-table", "public.orders").await;
+    b.click("#event-filter button[type=submit]").await;
+    b.wait_text("#events tbody", "the list filtered by table", |t| {
+        t.lines().count() == 1 && t.contains("DELETE")
+    })
+    .await;
+
+    // "Restore to just before this" fills in the form; the copy has the good commit.
+    let event = b
+        .find("#events tbody tr")
+        .await
+        .attr("data-event")
+        .await
+        .unwrap()
+        .unwrap();
+    b.click("#events tbody tr a.restore-before").await;
+    let chosen = b.text("#before-chosen").await;
+    assert!(
+        chosen.contains(&event) && chosen.contains("DELETE on public.orders"),
+        "{chosen}"
+    );
+    assert!(
+        b.client.find(Locator::Css("#at")).await.is_err(),
+        "no time to pick"
+    );
+    b.click("#create-temporary-button").await;
+    assert!(b.text("#confirm-temporary").await.contains(&event));
+    b.click("#confirm-ok").await;
+    b.wait_text("#temporary-status", "the temporary instance to run", |s| {
+        s == "running"
+    })
+    .await;
+    let restored_to = b.text("#restored-to").await;
+    assert!(
+        restored_to.contains("just before transaction") && restored_to.contains(&event),
+        "{restored_to}"
+    );
+    let temp = server.json(&["temp", "show", &id]);
+    let copy = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
+    assert_eq!(count_rows(&copy, "orders").await, 3001);
+    b.screenshot("restored-before-event").await;
 }

@@ -168,130 +168,49 @@ async fn missing_postgres_binaries_answer_503_with_the_install_command() {
 }
 
 #[tokio::test]
-async fn exhausted_and_taken_ports() {
-    let (a, _) = port_range(2);
-    // The first port of the range is taken by another program: it is skipped.
-    let _squatter = std::net::TcpListener::bind(("127.0.0.1", a)).expect("bind");
+async fn a_missing_pg_waldump_is_named_before_it_is_needed() {
+    // An installation with everything but pg_waldump, which the window needs.
+    let (a, b) = port_range(4);
+    let bins = lifeboat_postgres::testing::test_binaries();
+    let dir = tempfile::Builder::new()
+        .prefix("lb-bins-")
+        .tempdir()
+        .unwrap();
+    for p in ["initdb", "pg_ctl", "postgres"] {
+        std::os::unix::fs::symlink(bins.path(p), dir.path().join(p)).unwrap();
+    }
     let server = TestServer::with_config(&format!(
-        "[[region]]\nname = \"local\"\nports = \"{a}-{}\"\n",
-        a + 1
+        "[postgres]\nbin_dir = \"{}\"\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n",
+        dir.path().display()
     ));
-    let inst = server.create_master("one");
-    assert_eq!(port_of(&inst), a + 1);
-    let err = server.fails(&[
-        "instance",
-        "create",
-        "--name",
-        "two",
-        "--account",
-        "admin",
-        "--password-file",
-        server.password_file().to_str().unwrap(),
-    ]);
-    assert!(err.contains("no free port left in region 'local'"), "{err}");
-    assert!(err.contains("widen the region's `ports` range"), "{err}");
-    assert_eq!(server.instance_dirs().len(), 1);
-
-    // A stopped instance whose port was taken meanwhile says so when started.
-    let id = id_of(&inst);
-    server.json(&["instance", "stop", &id]);
-    let _thief = std::net::TcpListener::bind(("127.0.0.1", a + 1)).expect("bind");
-    let err = server.fails(&["instance", "start", &id]);
-    assert!(
-        err.contains(&format!(
-            "port {} on 127.0.0.1 is already in use by another process",
-            a + 1
-        )),
-        "{err}"
+    let (s, body) = server.http(
+        "POST",
+        "/api/v1/instances",
+        Some(&server.token()),
+        Some(json!({"name": "shop", "account": "admin", "password": PASSWORD})),
     );
-}
-
-#[test]
-fn unusable_data_directory_and_config_stop_the_server_with_a_message() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a-file");
-    write_file(&file, b"x");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(file.join("data"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cannot create the data directory") && err.contains("--data-dir"),
-        "{err}"
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (503, Some("postgres_binaries_missing")),
+        "{body}"
     );
-
-    let config = tmp.path().join("bad.toml");
-    write_file(&config, b"[[region]]\nname = \"local\"\nports = \"99-1\"\n");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(tmp.path().join("d"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid port range '99-1'"), "{err}");
-}
-
-#[test]
-fn client_without_a_server_says_how_to_start_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(["instance", "list", "--data-dir"])
-        .arg(tmp.path())
-        .env_remove("LIFEBOAT_SERVER")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let message = body["message"].as_str().unwrap();
     assert!(
-        err.contains("no server address") && err.contains("lifeboat serve"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
-async fn a_data_directory_the_os_user_cannot_reach_is_named() {
-    let server = TestServer::start();
-    // Lock the OS user of the clusters out of the test's directory.
-    std::fs::set_permissions(
-        server.tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    let err = server.fails(&[
-        "instance",
-        "create",
-        "--name",
-        "shop",
-        "--account",
-        "admin",
-        "--password-file",
-        server.password_file().to_str().unwrap(),
-    ]);
-    assert!(err.contains("OS user 'postgres' cannot write to"), "{err}");
-    assert!(
-        err.contains("every parent directory must be traversable"),
-        "{err}"
-    );
-    std::fs::set_permissions(
-        server.tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    assert!(
-        server.instance_dirs().is_empty(),
-        "the failed create left a directory"
+        message.contains(&format!("{} lacks pg_waldump", dir.path().display())),
+        "{message}"
     );
     assert!(
-        server
-            .json(&["instance", "list"])
-            .as_array()
+        body["hint"]
+            .as_str()
             .unwrap()
-            .is_empty()
+            .contains("apt-get install -y postgresql"),
+        "{body}"
     );
+    // Said at start too, in the server's log.
+    assert!(
+        server.log().contains("lacks pg_waldump"),
+        "{}",
+        server.log()
+    );
+    assert!(server.instance_dirs().is_empty());
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use lifeboat_postgres::testing::skip;
 use lifeboat_postgres::{Cluster, OsUser, PgBinaries, StopMode};
 use serde_json::Value;
 
@@ -21,7 +22,9 @@ pub struct TestServer {
     pub url: String,
 }
 
-/// A range of ports few other tests will pick: each test draws its own.
+/// A range of ports few other tests will pick: each test draws its own, below the
+/// kernel's ephemeral range (32768 and up), where the client side of any connection on
+/// the machine could take a port between the draw and its use.
 pub fn port_range(len: u16) -> (u16, u16) {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seed = std::process::id() as u64 * 7919
@@ -30,7 +33,7 @@ pub fn port_range(len: u16) -> (u16, u16) {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() as u64)
             .unwrap_or(0);
-    let slot = (seed % 3000) as u16;
+    let slot = (seed % 1170) as u16;
     let first = 21000 + slot * 10;
     (first, first + len - 1)
 }
@@ -162,8 +165,14 @@ impl TestServer {
 
     /// Creates a master named `name` with account `admin` and returns its JSON view.
     pub fn create_master(&self, name: &str) -> Value {
+        self.create_master_on(name, None)
+    }
+
+    /// Creates a master of PostgreSQL `major` (the server's default when `None`).
+    pub fn create_master_on(&self, name: &str, major: Option<u32>) -> Value {
         let pw = self.password_file();
-        self.json(&[
+        let major = major.map(|m| m.to_string());
+        let mut args = vec![
             "instance",
             "create",
             "--name",
@@ -172,7 +181,11 @@ impl TestServer {
             "admin",
             "--password-file",
             pw.to_str().expect("utf-8 path"),
-        ])
+        ];
+        if let Some(m) = &major {
+            args.extend(["--engine-version", m.as_str()]);
+        }
+        self.json(&args)
     }
 
     pub fn token(&self) -> String {
@@ -190,6 +203,18 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, body) = self.http_text(method, path, token, body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// Like [`Self::http`], with the body as the server sent it.
+    pub fn http_text(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, String) {
         let mut args = vec![
             "-s".to_string(),
             "-o".into(),
@@ -214,10 +239,7 @@ impl TestServer {
         let out = Command::new("curl").args(&args).output().expect("curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').expect("status line");
-        (
-            code.parse().expect("status"),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
+        (code.parse().expect("status"), body.to_string())
     }
 
     pub fn instance_dirs(&self) -> Vec<String> {
@@ -239,10 +261,11 @@ impl TestServer {
 
     /// The cluster of an instance directory, for checks and cleanup.
     pub fn cluster(&self, id: &str, port: u16) -> Cluster {
+        let dir = self.instance_dir(id);
         Cluster::new(
-            self.instance_dir(id),
+            &dir,
             port,
-            PgBinaries::discover(None).expect("PostgreSQL"),
+            binaries_for(&dir).expect("PostgreSQL"),
             OsUser::for_clusters(None).expect("OS user"),
         )
     }
@@ -258,16 +281,15 @@ impl Drop for TestServer {
 /// Stops every cluster found below `dir` (a pid file marks a running one), whatever
 /// region data root it lives in.
 pub fn stop_clusters_under(dir: &Path) {
-    let Ok(bins) = PgBinaries::discover(None) else {
-        return;
-    };
     let Ok(user) = OsUser::for_clusters(None) else {
         return;
     };
     let mut pending = vec![(dir.to_path_buf(), 0)];
     while let Some((dir, depth)) = pending.pop() {
         if dir.join("data/postmaster.pid").exists() {
-            let _ = Cluster::new(&dir, 0, bins.clone(), user.clone()).stop(StopMode::Immediate);
+            if let Some(bins) = binaries_for(&dir) {
+                let _ = Cluster::new(&dir, 0, bins, user.clone()).stop(StopMode::Immediate);
+            }
             continue;
         }
         if depth < 5
@@ -282,14 +304,37 @@ pub fn stop_clusters_under(dir: &Path) {
     }
 }
 
+/// The binaries of the major an instance directory's cluster was made with (its
+/// `PG_VERSION`), else the newest installed.
+pub fn binaries_for(instance_dir: &Path) -> Option<PgBinaries> {
+    let major = std::fs::read_to_string(instance_dir.join("data/PG_VERSION"))
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let all = lifeboat_postgres::Installations::discover(&[]);
+    match major {
+        Some(m) => all.major(m).ok().cloned(),
+        None => all.newest().ok().cloned(),
+    }
+}
+
 /// Connects over TCP with a password; returns the error text on failure.
 pub async fn connect(
     port: u16,
     user: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, String> {
+    connect_db(port, user, password, "postgres").await
+}
+
+/// Connects to `database` over TCP with a password.
+pub async fn connect_db(
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<tokio_postgres::Client, String> {
     let conn = format!(
-        "host=127.0.0.1 port={port} user={user} password={password} dbname=postgres connect_timeout=5"
+        "host=127.0.0.1 port={port} user={user} password={password} dbname={database} connect_timeout=5"
     );
     match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
         Ok((client, connection)) => {
@@ -412,4 +457,84 @@ pub async fn count_rows(client: &tokio_postgres::Client, table: &str) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("count {table}: {e}"))
         .get(0)
+}
+
+// The console over plain HTTP, with a cookie jar, for tests that need no browser.
+
+pub const COOKIE: &str = "lifeboat_session";
+
+/// The CSRF token in a console page's forms.
+pub fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a form with a CSRF token")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `curl` with a cookie jar: (status, headers and body).
+pub fn curl(server: &TestServer, jar: &Path, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "-b"])
+        .arg(jar)
+        .arg("-c")
+        .arg(jar)
+        .args(["-w", "\n%{http_code}"])
+        .args(args.iter().map(|a| a.replace("URL", &server.url)))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+/// Signs in through the sign-in form with `secret`: (status, headers and body).
+pub fn sign_in_with(server: &TestServer, jar: &Path, secret: &str) -> (u16, String) {
+    let (_, page) = curl(server, jar, &["URL/console/sign-in"]);
+    curl(
+        server,
+        jar,
+        &[
+            "--data-urlencode",
+            &format!("token={secret}"),
+            "--data-urlencode",
+            &format!("csrf={}", csrf_of(&page)),
+            "URL/console/sign-in",
+        ],
+    )
+}
+
+/// Signs in to the console with the API token; returns the CSRF token of its forms.
+pub fn console_session(server: &TestServer, jar: &Path) -> String {
+    let (status, page) = sign_in_with(server, jar, &server.token());
+    assert_eq!(status, 303, "{page}");
+    let (status, page) = curl(server, jar, &["URL/console/instances"]);
+    assert_eq!(status, 200, "{page}");
+    csrf_of(&page)
+}
+
+/// Creates a migration task from `source` to `target` as `admin` on both sides.
+pub fn create_task(server: &TestServer, source: &str, target: &str, extra: &[&str]) -> Value {
+    let pw = server.password_file();
+    let pw = pw.to_str().unwrap();
+    let mut args = vec![
+        "migration",
+        "create",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--source-account",
+        "admin",
+        "--source-password-file",
+        pw,
+        "--target-account",
+        "admin",
+        "--target-password-file",
+        pw,
+    ];
+    args.extend_from_slice(extra);
+    server.json(&args)
 }

@@ -1,10 +1,14 @@
 mod backups;
 mod console;
+mod contract;
 mod diff;
 mod errors;
+mod events;
 mod harness;
 mod instances;
+mod majors;
 mod migrations;
+mod present;
 mod reconcile;
 mod s3;
 mod temporary;

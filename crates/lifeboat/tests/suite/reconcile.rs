@@ -61,18 +61,25 @@ async fn an_interrupted_create_is_finished() {
         })
         .unwrap();
     std::fs::create_dir_all(server.instance_dir(id.as_str()).join("data/base")).unwrap();
+    // Another program took the record's port meanwhile (what made this test fail now
+    // and then: the port was drawn outside the server's range, where the client side
+    // of any connection could take it): the create moves to a free port of the region
+    // and the record says which.
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
 
     server.spawn();
-    let cluster = server.cluster(id.as_str(), port);
     wait_for(&server, || {
         store(&server).instance(&id).map(|r| r.status).ok() == Some(InstanceStatus::Running)
     })
     .await;
+    drop(squatter);
+    let rec = store(&server).instance(&id).unwrap();
+    assert_ne!(rec.port, port, "the instance cannot listen on a taken port");
+    let cluster = server.cluster(id.as_str(), rec.port);
     assert_eq!(cluster.status().unwrap(), ClusterStatus::Running);
-    connect(port, "owner", PASSWORD)
+    connect(rec.port, "owner", PASSWORD)
         .await
         .expect("the privileged account exists");
-    let rec = store(&server).instance(&id).unwrap();
     assert_eq!(
         rec.pending_verifier, None,
         "the verifier must be forgotten once used"
@@ -88,7 +95,7 @@ async fn an_interrupted_delete_is_finished_and_orphans_are_removed() {
     server.kill();
     let st = store(&server);
     let deleting_id = InstanceId::parse(&id_of(&deleting)).unwrap();
-    st.set_status(&deleting_id, InstanceStatus::Deleting, None)
+    st.force_status(&deleting_id, InstanceStatus::Deleting, None)
         .unwrap();
     // An instance whose record is gone while its cluster still runs.
     st.delete_instance(&InstanceId::parse(&id_of(&orphan)).unwrap())
@@ -191,7 +198,7 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
     })
     .unwrap();
     // Stopped: the reconciler leaves it as it is.
-    st.set_status(&temp_id, InstanceStatus::Stopped, None)
+    st.force_status(&temp_id, InstanceStatus::Stopped, None)
         .unwrap();
     drop(st);
     server.spawn();
@@ -239,7 +246,7 @@ async fn a_master_whose_temporary_instance_was_released_can_be_deleted() {
         whitelist: vec![],
     })
     .unwrap();
-    st.set_status(&temp_id, InstanceStatus::Released, None)
+    st.force_status(&temp_id, InstanceStatus::Released, None)
         .unwrap();
     drop(st);
     server.spawn();

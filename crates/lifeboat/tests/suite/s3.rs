@@ -26,15 +26,21 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
-            .spawn()
-            .ok()?;
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                skip(&format!("cannot run {}: {e}", script.display()));
+                return None;
+            }
+        };
         let mut moto = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                println!(
-                    "SKIPPED: moto could not be started ({status}); scripts/install-deps installs it"
-                );
+                skip(&format!(
+                    "moto could not be started ({status}); scripts/install-deps installs it"
+                ));
                 return None;
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -42,7 +48,7 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        println!("SKIPPED: moto did not listen within 180 s");
+        skip("moto did not listen within 180 s");
         None
     }
 }

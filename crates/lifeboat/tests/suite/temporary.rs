@@ -12,7 +12,8 @@ async fn undo_a_delete_through_a_temporary_instance() {
     admin
         .batch_execute(
             "CREATE TABLE orders (id int PRIMARY KEY, item text, price numeric);
-             INSERT INTO orders SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 1000) g;",
+             INSERT INTO orders SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 1000) g;
+             CREATE UNLOGGED TABLE sessions AS SELECT generate_series(1, 10) AS id;",
         )
         .await
         .unwrap();
@@ -46,6 +47,17 @@ async fn undo_a_delete_through_a_temporary_instance() {
     assert_ne!(temp_port, port);
     assert_eq!(temp["progress"]["phase"], "ready");
     assert_eq!(temp["restore_target"]["kind"], "time");
+    // Unlogged tables come back empty, and the user is told which.
+    assert_eq!(
+        temp["progress"]["unlogged_tables"],
+        serde_json::json!(["postgres.public.sessions"])
+    );
+    let shown = String::from_utf8_lossy(&server.cli(&["temp", "show", &id]).stdout).to_string();
+    assert!(
+        shown.contains("note: 1 unlogged table(s) came back empty")
+            && shown.contains("postgres.public.sessions"),
+        "{shown}"
+    );
     let left = temp["time_left_seconds"].as_i64().unwrap();
     assert!((47 * 3600..=48 * 3600).contains(&left), "time left {left}");
 
@@ -54,6 +66,7 @@ async fn undo_a_delete_through_a_temporary_instance() {
         .await
         .expect("the password at the target works");
     assert_eq!(checksum(&copy).await, before);
+    assert_eq!(count_rows(&copy, "sessions").await, 0);
     let row = copy
         .query_one(
             "SELECT current_setting('archive_mode'), pg_is_in_recovery(), current_setting('shared_buffers'), current_setting('restore_command')",
@@ -329,7 +342,7 @@ async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
     // Make sure the interrupted state is what the restart sees.
     let st = lifeboat_store::Store::open(&server.data_dir.join("lifeboat.db")).unwrap();
     let tid = lifeboat_domain::InstanceId::parse(&temp_id).unwrap();
-    st.set_status(&tid, lifeboat_domain::InstanceStatus::Creating, None)
+    st.force_status(&tid, lifeboat_domain::InstanceStatus::Creating, None)
         .unwrap();
     drop(st);
     server.spawn();
@@ -426,7 +439,7 @@ impl SmallDisk {
                     .output()
                     .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
                 assert!(!root, "root could not mount a tmpfs at {:?}", dir.path());
-                eprintln!("skipped: mounting a tmpfs needs root");
+                skip("mounting a tmpfs needs root");
                 None
             }
         }

@@ -207,6 +207,22 @@ async fn estimated_rows(conn: &Conn<'_>, oid: u32) -> Result<f64, DiffError> {
     Ok(tuples.max(guess).max(1.0))
 }
 
+/// The inheritance children of a table (`schema.table`, as a user writes them).
+async fn children(conn: &Conn<'_>, oid: u32) -> Result<Vec<String>, DiffError> {
+    let rows = conn
+        .query(
+            "reading the table's inheritance children",
+            "SELECT format('%I.%I', n.nspname, c.relname) \
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE i.inhparent = $1 AND p.relkind = 'r' ORDER BY 1",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Does `indexes` hold one whose leading columns are `key` in byte order?
 fn has_ordered_index(indexes: &[Index], key: &[String]) -> bool {
     indexes
@@ -282,6 +298,21 @@ pub(crate) async fn plan(
     }
 
     let mut warnings = Vec::new();
+    let (s_children, t_children) = tokio::try_join!(children(src, s_oid), children(dst, t_oid))?;
+    for (side, name, kids) in [
+        ("source", source, &s_children),
+        ("target", target, &t_children),
+    ] {
+        if !kids.is_empty() {
+            warnings.push(format!(
+                "{name} has inheritance children on the {side} ({}): only its own rows were \
+                 compared, not the children's rows that SELECT * FROM {name} also shows; \
+                 compare the children by name too (--table {})",
+                kids.join(", "),
+                kids[0]
+            ));
+        }
+    }
     if differences
         .iter()
         .any(|d| !matches!(d, SchemaDifference::TypeDiffers { compared: true, .. }))

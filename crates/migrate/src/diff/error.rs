@@ -2,24 +2,8 @@
 //! user can do about it ([`DiffError::hint`]). Schema differences are not errors: they
 //! are reported in [`crate::diff::TableDiff::schema_differences`].
 
-use serde::Serialize;
-
 /// Which instance of the comparison something belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    Source,
-    Target,
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Side::Source => "source",
-            Side::Target => "target",
-        })
-    }
-}
+pub use lifeboat_api::diff::Side;
 
 /// What went wrong during a diff.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use lifeboat_postgres::ident::{display_ident, parse_path};
+
 use crate::diff::DiffError;
 
 /// A table, by its exact (case-sensitive, unquoted) schema and name.
@@ -24,7 +26,9 @@ impl TableName {
     /// `"Quoted"` parts are taken as written (`""` inside is one `"`), and a missing
     /// schema means `public`.
     pub fn parse(text: &str) -> Result<Self, DiffError> {
-        let parts = split_identifiers(text)?;
+        let parts = parse_path(text).map_err(|why| {
+            DiffError::InvalidRequest(format!("cannot parse table name '{text}': {why}"))
+        })?;
         match parts.as_slice() {
             [name] => Ok(Self::new("public", name.clone())),
             [schema, name] => Ok(Self::new(schema.clone(), name.clone())),
@@ -44,62 +48,6 @@ impl std::fmt::Display for TableName {
             display_ident(&self.schema),
             display_ident(&self.name)
         )
-    }
-}
-
-fn display_ident(s: &str) -> String {
-    let plain = s
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if plain {
-        s.to_string()
-    } else {
-        lifeboat_postgres::accounts::quote_ident(s)
-    }
-}
-
-/// Splits `a."B.c".d` into identifiers, folding unquoted ones to lower case.
-fn split_identifiers(text: &str) -> Result<Vec<String>, DiffError> {
-    let bad = || DiffError::InvalidRequest(format!("cannot parse table name '{text}'"));
-    let mut parts = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        let mut part = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        part.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => part.push(c),
-                    None => return Err(bad()),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == '.' || c == '"' {
-                    break;
-                }
-                part.extend(c.to_lowercase());
-                chars.next();
-            }
-            part = part.trim().to_string();
-        }
-        if part.is_empty() {
-            return Err(bad());
-        }
-        parts.push(part);
-        match chars.next() {
-            None => return Ok(parts),
-            Some('.') => continue,
-            Some(_) => return Err(bad()),
-        }
     }
 }
 

@@ -150,8 +150,8 @@ impl Cursor<'_> {
 /// Runs the same kind of work on both sides at once.
 pub(crate) async fn both<T, F1, F2>(source: F1, target: F2) -> Result<(T, T), DiffError>
 where
-    F1: std::future::Future<Output = Result<T, DiffError>>,
-    F2: std::future::Future<Output = Result<T, DiffError>>,
+    F1: Future<Output = Result<T, DiffError>>,
+    F2: Future<Output = Result<T, DiffError>>,
 {
     tokio::try_join!(source, target)
 }

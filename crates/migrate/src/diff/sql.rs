@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 use crate::diff::catalog::{SideTable, TablePlan};
 use crate::diff::split::{Key, Range, Split};
 
-pub(crate) use lifeboat_postgres::accounts::quote_ident;
+pub(crate) use lifeboat_postgres::ident::quote_ident;
 
 /// How rows are hashed to 64 bits. Both sides must hash alike: PostgreSQL's hash
 /// functions may differ between CPU architectures, so the diff probes both servers

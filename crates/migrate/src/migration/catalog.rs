@@ -331,7 +331,7 @@ async fn load_sequences(
              JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
              WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
                AND d.refobjid = ANY($1) AND d.deptype IN ('a', 'i') \
-             ORDER BY d.refobjid, a.attnum",
+             ORDER BY d.refobjid, a.attnum, sc.oid",
             &[&oids],
         )
         .await?;

@@ -108,21 +108,26 @@ pub(crate) fn create_table(def: &TableDef, schema: &str, names: &Names) -> Vec<S
             if let Some(coll) = &c.collation {
                 sql.push_str(&format!(" COLLATE {coll}"));
             }
-            let owned = def
-                .sequences
-                .iter()
-                .zip(&names.sequences)
-                .find(|(s, _)| s.column == c.name);
+            // A column may own two sequences: a serial's, left when its default was
+            // dropped, and an identity's added after.
+            let owned = |identity: bool| {
+                def.sequences
+                    .iter()
+                    .zip(&names.sequences)
+                    .find(|(s, _)| s.column == c.name && s.identity == identity)
+            };
+            let serial_default = c.identity.is_none()
+                && c.default.as_deref().is_some_and(|d| d.contains("nextval("));
             if let Some(expr) = &c.generated {
                 sql.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
-            } else if let (Some(kind), Some((seq, seq_name))) = (c.identity, owned) {
+            } else if let (Some(kind), Some((seq, seq_name))) = (c.identity, owned(true)) {
                 let when = if kind == 'a' { "ALWAYS" } else { "BY DEFAULT" };
                 sql.push_str(&format!(
                     " GENERATED {when} AS IDENTITY (SEQUENCE NAME {} {})",
                     qualified(schema, seq_name),
                     seq.options
                 ));
-            } else if let Some((_, seq_name)) = owned.filter(|(s, _)| !s.identity) {
+            } else if let Some((_, seq_name)) = owned(false).filter(|_| serial_default) {
                 // A serial column: its default must name the new sequence, not the
                 // source's (the source default's text names the source schema).
                 let regclass = quote_literal(&qualified(schema, seq_name));
@@ -291,8 +296,12 @@ mod tests {
             collation: None,
             comment: None,
         };
+        let serial = ColumnDef {
+            default: Some("nextval('public.orders_id_seq'::regclass)".into()),
+            ..col("id", "integer")
+        };
         TableDef {
-            columns: vec![col("id", "integer"), col("x\"; DROP TABLE y; --", "text")],
+            columns: vec![serial, col("x\"; DROP TABLE y; --", "text")],
             constraints: vec![ConstraintDef {
                 name: "orders_pkey".into(),
                 kind: 'p',

@@ -29,7 +29,8 @@
 //!   `target`: what exists in the target and what the task will do to each table.
 //! - `precheck`: the pre-check items.
 //! - `run`: orchestration and foreign keys; `apply`: one table, atomically;
-//!   `ddl`: statements; `copy`: the COPY stream; `journal`: finished tables.
+//!   `ddl`: statements; `copy`: the COPY stream; `journal`: finished tables;
+//!   `types`: the user-defined types the tables use, created where missing.
 //! - `verify`: comparison with the source after the copy; [`report`]: results.
 
 mod apply;
@@ -46,6 +47,7 @@ pub mod report;
 mod run;
 pub mod spec;
 mod target;
+mod types;
 mod verify;
 
 pub use error::{MigrationError, Side};

@@ -132,6 +132,22 @@ pub struct MigrationReport {
 }
 
 impl MigrationReport {
+    /// The report of a run that ended early (failed or cancelled): the tables it
+    /// finished, whole and not verified.
+    pub fn ended_early(task_id: &str, tables: Vec<TableOutcome>, seconds: f64) -> Self {
+        Self {
+            task_id: task_id.to_string(),
+            tables,
+            foreign_keys: Vec::new(),
+            verification: Vec::new(),
+            warnings: vec![
+                "the task ended early: the tables listed were migrated whole but not verified; the others are as they were"
+                    .into(),
+            ],
+            seconds,
+        }
+    }
+
     /// True when every verified table met its expectation.
     pub fn verified(&self) -> bool {
         self.verification.iter().all(|v| v.passed)

@@ -25,6 +25,7 @@ use crate::migration::names::{
     identifier_problem, qualified, quote_ident, renamed_dependent, task_tag,
 };
 use crate::migration::report::{ForeignKeyOutcome, PlannedTable};
+use crate::migration::types::{self, TypeDef};
 use crate::migration::{
     MigrationError, MigrationReport, MigrationTask, ProgressEvent, Side, TableOutcome, journal,
     target, verify,
@@ -35,6 +36,8 @@ pub(crate) struct SourceDatabase {
     pub snapshot: String,
     pub tables: Vec<SourceTable>,
     pub defs: HashMap<u32, TableDef>,
+    /// The user-defined types the tables use, dependencies first.
+    pub types: Vec<TypeDef>,
 }
 
 /// Runs `task`, skipping the tables in `finished` and those the target's journal
@@ -104,7 +107,13 @@ pub async fn run(
                 .filter(|t| &t.mapping.target.database == db)
                 .map(|t| t.mapping.target.schema.clone()),
         );
-        prepare_target(task, db, &schemas).await?;
+        let needed = types::distinct(
+            sources
+                .iter()
+                .filter(|src| src.tables.iter().any(|t| &t.mapping.target.database == db))
+                .flat_map(|src| src.types.iter().cloned()),
+        );
+        prepare_target(task, db, &schemas, &needed).await?;
     }
     progress(ProgressEvent::Planned {
         tables: all
@@ -212,7 +221,7 @@ pub fn spawn(
     finished: HashSet<TableKey>,
     progress: std::sync::Arc<dyn Fn(ProgressEvent) + Send + Sync>,
     cancel: CancellationToken,
-) -> impl std::future::Future<Output = Result<MigrationReport, MigrationError>> + Send + 'static {
+) -> impl Future<Output = Result<MigrationReport, MigrationError>> + Send + 'static {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("lifeboat-migration".into())
@@ -307,11 +316,17 @@ async fn open_sources(
         }
         let oids: Vec<u32> = resolved.tables.iter().map(|t| t.oid).collect();
         let defs = catalog::load(&s, &oids).await?;
+        let types = if task.spec.types.schema {
+            types::load(&s, &oids).await?
+        } else {
+            Vec::new()
+        };
         sessions.push(s);
         sources.push(SourceDatabase {
             snapshot,
             tables: resolved.tables,
             defs,
+            types,
         });
     }
     Ok((sources, sessions))
@@ -339,11 +354,13 @@ fn check_targets(all: &[&SourceTable]) -> Result<(), MigrationError> {
 }
 
 /// Connects to a target database (creating it when only the schema of a whole
-/// database is new), creates missing schemas and the journal.
+/// database is new), creates missing schemas, the user-defined types the tables use
+/// that it lacks, and the journal.
 async fn prepare_target(
     task: &MigrationTask,
     db: &str,
     schemas: &[String],
+    needed: &[TypeDef],
 ) -> Result<Session, MigrationError> {
     let s = match connect(&task.target, Side::Target, db).await {
         Err(e) if e.code() == Some("3D000") && task.spec.types.schema => {
@@ -368,6 +385,7 @@ async fn prepare_target(
             )
             .await?;
         }
+        types::create_missing(&s, needed).await?;
     }
     journal::ensure(&s).await?;
     Ok(s)

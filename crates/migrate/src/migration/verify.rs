@@ -146,7 +146,12 @@ async fn count_rows(
     s: &Session,
     t: &crate::migration::QualifiedTable,
 ) -> Result<u64, MigrationError> {
-    let sql = format!("SELECT count(*) FROM {}", qualified(&t.schema, &t.table));
+    // The table's own rows, as the copy and the diff read them: an inheritance
+    // parent's children are tables of their own.
+    let sql = format!(
+        "SELECT count(*) FROM ONLY {}",
+        qualified(&t.schema, &t.table)
+    );
     let row = s.query_one("counting rows", &sql, &[]).await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }

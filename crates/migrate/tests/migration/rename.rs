@@ -124,3 +124,56 @@ async fn a_whole_database_into_a_new_one() {
     assert_eq!(one(&restored, "SELECT count(*)::text FROM t1").await, "5");
     assert_eq!(one(&restored, "SELECT count(*)::text FROM s.t2").await, "2");
 }
+
+/// A whole database into a new one whose tables use user-defined types: the enum (in a
+/// schema of its own, with its comment), the domain with its default and checks, the
+/// composite type made of the enum, the range; created first, then the table.
+#[tokio::test]
+async fn a_new_database_gets_the_types_its_tables_use() {
+    let p = Pair::start().await;
+    p.src(
+        "CREATE SCHEMA kinds;
+         CREATE TYPE kinds.mood AS ENUM ('sad', 'ok', 'it''s');
+         COMMENT ON TYPE kinds.mood IS 'how it went';
+         CREATE DOMAIN positive AS numeric(10,2) DEFAULT 1 NOT NULL CONSTRAINT gt0 CHECK (VALUE > 0);
+         CREATE TYPE pair AS (a int, m kinds.mood);
+         CREATE TYPE floatrange AS RANGE (subtype = float8, subtype_diff = float8mi);
+         CREATE TABLE t (id int PRIMARY KEY, m kinds.mood, moods kinds.mood[], p positive,
+                         c pair, r floatrange);
+         INSERT INTO t VALUES (1, 'sad', '{ok,sad}', 3.5, ROW(1, 'ok'), '[1.5,2.5)'),
+                              (2, 'it''s', NULL, 1, NULL, 'empty');",
+    )
+    .await;
+    let task = p.task(&["shop=shop_new"], ConflictMode::Error);
+    let out = migrate(&task, &Default::default()).await;
+    assert!(out.report().verified(), "{:#?}", out.report().verification);
+    let new = p.target.connect("shop_new").await;
+    assert_eq!(fingerprint(&new, "t").await, fingerprint(&p.src, "t").await);
+    assert_eq!(
+        one(&new, "SELECT enum_range(NULL::kinds.mood)::text").await,
+        "{sad,ok,it's}"
+    );
+    assert_eq!(
+        one(
+            &new,
+            "SELECT obj_description('kinds.mood'::regtype, 'pg_type')"
+        )
+        .await,
+        "how it went"
+    );
+    assert_eq!(
+        one(&new, "SELECT max(m)::text FROM t").await,
+        "it's",
+        "the enum sorts as on the source"
+    );
+    assert!(
+        new.batch_execute("INSERT INTO t (id, p) VALUES (3, -1)")
+            .await
+            .is_err(),
+        "the domain's check holds"
+    );
+    assert_eq!(
+        one(&new, "SELECT (floatrange(1, 3) -|- floatrange(3, 4))::text").await,
+        "true"
+    );
+}

@@ -4,16 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The outcome of one pre-check item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrecheckStatus {
-    Passed,
-    /// The task can start, but the user should know (and maybe act).
-    Warning,
-    /// The task must not start until this is fixed.
-    Failed,
-}
+/// The outcome of one pre-check item (Lifeboat's vocabulary, shared with the API).
+pub use lifeboat_domain::task::PrecheckStatus;
 
 /// One named check of the pre-check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +68,7 @@ pub const ITEMS: &[(&str, &str)] = &[
 const NONE_NEEDED: &str = "none needed";
 
 /// How many objects a detail names before it says "and N more".
-const MAX_LISTED: usize = 20;
+pub(crate) const MAX_LISTED: usize = 20;
 
 impl PrecheckItem {
     fn new(id: &str, status: PrecheckStatus, detail: String, advice: String) -> Self {

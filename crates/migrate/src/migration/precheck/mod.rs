@@ -46,6 +46,8 @@ pub struct PrecheckContext {
 pub(crate) struct SourceFacts {
     pub tables: Vec<SourceTable>,
     pub defs: HashMap<TableKey, TableDef>,
+    /// Per source database, the user-defined types its selected tables use.
+    pub types: HashMap<String, Vec<crate::migration::types::TypeDef>>,
     pub version: i32,
 }
 
@@ -154,6 +156,17 @@ fn version_item(source: i32, target: i32, schema: bool) -> PrecheckItem {
             format!("{detail}: the target is older than the source"),
             "check that every column type exists in the target version",
         )
+    } else if target / 10000 > source / 10000 {
+        PrecheckItem::warning(
+            "engine_version",
+            format!(
+                "{detail}: a major upgrade; the selected tables (columns, defaults, identity columns and sequences, keys, constraints, indexes, comments) and their rows carry over, but what a migration task does not copy stays behind: roles and their passwords, grants, views, functions, triggers, row-level security policies and extensions"
+            ),
+            format!(
+                "create those in the target too (pg_dumpall --roles-only, pg_dump --schema-only of the rest), and check the application against PostgreSQL {}",
+                target / 10000
+            ),
+        )
     } else {
         PrecheckItem::passed("engine_version", detail)
     }
@@ -195,6 +208,7 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
     let mut facts = SourceFacts {
         tables: Vec::new(),
         defs: HashMap::new(),
+        types: HashMap::new(),
         version,
     };
     let (mut unsupported, mut denied) = (Vec::new(), Vec::new());
@@ -209,6 +223,10 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
             let r = mapping::resolve_database(s, &objects).await?;
             let oids: Vec<u32> = r.tables.iter().map(|t| t.oid).collect();
             let mut defs = catalog::load(s, &oids).await?;
+            if task.spec.types.schema {
+                let types = crate::migration::types::load(s, &oids).await?;
+                facts.types.insert(s.database.clone(), types);
+            }
             let denied = source_privileges(s, &oids, task.spec.types.data).await?;
             for t in &r.tables {
                 if let Some(d) = defs.remove(&t.oid) {
@@ -220,13 +238,12 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
         match loaded.await {
             Ok((r, d)) => {
                 missing.extend(r.missing);
-                unsupported.extend(
-                    r.unsupported
-                        .into_iter()
-                        .map(|(t, why)| format!("{t}: {why}")),
-                );
+                unsupported.extend(r.unsupported);
                 unsupported.extend(r.inheritance.into_iter().map(|t| {
-                    format!("{t} uses table inheritance; it would be migrated as a plain table")
+                    (
+                        t,
+                        "use table inheritance; they would be migrated as plain tables".into(),
+                    )
                 }));
                 denied.extend(d);
                 facts.tables.extend(r.tables);
@@ -235,26 +252,37 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
         }
     }
     let selected: Vec<String> = facts.tables.iter().map(|t| t.mapping.label()).collect();
-    let ok = if selected.is_empty() {
-        "the objects exist but select no table".to_string()
-    } else {
-        format!(
-            "{} tables selected: {}",
-            selected.len(),
-            item::list(&selected)
-        )
-    };
+    let ok = format!(
+        "{} tables selected: {}",
+        selected.len(),
+        item::list(&selected)
+    );
+    let mut problems: Vec<String> = missing
+        .iter()
+        .map(|m| format!("{m} does not exist on the source"))
+        .collect();
+    // A task that would migrate nothing is no success waiting to happen.
+    if selected.is_empty() && missing.is_empty() {
+        problems.push(format!(
+            "the objects exist but select no table that can be migrated{}",
+            if unsupported.is_empty() {
+                ""
+            } else {
+                " (see the tables that cannot be migrated)"
+            }
+        ));
+    }
     items.push(PrecheckItem::from_problems(
         "source_objects",
-        &missing.iter().map(|m| format!("{m} does not exist on the source")).collect::<Vec<_>>(),
+        &problems,
         true,
         ok,
-        "check the object names (unquoted names fold to lower case; quote names with capitals), or remove them from the task",
+        "check the object names (unquoted names fold to lower case; quote names with capitals), name tables or schemas that hold tables, or remove them from the task",
     ));
     if !unsupported.is_empty() {
         items.push(PrecheckItem::from_problems(
             "unsupported_objects",
-            &unsupported,
+            &by_reason(&unsupported),
             false,
             "",
             "these tables are skipped or simplified; migrate partitions by name, or recreate them in the target by hand",
@@ -320,4 +348,71 @@ async fn source_privileges(
         }
     }
     Ok(denied)
+}
+
+/// `(table, why)` pairs as one entry per reason, in the order reasons first appear:
+/// "N tables: why: a, b, ... and M more", so that no reason hides behind another's
+/// long list.
+fn by_reason(unsupported: &[(String, String)]) -> Vec<String> {
+    let mut reasons: Vec<(&str, Vec<String>)> = Vec::new();
+    for (table, why) in unsupported {
+        match reasons.iter_mut().find(|(w, _)| w == why) {
+            Some((_, tables)) => tables.push(table.clone()),
+            None => reasons.push((why, vec![table.clone()])),
+        }
+    }
+    reasons
+        .into_iter()
+        .map(|(why, tables)| {
+            let shown = tables
+                .iter()
+                .take(item::MAX_LISTED)
+                .cloned()
+                .collect::<Vec<_>>();
+            let more = tables.len().saturating_sub(item::MAX_LISTED);
+            format!(
+                "{} {}: {why}: {}{}",
+                tables.len(),
+                if tables.len() == 1 { "table" } else { "tables" },
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn the_versions_decide_what_carries_over() {
+        let same = version_item(150018, 150010, true);
+        assert_eq!(same.status, PrecheckStatus::Passed);
+        let up = version_item(150018, 180006, true);
+        assert_eq!(up.status, PrecheckStatus::Warning);
+        assert!(up.detail.contains("a major upgrade"), "{}", up.detail);
+        assert!(
+            up.detail.contains("roles and their passwords"),
+            "{}",
+            up.detail
+        );
+        assert!(up.advice.contains("PostgreSQL 18"), "{}", up.advice);
+        assert_eq!(
+            version_item(180006, 150018, true).status,
+            PrecheckStatus::Failed
+        );
+        assert_eq!(
+            version_item(180006, 150018, false).status,
+            PrecheckStatus::Warning
+        );
+        assert_eq!(
+            version_item(90600, 150018, false).status,
+            PrecheckStatus::Failed
+        );
+    }
 }

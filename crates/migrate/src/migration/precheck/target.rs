@@ -29,6 +29,8 @@ struct Findings {
     keys_for_verify: Vec<String>,
     columns: Vec<String>,
     types: Vec<String>,
+    /// Types the task will create (`schema.name`).
+    types_created: Vec<String>,
     fks: Vec<String>,
     dependents: Vec<String>,
     actions: HashMap<TableAction, usize>,
@@ -61,6 +63,16 @@ pub(crate) async fn check(
             .collect();
         let actions = match connect(&task.target, Side::Target, db).await {
             Ok(s) => match database(task, &s, &tables, source, &mut f).await {
+                Ok(a) if task.spec.types.schema => {
+                    for t in needed_types(source, &tables) {
+                        match crate::migration::types::exists(&s, &t).await {
+                            Ok(true) => {}
+                            Ok(false) => type_needed(&t, db, &mut f),
+                            Err(e) => f.privileges.push(e.to_string()),
+                        }
+                    }
+                    a
+                }
                 Ok(a) => a,
                 Err(e) => {
                     f.privileges
@@ -70,6 +82,10 @@ pub(crate) async fn check(
             },
             Err(e) if e.code() == Some("3D000") => {
                 missing_database(task, admin, db, &account, &mut f).await;
+                // A new database has none of the types: each is created, or named.
+                for t in needed_types(source, &tables) {
+                    type_needed(&t, db, &mut f);
+                }
                 tables.iter().map(|t| (*t, TableAction::Create)).collect()
             }
             Err(e) => {
@@ -314,7 +330,41 @@ fn privileges(
     }
 }
 
-/// User-defined types and collations the new table needs that the target lacks.
+/// The user-defined types the source tables of `tables` use, without repeats.
+fn needed_types(
+    source: &SourceFacts,
+    tables: &[&SourceTable],
+) -> Vec<crate::migration::types::TypeDef> {
+    let mut dbs: Vec<&str> = Vec::new();
+    for t in tables {
+        if !dbs.contains(&t.mapping.source.database.as_str()) {
+            dbs.push(&t.mapping.source.database);
+        }
+    }
+    crate::migration::types::distinct(
+        dbs.into_iter()
+            .filter_map(|db| source.types.get(db))
+            .flatten()
+            .cloned(),
+    )
+}
+
+/// A type the target database `db` lacks: created by the task, or a problem.
+fn type_needed(t: &crate::migration::types::TypeDef, db: &str, f: &mut Findings) {
+    match &t.problem {
+        Some(why) => f.types.push(format!(
+            "type {} does not exist in the target database {} and {why}",
+            t.label(),
+            display_ident(db)
+        )),
+        None => f
+            .types_created
+            .push(format!("{} (in {})", t.label(), display_ident(db))),
+    }
+}
+
+/// Collations the new table needs that the target lacks (its user-defined types are
+/// created by the task: see [`needed_types`]).
 async fn missing_types(
     s: &Session,
     target: &QualifiedTable,
@@ -322,22 +372,6 @@ async fn missing_types(
     out: &mut Vec<String>,
 ) -> Result<(), MigrationError> {
     for c in &def.columns {
-        if c.user_type {
-            let ok: bool = s
-                .query_one(
-                    "looking up a type",
-                    "SELECT to_regtype($1) IS NOT NULL",
-                    &[&c.type_sql],
-                )
-                .await?
-                .get(0);
-            if !ok {
-                out.push(format!(
-                    "{target}: type {} of column {} does not exist",
-                    c.type_sql, c.name
-                ));
-            }
-        }
         if let Some(coll) = &c.collation {
             let ok: bool = s
                 .query_one(
@@ -474,12 +508,20 @@ fn push_items(task: &MigrationTask, account: &str, f: Findings, items: &mut Vec<
         "the columns of every existing target table receiving rows match the source's",
         "make the target tables' columns match the source's (same names and types), or use --conflict replace",
     ));
+    let types_ok = if f.types_created.is_empty() {
+        "every type and collation the new tables use exists in the target".to_string()
+    } else {
+        format!(
+            "the task creates the types the new tables use that the target lacks: {}; every collation exists",
+            super::item::list(&f.types_created)
+        )
+    };
     items.push(PrecheckItem::from_problems(
         "target_types",
         &f.types,
         true,
-        "every type and collation the new tables use exists in the target",
-        "create the types (CREATE TYPE / CREATE EXTENSION) or collations in the target database first",
+        types_ok,
+        "create the types (CREATE TYPE / CREATE EXTENSION) or collations in the target database first (for a new database: create the database and its types, then run the pre-check again)",
     ));
     items.push(PrecheckItem::from_problems(
         "foreign_keys",

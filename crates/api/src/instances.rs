@@ -1,0 +1,132 @@
+//! Instances as users see them, and the requests that create and change them.
+
+use chrono::{DateTime, Utc};
+use lifeboat_domain::{
+    InstanceKind, InstanceStatus, NetworkType, RestoreTarget, TemporaryProgress,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::backups::ArchivingView;
+
+/// What `instance create` sends.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstanceRequest {
+    /// 1 to 64 letters, digits, `-` or `_`, starting with a letter.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+    pub name: String,
+    /// The privileged account: a lowercase PostgreSQL name that needs no quoting, not
+    /// starting with `pg_`, not one PostgreSQL or Lifeboat keeps for itself.
+    #[schema(
+        pattern = "^(?!pg_)(?!(lifeboat|postgres|public|none|current_user|session_user|current_role)$)[a-z_][a-z0-9_]{0,62}$"
+    )]
+    pub account: String,
+    /// Its password, 8 to 128 characters on one line; turned into a SCRAM verifier at
+    /// once and never stored.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = "^[^\\n\\r\\u0000]{8,128}$"
+    )]
+    pub password: String,
+    /// Default: the first configured region.
+    pub region: Option<String>,
+    /// The PostgreSQL major version, 15 to 18. Default: the server's (its
+    /// `[postgres] bin_dir`, else the newest installed).
+    #[serde(default, deserialize_with = "crate::whole::optional")]
+    #[schema(minimum = 15, maximum = 18)]
+    pub engine_version: Option<u32>,
+}
+
+/// An instance with everything `lifeboat instance show` prints.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub name: String,
+    pub kind: InstanceKind,
+    pub status: InstanceStatus,
+    /// Why the instance is in its status, when there is something to say.
+    pub status_detail: Option<String>,
+    pub region: String,
+    pub engine_version: String,
+    /// The address the instance listens on.
+    pub address: String,
+    pub port: u16,
+    pub network_type: NetworkType,
+    pub whitelist: Vec<WhitelistView>,
+    pub accounts: Vec<AccountView>,
+    /// Bytes used by the instance's databases; absent when it is not running.
+    pub data_size_bytes: Option<i64>,
+    /// The recovery target of a temporary instance, times with their UTC offset.
+    #[schema(value_type = Option<Object>)]
+    pub restore_target: Option<RestoreTarget>,
+    /// How far the creation of a temporary instance got.
+    pub progress: Option<TemporaryProgress>,
+    /// WAL archiving health of a running master.
+    pub archiving: Option<ArchivingView>,
+    pub created_at: DateTime<Utc>,
+    /// The master of a temporary instance.
+    pub master_id: Option<String>,
+    /// When a temporary instance is released.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Seconds left before release, for temporary instances.
+    pub time_left_seconds: Option<i64>,
+    /// libpq connection string for the privileged account, without the password.
+    pub connection_string: String,
+    /// A ready-to-paste command: `psql "<connection_string>"`.
+    pub psql: String,
+}
+
+/// What `account create` sends.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    /// A lowercase PostgreSQL name that needs no quoting (see the privileged account).
+    #[schema(
+        pattern = "^(?!pg_)(?!(lifeboat|postgres|public|none|current_user|session_user|current_role)$)[a-z_][a-z0-9_]{0,62}$"
+    )]
+    pub account: String,
+    /// 8 to 128 characters on one line; turned into a SCRAM verifier at once and never
+    /// stored.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = "^[^\\n\\r\\u0000]{8,128}$"
+    )]
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub name: String,
+    /// The first account, given at creation.
+    pub privileged: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `whitelist add` sends (and `whitelist remove` in its query).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WhitelistRequest {
+    /// An address (`10.0.0.5`) or network (`10.0.0.0/24`).
+    pub cidr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhitelistView {
+    /// An address or network in CIDR form.
+    pub cidr: String,
+    /// `user`, or the migration task that added the entry.
+    pub added_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A configured region.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegionView {
+    pub name: String,
+    pub address: String,
+    pub ports: String,
+}

@@ -1,0 +1,109 @@
+//! How a task reaches its two instances: the worker's address on both whitelists
+//! (added when the user authorizes the task, removed when it ends or is deleted), and
+//! the connections as the task's accounts, with the passwords opened from their seal.
+
+use std::time::Duration;
+
+use lifeboat_domain::{InstanceId, WhitelistEntry};
+use lifeboat_migrate::migration::MigrationTask;
+use lifeboat_store::InstanceRecord;
+
+use super::task::{Endpoint, TaskRecord, endpoint_instance, load, save};
+use crate::control::instances::change_whitelist;
+use crate::control::registry::region_of;
+use crate::control::{Error, Result, Shared};
+
+/// The worker's address as a whitelist entry.
+fn worker_entry(doc: &TaskRecord) -> Result<WhitelistEntry> {
+    Ok(WhitelistEntry::parse(&doc.worker_address)?)
+}
+
+/// Adds the worker's address to both whitelists (recording which entries it added).
+pub async fn authorize(state: &Shared, task: &str) -> Result<TaskRecord> {
+    let mut doc = load(state, task)?;
+    let entry = worker_entry(&doc)?;
+    for inst in [doc.source.instance.clone(), doc.target.instance.clone()] {
+        let id = InstanceId::parse(&inst)?;
+        let present = state
+            .store
+            .whitelist(&id)?
+            .iter()
+            .any(|w| w.entry.net().contains(&entry.net()));
+        if !present {
+            change_whitelist(
+                state.clone(),
+                id,
+                entry,
+                true,
+                &format!("migration:{}", doc.id),
+            )
+            .await?;
+            if !doc.whitelist_added.contains(&inst) {
+                doc.whitelist_added.push(inst);
+            }
+        }
+    }
+    doc.authorized = true;
+    save(state, &doc)?;
+    Ok(doc)
+}
+
+/// Removes the whitelist entries the task added.
+pub async fn deauthorize(state: &Shared, doc: &mut TaskRecord) {
+    let Ok(entry) = worker_entry(doc) else { return };
+    for inst in std::mem::take(&mut doc.whitelist_added) {
+        if let Ok(id) = InstanceId::parse(&inst)
+            && state.store.find_instance(&id).ok().flatten().is_some()
+            && let Err(e) = change_whitelist(state.clone(), id, entry, false, "").await
+        {
+            tracing::warn!(task = %doc.id, instance = %inst, error = %e.message, "cannot remove the task's whitelist entry");
+        }
+    }
+    doc.authorized = false;
+}
+
+/// Whether the worker's address is on both instances' whitelists now.
+pub fn whitelisted(state: &Shared, doc: &TaskRecord) -> bool {
+    let Ok(entry) = worker_entry(doc) else {
+        return false;
+    };
+    [&doc.source.instance, &doc.target.instance]
+        .iter()
+        .all(|inst| {
+            InstanceId::parse(inst)
+                .ok()
+                .and_then(|id| state.store.whitelist(&id).ok())
+                .is_some_and(|list| list.iter().any(|w| w.entry.net().contains(&entry.net())))
+        })
+}
+
+/// The connection to one side, as the task's account, over TCP like any client.
+fn config_of(state: &Shared, e: &Endpoint, rec: &InstanceRecord) -> Result<tokio_postgres::Config> {
+    let password = state.secrets.open(&e.password_sealed).map_err(|why| {
+        Error::internal(format!(
+            "the stored password of {} cannot be opened ({why}); create the task again",
+            e.instance
+        ))
+    })?;
+    let address = region_of(state, &rec.region)?.address.clone();
+    let mut c = tokio_postgres::Config::new();
+    c.host(&address)
+        .port(rec.port)
+        .user(&e.account)
+        .password(password)
+        .dbname("postgres")
+        .application_name("lifeboat migration")
+        .connect_timeout(Duration::from_secs(10));
+    Ok(c)
+}
+
+/// The task as the migration library takes it: its spec and both connections.
+pub fn task_of(state: &Shared, doc: &TaskRecord) -> Result<MigrationTask> {
+    let src = endpoint_instance(state, &doc.source, "source")?;
+    let dst = endpoint_instance(state, &doc.target, "target")?;
+    Ok(MigrationTask {
+        spec: doc.spec()?,
+        source: config_of(state, &doc.source, &src)?,
+        target: config_of(state, &doc.target, &dst)?,
+    })
+}

@@ -1,0 +1,100 @@
+//! Following a temporary instance's recovery: replay progress into its record, the
+//! WAL feeder kept ahead of replay, promotion once replay paused at the target, and a
+//! clear failure when PostgreSQL stops instead.
+
+use std::time::Duration;
+
+use lifeboat_api::ErrorCode;
+use lifeboat_backup::Manifest;
+use lifeboat_domain::{TemporaryPhase, TemporaryProgress};
+use lifeboat_postgres::recovery::{RecoveryStop, promote, replay_state};
+use lifeboat_postgres::{Cluster, ClusterStatus};
+use lifeboat_store::InstanceRecord;
+
+use super::save_progress;
+use super::wal_feed::WalFeed;
+use crate::control::workers::blocking;
+use crate::control::{Error, Result, Shared};
+
+/// How often the build looks at the recovering cluster.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Follows replay until the copy is promoted; a cluster that stops means recovery
+/// failed, and PostgreSQL's log says why.
+///
+/// Promotion is asked for as soon as the copy accepts connections, long before replay
+/// reaches the target: a recovery that is not a standby's looks for the request only
+/// once paused at its target, and then promotes at once. Asked for only once paused, it
+/// would be seen up to a second later, when the paused startup process next looks.
+pub async fn follow(
+    state: &Shared,
+    rec: &InstanceRecord,
+    cluster: &Cluster,
+    backup: &Manifest,
+    progress: &mut TemporaryProgress,
+    feed: &WalFeed,
+) -> Result<()> {
+    let mut promote_requested = false;
+    // One connection while it lasts (recovery ends with a new timeline, not a restart).
+    let mut connection = None;
+    loop {
+        tokio::time::sleep(POLL).await;
+        let c = cluster.clone();
+        if blocking(move || c.status()).await? != ClusterStatus::Running {
+            return Err(stopped(rec, cluster));
+        }
+        if connection.is_none() {
+            connection = cluster.connect("postgres").await.ok();
+        }
+        let Some(client) = &connection else {
+            continue;
+        };
+        let Ok(replay) = replay_state(client).await else {
+            connection = None;
+            continue;
+        };
+        if let Some(lsn) = replay.replay_lsn {
+            progress.replay_lsn = Some(lsn);
+            feed.replayed(lsn);
+            progress.wal_replayed_bytes = lsn.0.saturating_sub(backup.start_lsn.0);
+        }
+        if !replay.in_recovery {
+            progress.phase = TemporaryPhase::Promoting;
+            save_progress(state, &rec.id, progress);
+            return Ok(());
+        }
+        if replay.paused_at_target {
+            progress.phase = TemporaryPhase::Promoting;
+        }
+        if !promote_requested || replay.paused_at_target {
+            promote(client)
+                .await
+                .map_err(|e| Error::internal(format!("temporary instance {}: {e}", rec.id)))?;
+            promote_requested = true;
+        }
+        save_progress(state, &rec.id, progress);
+    }
+}
+
+/// The error for a copy that stopped during recovery.
+fn stopped(rec: &InstanceRecord, cluster: &Cluster) -> Error {
+    match cluster.recovery_stop() {
+        RecoveryStop::ShortOfTarget => Error::new(
+            ErrorCode::RecoveryShortOfTarget,
+            format!(
+                "temporary instance {}: recovery ended before the recovery target was reached: the archived WAL of {} does not reach it",
+                rec.id,
+                rec.master_id.as_ref().map(|m| m.as_str()).unwrap_or("")
+            ),
+            "choose an earlier point inside the restorable window (lifeboat backup window ID); for a restore point, check its name",
+        ),
+        RecoveryStop::Failed { last_fatal } => Error::new(
+            ErrorCode::RecoveryFailed,
+            format!(
+                "temporary instance {}: PostgreSQL stopped during recovery: {last_fatal}",
+                rec.id
+            ),
+            format!("see {}", cluster.log_file().display()),
+        ),
+    }
+}

@@ -1,0 +1,210 @@
+//! The migration wizard's second step, on a task the first step created and
+//! authorized: migration types, the two-pane object picker with "Edit" to rename, the
+//! conflict mode, and "Pre-check and start", which saves them in the task and starts
+//! its pre-check. The task list's "Edit" comes back here while the task has not started.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect};
+use maud::{Markup, html};
+
+use lifeboat_api::migrations::{TaskView, UpdateTask};
+
+use super::form::Fields;
+use super::layout::{self, PageResult, Section, csrf, error_box, with_status_of};
+use super::session::Ctx;
+use crate::control::catalog::objects_of;
+use crate::control::registry::instance;
+use crate::control::{Error, Shared, migrations};
+
+/// The source's objects for the left pane: each database, schema and table.
+async fn source_objects(state: &Shared, id: &str) -> Result<Vec<(usize, String)>, Error> {
+    objects_of(state, &instance(state, id)?).await
+}
+
+/// One object in the selected pane (the script builds the same markup).
+fn selected_item(object: &str, rename: &str) -> Markup {
+    html! {
+        li data-object=(object) {
+            span.mono.obj { (object) }
+            input type="hidden" name="object" value=(object);
+            input.rename type="text" name="rename" value=(rename) placeholder="new name" hidden[rename.is_empty()];
+            button.edit type="button" { "Edit" }
+            button.remove type="button" title="Remove" { "×" }
+        }
+    }
+}
+
+struct Step2 {
+    types: Vec<String>,
+    objects: Vec<(String, String)>,
+    conflict: String,
+}
+
+/// A task's objects as the picker shows them: (source object, new name or "").
+fn picked(doc: &TaskView) -> Vec<(String, String)> {
+    doc.objects
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((src, dst)) => (src.to_string(), dst.to_string()),
+            None => (o.clone(), String::new()),
+        })
+        .collect()
+}
+
+pub async fn step_two(
+    State(state): State<Shared>,
+    Extension(ctx): Extension<Ctx>,
+    Path(task): Path<String>,
+) -> PageResult {
+    let doc = migrations::show(&state, &task)?;
+    let s = Step2 {
+        types: doc.types.clone(),
+        objects: picked(&doc),
+        conflict: doc.conflict.clone(),
+    };
+    render_two(&state, &ctx, &doc, &s, not_editable(&doc)).await
+}
+
+/// The refusal shown when a task can no longer change.
+fn not_editable(doc: &TaskView) -> Option<Error> {
+    (!doc.state.editable()).then(|| migrations::task::not_editable(&doc.id, doc.state))
+}
+
+async fn render_two(
+    state: &Shared,
+    ctx: &Ctx,
+    doc: &TaskView,
+    s: &Step2,
+    error: Option<Error>,
+) -> PageResult {
+    let (objects, list_error) = match source_objects(state, &doc.source.instance).await {
+        Ok(o) => (o, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let modes = [
+        (
+            "error",
+            "Stop: the pre-check fails when a mapped table exists in the target",
+        ),
+        (
+            "skip-existing",
+            "Insert only rows whose key is absent from the target (undo a DELETE)",
+        ),
+        (
+            "overwrite",
+            "Source rows replace target rows with the same key (replaced rows are saved)",
+        ),
+        (
+            "replace",
+            "Replace the whole table (the old one is kept under a reported name)",
+        ),
+    ];
+    let body = html! {
+        main {
+            p.muted { a href="/console/migrations" { "Migration tasks" } " / new" }
+            h1 { "Create migration task: " (doc.name) " " span.mono.muted { (doc.id) } }
+            p.muted { "Step 2 of 2. From " span.mono { (doc.source.instance) } " (" (doc.source.account) ") to "
+                span.mono { (doc.target.instance) } " (" (doc.target.account) "). "
+                @if doc.authorized { "The worker's address " span.mono { (doc.worker_address) } " is authorized on both whitelists. " }
+                a href={ "/console/migrations/" (doc.id) } { "Task page" } }
+            form #wizard-two method="post" action={ "/console/migrations/" (doc.id) "/objects" } {
+                (csrf(ctx))
+                h2 { "Migration types" }
+                label.check { input #type-schema type="checkbox" name="type" value="schema" checked[s.types.iter().any(|t| t == "schema")]; " Schema migration" }
+                label.check { input #type-data type="checkbox" name="type" value="data" checked[s.types.iter().any(|t| t == "data")]; " Full data migration" }
+                h2 { "Objects" }
+                p.muted { "Select objects on the left and click > to add them. Hover an object on the right and click Edit to give it another name in the target." }
+                @if let Some(e) = &list_error { (error_box(e)) }
+                div.picker {
+                    div { strong { "Available" } br;
+                        select #available multiple {
+                            @for (depth, o) in &objects { option value=(o) { (maud::PreEscaped("&nbsp;&nbsp;&nbsp;".repeat(*depth))) (o.rsplit('.').next().unwrap_or(o)) } }
+                        }
+                    }
+                    div.moves { button #add type="button" title="Add the selected objects" { ">" } }
+                    div { strong { "Selected" } br;
+                        ul #selected { @for (o, r) in &s.objects { (selected_item(o, r)) } }
+                    }
+                }
+                @if let Some(e) = &error { (error_box(e)) }
+                h2 { "Conflict mode" }
+                select #conflict name="conflict" {
+                    @for (m, text) in modes { option value=(m) selected[s.conflict == m] { (m) ": " (text) } }
+                }
+                p { button.primary #precheck-start type="submit" { "Pre-check and start" } }
+            }
+        }
+    };
+    Ok(with_status_of(
+        layout::page(ctx, "Create migration task", Section::Migrations, body),
+        error.as_ref(),
+    ))
+}
+
+pub async fn submit_two(
+    State(state): State<Shared>,
+    Extension(ctx): Extension<Ctx>,
+    Path(task): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let doc = migrations::show(&state, &task)?;
+    let f = Fields::parse(&body);
+    let renames = f.all("rename");
+    let s = Step2 {
+        types: f.all("type"),
+        objects: f
+            .all("object")
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                (
+                    o,
+                    renames
+                        .get(i)
+                        .map(|r| r.trim().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        conflict: f.text("conflict"),
+    };
+    if s.types.is_empty() {
+        let e = Error::invalid(
+            "no migration type chosen",
+            "tick schema migration, full data migration, or both",
+        );
+        return render_two(&state, &ctx, &doc, &s, Some(e)).await;
+    }
+    if s.objects.is_empty() {
+        let e = Error::invalid(
+            "no object selected",
+            "select a database, schema or table on the left and click >",
+        );
+        return render_two(&state, &ctx, &doc, &s, Some(e)).await;
+    }
+    let req = UpdateTask {
+        objects: Some(
+            s.objects
+                .iter()
+                .map(|(o, r)| {
+                    if r.is_empty() {
+                        o.clone()
+                    } else {
+                        format!("{o}={r}")
+                    }
+                })
+                .collect(),
+        ),
+        types: Some(s.types.join(",")),
+        conflict: Some(s.conflict.clone()),
+    };
+    if let Err(e) = migrations::update(&state, &doc.id, req) {
+        return render_two(&state, &ctx, &doc, &s, Some(e)).await;
+    }
+    match super::migrations::run_precheck(&state, &doc.id).await {
+        Ok(()) => Ok(Redirect::to(&format!("/console/migrations/{}", doc.id)).into_response()),
+        Err(e) => super::migrations::task_page(&state, &ctx, &doc.id, Some(e)).await,
+    }
+}
