@@ -26,9 +26,12 @@ pub struct CreateTask {
     /// `schema,data` (default), `schema` or `data`.
     #[schema(pattern = "^\\s*(schema|data)\\s*(,\\s*(schema|data)\\s*)?$")]
     pub types: Option<String>,
-    /// `error` (default), `skip-existing`, `overwrite` or `replace`.
-    #[schema(pattern = "^\\s*(error|skip-existing|overwrite|replace)\\s*$")]
+    /// `error` (default), `skip-existing`, `overwrite`, `replace` or `repair`.
+    #[schema(pattern = "^\\s*(error|skip-existing|overwrite|replace|repair)\\s*$")]
     pub conflict: Option<String>,
+    /// Under `repair`: also delete the target rows whose key the source lacks (saved
+    /// first). Default false: they are usually rows written after the chosen time.
+    pub delete_rows_only_in_target: Option<bool>,
 }
 
 /// What `migration update` sends: the parts of a task that may change before it starts.
@@ -40,9 +43,11 @@ pub struct UpdateTask {
     /// `schema,data`, `schema` or `data`.
     #[schema(pattern = "^\\s*(schema|data)\\s*(,\\s*(schema|data)\\s*)?$")]
     pub types: Option<String>,
-    /// `error`, `skip-existing`, `overwrite` or `replace`.
-    #[schema(pattern = "^\\s*(error|skip-existing|overwrite|replace)\\s*$")]
+    /// `error`, `skip-existing`, `overwrite`, `replace` or `repair`.
+    #[schema(pattern = "^\\s*(error|skip-existing|overwrite|replace|repair)\\s*$")]
     pub conflict: Option<String>,
+    /// Under `repair`: also delete the target rows whose key the source lacks.
+    pub delete_rows_only_in_target: Option<bool>,
 }
 
 /// One side of a task, as given.
@@ -82,8 +87,12 @@ pub struct TaskView {
     pub objects: Vec<String>,
     /// `schema`, `data` or both.
     pub types: Vec<String>,
-    /// `error`, `skip-existing`, `overwrite` or `replace`.
+    /// `error`, `skip-existing`, `overwrite`, `replace` or `repair`.
     pub conflict: String,
+    /// Under `repair`: target rows whose key the source lacks are deleted (saved
+    /// first) instead of kept.
+    #[serde(default)]
+    pub delete_rows_only_in_target: bool,
     pub state: TaskState,
     /// Whether the worker's address was added to both whitelists.
     pub authorized: bool,

@@ -32,8 +32,12 @@ pub enum MigrationCommand {
         /// schema, data, or schema,data.
         #[arg(long)]
         types: Option<String>,
-        #[arg(long, value_parser = ["error", "skip-existing", "overwrite", "replace"])]
+        #[arg(long, value_parser = ["error", "skip-existing", "overwrite", "replace", "repair"])]
         conflict: Option<String>,
+        /// Under --conflict repair: also delete the target rows whose key the source
+        /// lacks (saved first). `--delete-rows-only-in-target false` turns it off.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        delete_rows_only_in_target: Option<bool>,
     },
     /// Add the migration worker's address to both instances' whitelists.
     Authorize { task: String },
@@ -87,9 +91,17 @@ pub struct CreateArgs {
     /// schema, data, or schema,data.
     #[arg(long, default_value = "schema,data")]
     types: String,
-    /// What to do when a mapped table exists in the target.
-    #[arg(long, default_value = "error", value_parser = ["error", "skip-existing", "overwrite", "replace"])]
+    /// What to do when a mapped table exists in the target: error, skip-existing
+    /// (insert the missing rows), overwrite (rows with the same key take the source's
+    /// values), replace (swap the whole table) or repair (change only the rows that
+    /// differ).
+    #[arg(long, default_value = "error", value_parser = ["error", "skip-existing", "overwrite", "replace", "repair"])]
     conflict: String,
+    /// Under --conflict repair: also delete the target rows whose key the source
+    /// lacks (saved first). Without it they are kept: they are usually rows written
+    /// after the chosen time.
+    #[arg(long)]
+    delete_rows_only_in_target: bool,
 }
 
 fn password(file: &Option<PathBuf>, env: &str) -> anyhow::Result<String> {
@@ -125,6 +137,7 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
                 target_region,
                 types,
                 conflict,
+                delete_rows_only_in_target,
             } = *args;
             let body = CreateTask {
                 name,
@@ -143,6 +156,7 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
                 objects,
                 types: Some(types),
                 conflict: Some(conflict),
+                delete_rows_only_in_target: Some(delete_rows_only_in_target),
             };
             let doc: TaskDoc = client.post("/migrations", &body).await?;
             if out == Output::Table {
@@ -159,14 +173,22 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
             objects,
             types,
             conflict,
+            delete_rows_only_in_target,
         } => {
-            if objects.is_empty() && types.is_none() && conflict.is_none() {
-                anyhow::bail!("nothing to change in {task}: give --object, --types or --conflict");
+            if objects.is_empty()
+                && types.is_none()
+                && conflict.is_none()
+                && delete_rows_only_in_target.is_none()
+            {
+                anyhow::bail!(
+                    "nothing to change in {task}: give --object, --types, --conflict or --delete-rows-only-in-target"
+                );
             }
             let body = UpdateTask {
                 objects: (!objects.is_empty()).then_some(objects),
                 types,
                 conflict,
+                delete_rows_only_in_target,
             };
             let doc: TaskDoc = client.patch(&path(&task, ""), &body).await?;
             if out == Output::Table {
@@ -292,7 +314,14 @@ fn show(d: &TaskDoc) {
         ),
         ("objects", d.objects.join(", ")),
         ("types", d.types.join(",")),
-        ("conflict mode", d.conflict.clone()),
+        (
+            "conflict mode",
+            if d.delete_rows_only_in_target {
+                format!("{} (deleting rows only in the target)", d.conflict)
+            } else {
+                d.conflict.clone()
+            },
+        ),
         (
             "whitelist",
             if d.authorized {
@@ -353,6 +382,23 @@ fn show(d: &TaskDoc) {
     if let Some(r) = &d.report {
         println!("Report:");
         for t in r["tables"].as_array().into_iter().flatten() {
+            if t["action"] == "repair" {
+                let kept = t["kept_table"]
+                    .as_str()
+                    .map(|k| format!("; the rows as they were are kept in {k}"))
+                    .unwrap_or_default();
+                println!(
+                    "  {} -> {}: repaired: {} rows inserted, {} updated, {} deleted, {} untouched ({} only in the target){kept}",
+                    t["source"].as_str().unwrap_or("?"),
+                    t["target"].as_str().unwrap_or("?"),
+                    t["rows_inserted"],
+                    t["rows_updated"],
+                    t["rows_deleted"],
+                    t["rows_untouched"],
+                    t["rows_only_in_target"]
+                );
+                continue;
+            }
             let kept = t["kept_table"]
                 .as_str()
                 .map(|k| format!(", replaced rows kept in {k}"))

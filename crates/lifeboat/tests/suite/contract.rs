@@ -12,6 +12,11 @@ use super::harness::*;
 /// instances valid requests create stay within the server's port range.
 const EXAMPLES: &str = "25";
 
+/// Seconds one request may take. Creating an instance (initdb, start, first base
+/// backup) answers once the instance runs: about 5 s on a quiet 2-core machine, and
+/// past schemathesis's default of 10 s when builds and other tests load it.
+const REQUEST_TIMEOUT: &str = "120";
+
 #[tokio::test]
 async fn the_api_answers_as_its_openapi_document_says() {
     let runs = Command::new("python3")
@@ -39,6 +44,7 @@ async fn the_api_answers_as_its_openapi_document_says() {
         .args(["run", &format!("{}/api/v1/openapi.json", server.url)])
         .args(["-H", &format!("Authorization: Bearer {}", server.token())])
         .args(["--max-examples", EXAMPLES, "--workers", "1", "--seed", &seed])
+        .args(["--request-timeout", REQUEST_TIMEOUT])
         .args(["--report-dir"])
         .arg(server.tmp.path().join("schemathesis-report"))
         .current_dir(server.tmp.path())

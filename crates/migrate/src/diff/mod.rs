@@ -94,6 +94,21 @@ pub async fn diff_tables<S: DiffSink + Send>(
     request: &DiffRequest,
     sink: &mut S,
 ) -> Result<DiffReport, DiffError> {
+    diff_in_snapshots(source, None, target, None, request, sink).await
+}
+
+/// Like [`diff_tables`], with each side reading the snapshot named (as
+/// `pg_export_snapshot()` returned it, on a session whose transaction is still open)
+/// instead of a fresh one: a migration's repair compares the source as the task's
+/// snapshot shows it with the target as the repairing transaction sees it.
+pub(crate) async fn diff_in_snapshots<S: DiffSink + Send>(
+    source: &Client,
+    source_snapshot: Option<&str>,
+    target: &Client,
+    target_snapshot: Option<&str>,
+    request: &DiffRequest,
+    sink: &mut S,
+) -> Result<DiffReport, DiffError> {
     if request.tables.is_empty() && request.schemas.is_empty() {
         return Err(DiffError::InvalidRequest(
             "name at least one table or schema to compare".into(),
@@ -101,7 +116,7 @@ pub async fn diff_tables<S: DiffSink + Send>(
     }
     let src = Conn::new(source, Side::Source);
     let dst = Conn::new(target, Side::Target);
-    let result = match both(src.begin(), dst.begin()).await {
+    let result = match both(src.begin(source_snapshot), dst.begin(target_snapshot)).await {
         Ok(_) => run(&src, &dst, request, sink).await,
         Err(e) => Err(e),
     };

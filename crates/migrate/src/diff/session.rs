@@ -47,9 +47,13 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Starts the read-only snapshot. Statements run in it can only read.
-    pub async fn begin(&self) -> Result<(), DiffError> {
-        let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {SETTINGS}");
+    /// Starts the read-only snapshot, a fresh one or the one `snapshot` names (as
+    /// `pg_export_snapshot()` returned it). Statements run in it can only read.
+    pub async fn begin(&self, snapshot: Option<&str>) -> Result<(), DiffError> {
+        let import = snapshot
+            .map(|s| format!("SET TRANSACTION SNAPSHOT '{}'; ", s.replace('\'', "''")))
+            .unwrap_or_default();
+        let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {import}{SETTINGS}");
         self.client
             .batch_execute(&sql)
             .await

@@ -149,6 +149,10 @@ async fn apply(
         rows_inserted: 0,
         rows_skipped: 0,
         rows_replaced: 0,
+        rows_updated: 0,
+        rows_deleted: 0,
+        rows_only_in_target: 0,
+        rows_untouched: 0,
         kept_table: None,
         sequences_set: Vec::new(),
         seconds: 0.0,
@@ -156,9 +160,10 @@ async fn apply(
     };
     if let Some(t) = &existing {
         let problems = match action {
-            TableAction::Append | TableAction::SkipExisting | TableAction::Overwrite => {
-                target::incompatibilities(w.def, t, action)
-            }
+            TableAction::Append
+            | TableAction::SkipExisting
+            | TableAction::Overwrite
+            | TableAction::Repair => target::incompatibilities(w.def, t, action),
             _ => Vec::new(),
         };
         if !problems.is_empty() {
@@ -176,6 +181,10 @@ async fn apply(
             merge(w, src, tgt, &t, &mut out).await?
         }
         (TableAction::Replace, Some(t)) => replace(w, src, tgt, &t, &mut out).await?,
+        (TableAction::Repair, Some(t)) => {
+            crate::migration::repair::repair(w, src, tgt, &t, &mut out).await?;
+            out.sequences_set = set_sequences(w, src, tgt, None).await?;
+        }
         _ => {}
     }
     Ok(out)
@@ -489,7 +498,10 @@ async fn set_sequences(
 }
 
 /// Names of every relation in `schema` of the target, as the session sees them now.
-async fn relation_names(tgt: &Session, schema: &str) -> Result<HashSet<String>, MigrationError> {
+pub(crate) async fn relation_names(
+    tgt: &Session,
+    schema: &str,
+) -> Result<HashSet<String>, MigrationError> {
     let rows = tgt
         .query(
             "listing the target schema",

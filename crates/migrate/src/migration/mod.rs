@@ -19,8 +19,8 @@
 //! - Each table is written in one target transaction, committed together with its
 //!   entry in the target's journal (`lifeboat_migration.journal`): after a crash or
 //!   cancel it is fully migrated or as it was, and a resumed run knows which.
-//! - Existing target rows change only under `overwrite` (saved first into a new table)
-//!   and `replace` (the old table is kept under a new name).
+//! - Existing target rows change only under `overwrite` and `repair` (saved first into
+//!   a new table) and `replace` (the old table is kept under a new name).
 //! - Every identifier is quoted; names are never interpolated unquoted.
 //!
 //! # Layout
@@ -29,6 +29,7 @@
 //!   `target`: what exists in the target and what the task will do to each table.
 //! - `precheck`: the pre-check items.
 //! - `run`: orchestration and foreign keys; `apply`: one table, atomically;
+//!   `repair`: the rows that differ, found by the diff engine;
 //!   `ddl`: statements; `copy`: the COPY stream; `journal`: finished tables;
 //!   `types`: the user-defined types the tables use, created where missing.
 //! - `verify`: comparison with the source after the copy; [`report`]: results.
@@ -43,6 +44,7 @@ mod journal;
 mod mapping;
 pub mod names;
 mod precheck;
+mod repair;
 pub mod report;
 mod run;
 pub mod spec;

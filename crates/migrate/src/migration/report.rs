@@ -64,8 +64,22 @@ pub struct TableOutcome {
     pub rows_skipped: u64,
     /// Target rows replaced by source rows (`overwrite`); saved in `kept_table`.
     pub rows_replaced: u64,
-    /// `overwrite`: the table holding the replaced target rows; `replace`: the old
-    /// table. Schema-qualified.
+    /// Target rows whose columns took the source's values (`repair`); saved in
+    /// `kept_table`.
+    #[serde(default)]
+    pub rows_updated: u64,
+    /// Target rows whose key the source lacks, deleted (`repair` with
+    /// `delete_rows_only_in_target`); saved in `kept_table`.
+    #[serde(default)]
+    pub rows_deleted: u64,
+    /// Target rows whose key the source lacks (`repair`): kept, unless deleted.
+    #[serde(default)]
+    pub rows_only_in_target: u64,
+    /// Target rows the task left exactly as they were (`repair`).
+    #[serde(default)]
+    pub rows_untouched: u64,
+    /// `overwrite` and `repair`: the table holding the target rows it replaced (and
+    /// deleted); `replace`: the old table. Schema-qualified.
     pub kept_table: Option<String>,
     /// Sequences set to the source's values.
     pub sequences_set: Vec<String>,

@@ -112,6 +112,12 @@ pub enum ConflictMode {
     /// The whole target table is swapped for the source's; the old one is kept under
     /// a name the report gives.
     Replace,
+    /// Only the rows that differ change: rows only in the source are inserted, rows
+    /// whose columns differ take the source's values (saved first into a new table),
+    /// rows only in the target are kept unless
+    /// [`MigrationSpec::delete_rows_only_in_target`] says otherwise. Undoes a bad
+    /// `UPDATE` or `DELETE` at the cost of the differences, not of the table.
+    Repair,
 }
 
 impl ConflictMode {
@@ -121,12 +127,13 @@ impl ConflictMode {
             Self::SkipExisting => "skip-existing",
             Self::Overwrite => "overwrite",
             Self::Replace => "replace",
+            Self::Repair => "repair",
         }
     }
 
     /// True for the modes that merge source rows into an existing table by key.
     pub fn merges(self) -> bool {
-        matches!(self, Self::SkipExisting | Self::Overwrite)
+        matches!(self, Self::SkipExisting | Self::Overwrite | Self::Repair)
     }
 }
 
@@ -144,8 +151,9 @@ impl FromStr for ConflictMode {
             "skip-existing" => Ok(Self::SkipExisting),
             "overwrite" => Ok(Self::Overwrite),
             "replace" => Ok(Self::Replace),
+            "repair" => Ok(Self::Repair),
             other => Err(MigrationError::InvalidSpec(format!(
-                "unknown conflict mode '{other}'; use error, skip-existing, overwrite or replace"
+                "unknown conflict mode '{other}'; use error, skip-existing, overwrite, replace or repair"
             ))),
         }
     }
@@ -204,6 +212,10 @@ pub struct MigrationSpec {
     pub types: MigrationTypes,
     #[serde(default)]
     pub conflict: ConflictMode,
+    /// Under `repair`: delete the target rows whose key the source lacks (saved
+    /// first). Off by default: they are usually rows written after the chosen time.
+    #[serde(default)]
+    pub delete_rows_only_in_target: bool,
     /// Compare every copied table with the source after the copy.
     #[serde(default = "yes")]
     pub verify: bool,
@@ -229,6 +241,7 @@ impl MigrationSpec {
             objects,
             types: MigrationTypes::default(),
             conflict: ConflictMode::default(),
+            delete_rows_only_in_target: false,
             verify: true,
             parallelism: default_parallelism(),
         }

@@ -25,6 +25,7 @@ pub(crate) struct TargetTable {
     pub can_select: bool,
     pub can_insert: bool,
     pub can_update: bool,
+    pub can_delete: bool,
 }
 
 /// Looks up `(schema, table)` names in the session's database.
@@ -39,7 +40,7 @@ pub(crate) async fn inspect(
             "looking up target tables",
             "SELECT w.s, w.t, c.oid, c.relkind::text, pg_has_role(c.relowner, 'USAGE'), \
                     has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'), \
-                    has_table_privilege(c.oid, 'UPDATE') \
+                    has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE') \
              FROM unnest($1::text[], $2::text[]) AS w(s, t) \
              JOIN pg_namespace n ON n.nspname = w.s \
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.t",
@@ -60,6 +61,7 @@ pub(crate) async fn inspect(
                 can_select: r.get(5),
                 can_insert: r.get(6),
                 can_update: r.get(7),
+                can_delete: r.get(8),
             },
         );
     }
@@ -132,7 +134,10 @@ pub(crate) async fn conflicts(
                 if let (Some(e), Some(def)) = (e, defs.get(&t.mapping.key))
                     && matches!(
                         action,
-                        TableAction::Append | TableAction::SkipExisting | TableAction::Overwrite
+                        TableAction::Append
+                            | TableAction::SkipExisting
+                            | TableAction::Overwrite
+                            | TableAction::Repair
                     )
                 {
                     problems.extend(
@@ -162,6 +167,9 @@ pub enum TableAction {
     Overwrite,
     /// The table was swapped for a copy of the source's; the old one kept.
     Replace,
+    /// Only the rows that differ from the source's were inserted, updated (saved
+    /// first) or, when asked, deleted (saved first).
+    Repair,
     /// `schema` only into an existing table under a merge mode: nothing to do.
     Unchanged,
 }
@@ -180,6 +188,7 @@ impl TableAction {
             Self::SkipExisting => "merge, inserting the rows whose key they lack",
             Self::Overwrite => "merge, overwriting rows with the same key (saved first)",
             Self::Replace => "replace (the old tables are kept)",
+            Self::Repair => "repair, changing only the rows that differ (saved first)",
             Self::Unchanged => "leave as they are (they exist; schema only)",
         }
     }
@@ -217,9 +226,12 @@ pub(crate) fn decide(
         ConflictMode::Error if types.schema => Err("already exists in the target".into()),
         ConflictMode::Error if target_has_rows() => Err("already has rows in the target".into()),
         ConflictMode::Error => Ok(TableAction::Append),
-        ConflictMode::SkipExisting | ConflictMode::Overwrite if !types.data => {
+        ConflictMode::SkipExisting | ConflictMode::Overwrite | ConflictMode::Repair
+            if !types.data =>
+        {
             Ok(TableAction::Unchanged)
         }
+        ConflictMode::Repair => Ok(TableAction::Repair),
         ConflictMode::SkipExisting => Ok(TableAction::SkipExisting),
         ConflictMode::Overwrite => Ok(TableAction::Overwrite),
         ConflictMode::Replace => Ok(TableAction::Replace),
@@ -266,7 +278,20 @@ pub(crate) fn incompatibilities(
             ));
         }
     }
-    if matches!(action, TableAction::SkipExisting | TableAction::Overwrite) {
+    if action == TableAction::Repair {
+        for c in target.columns.iter().filter(|c| {
+            c.identity == Some('a') && !target.key.contains(&c.name) && c.generated.is_none()
+        }) {
+            problems.push(format!(
+                "column {} is GENERATED ALWAYS AS IDENTITY and not part of the key: a repair cannot update it",
+                c.name
+            ));
+        }
+    }
+    if matches!(
+        action,
+        TableAction::SkipExisting | TableAction::Overwrite | TableAction::Repair
+    ) {
         if target.key.is_empty() {
             problems.push(
                 "the target table has no primary key or unique NOT NULL key to match rows by"
@@ -299,6 +324,7 @@ mod tests {
             can_select: true,
             can_insert: true,
             can_update: true,
+            can_delete: true,
         }
     }
 

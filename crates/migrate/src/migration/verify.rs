@@ -43,6 +43,8 @@ pub(crate) async fn verify(
             }
             TableAction::SkipExisting => Expectation::SourceKeysPresent,
             TableAction::Overwrite => Expectation::SourceRowsPresent,
+            TableAction::Repair if task.spec.delete_rows_only_in_target => Expectation::Identical,
+            TableAction::Repair => Expectation::SourceRowsPresent,
             TableAction::Unchanged => continue,
         };
         let Some(m) = mappings.get(&outcome.key) else {

@@ -9,6 +9,7 @@ mod support;
 mod conflict_modes;
 mod precheck;
 mod rename;
+mod repair;
 mod resume;
 mod schema;
 mod undo_delete;

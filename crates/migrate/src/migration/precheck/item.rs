@@ -52,6 +52,7 @@ pub const ITEMS: &[(&str, &str)] = &[
         "column_compatibility",
         "Columns and types match for merging",
     ),
+    ("repair_preview", "What the repair will change"),
     ("target_types", "Types and collations exist in the target"),
     ("foreign_keys", "Foreign keys to tables left out"),
     (

@@ -49,6 +49,7 @@ pub(crate) async fn check(
         disk_bytes: 0,
         copy_bytes: 0,
     };
+    let mut repairs: Vec<&SourceTable> = Vec::new();
     let mut databases: Vec<&str> = Vec::new();
     for t in &source.tables {
         if !databases.contains(&t.mapping.target.database.as_str()) {
@@ -95,6 +96,9 @@ pub(crate) async fn check(
         };
         for (t, action) in actions {
             *f.actions.entry(action).or_default() += 1;
+            if action == TableAction::Repair {
+                repairs.push(t);
+            }
             needs.copy_bytes += if spec.types.data { t.table_bytes } else { 0 };
             needs.disk_bytes += disk_need(action, t, spec.types.data);
             if let Some(def) = source.defs.get(&t.mapping.key) {
@@ -115,6 +119,9 @@ pub(crate) async fn check(
         }
     }
     push_items(task, &account, f, items);
+    if !repairs.is_empty() {
+        items.push(crate::migration::repair::preview(task, &repairs).await);
+    }
     needs
 }
 
@@ -129,6 +136,8 @@ fn disk_need(action: TableAction, t: &SourceTable, data: bool) -> u64 {
         TableAction::SkipExisting => t.table_bytes + t.total_bytes,
         // Staging, new row versions, and the saved rows.
         TableAction::Overwrite => 2 * t.table_bytes + t.total_bytes,
+        // At worst every row differs: staging, new row versions, the saved rows.
+        TableAction::Repair => 2 * t.table_bytes + t.total_bytes,
         TableAction::Unchanged => 0,
     }
 }
@@ -227,10 +236,17 @@ async fn database<'a>(
             Some(&create) => create,
             None => db_create && spec.types.schema,
         };
-        privileges(action, target, existing, schema_create, db_temp, f);
+        let rights = Rights {
+            schema_create,
+            db_temp,
+            delete: spec.delete_rows_only_in_target,
+        };
+        privileges(action, target, existing, rights, f);
         if let (Some(e), Some(def)) = (existing, source.defs.get(&t.mapping.key)) {
-            if matches!(action, TableAction::SkipExisting | TableAction::Overwrite)
-                && e.key.is_empty()
+            if matches!(
+                action,
+                TableAction::SkipExisting | TableAction::Overwrite | TableAction::Repair
+            ) && e.key.is_empty()
             {
                 f.keys_missing.push(format!(
                     "{target} has no primary key or unique NOT NULL key to match rows by"
@@ -282,14 +298,27 @@ async fn schema_rights(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// What the account may do around one table, besides the table's own privileges.
+#[derive(Clone, Copy)]
+struct Rights {
+    schema_create: bool,
+    db_temp: bool,
+    /// The task deletes rows (`repair` with `delete_rows_only_in_target`).
+    delete: bool,
+}
+
 fn privileges(
     action: TableAction,
     target: &QualifiedTable,
     existing: Option<&TargetTable>,
-    schema_create: bool,
-    db_temp: bool,
+    rights: Rights,
     f: &mut Findings,
 ) {
+    let Rights {
+        schema_create,
+        db_temp,
+        delete,
+    } = rights;
     let mut need = |ok: bool, what: &str| {
         if !ok {
             f.privileges.push(format!("{target}: {what}"));
@@ -318,6 +347,26 @@ fn privileges(
                     "no CREATE on the schema (for the table that saves the replaced rows)",
                 );
             }
+        }
+        TableAction::Repair => {
+            need(
+                e.is_some_and(|e| e.can_insert && e.can_select && e.can_update),
+                "no INSERT, SELECT and UPDATE on the table",
+            );
+            if delete {
+                need(
+                    e.is_some_and(|e| e.can_delete),
+                    "no DELETE on the table (--delete-rows-only-in-target)",
+                );
+            }
+            need(
+                db_temp,
+                "no TEMP on the database (rows are staged in a temporary table)",
+            );
+            need(
+                schema_create,
+                "no CREATE on the schema (for the table that saves the changed rows)",
+            );
         }
         TableAction::Replace => {
             need(

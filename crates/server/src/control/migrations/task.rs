@@ -29,6 +29,9 @@ pub struct TaskRecord {
     #[serde(with = "types_list")]
     pub types: MigrationTypes,
     pub conflict: ConflictMode,
+    /// Under `repair`: delete the target rows whose key the source lacks.
+    #[serde(default)]
+    pub delete_rows_only_in_target: bool,
     pub state: TaskState,
     /// Whether the worker's address was added to both whitelists.
     pub authorized: bool,
@@ -105,6 +108,7 @@ impl TaskRecord {
             objects: self.objects.clone(),
             types: types_names(self.types),
             conflict: self.conflict.to_string(),
+            delete_rows_only_in_target: self.delete_rows_only_in_target,
             state: self.state,
             authorized: self.authorized,
             worker_address: self.worker_address.clone(),
@@ -130,8 +134,18 @@ impl TaskRecord {
         }
     }
 
-    /// What the migration library is asked to do.
+    /// What the migration library is asked to do; refuses an option the conflict
+    /// mode does not use.
     pub fn spec(&self) -> Result<MigrationSpec> {
+        if self.delete_rows_only_in_target && self.conflict != ConflictMode::Repair {
+            return Err(Error::invalid(
+                format!(
+                    "deleting rows only in the target applies to conflict mode repair, not {}",
+                    self.conflict
+                ),
+                "use --conflict repair, or leave --delete-rows-only-in-target out",
+            ));
+        }
         let objects = self
             .objects
             .iter()
@@ -142,6 +156,7 @@ impl TaskRecord {
             objects,
             types: self.types,
             conflict: self.conflict,
+            delete_rows_only_in_target: self.delete_rows_only_in_target,
             verify: true,
             parallelism: 2,
         })
@@ -242,7 +257,8 @@ pub async fn create(state: &Shared, req: CreateTask) -> Result<TaskRecord> {
         target,
         objects: req.objects.clone(),
         types: parse_types(req.types.as_deref().unwrap_or("schema,data"))?,
-        conflict: req.conflict.as_deref().unwrap_or("error").parse()?,
+        conflict: req.conflict.as_deref().unwrap_or("error").trim().parse()?,
+        delete_rows_only_in_target: req.delete_rows_only_in_target.unwrap_or(false),
         state: TaskState::NotStarted,
         authorized: false,
         worker_address,
@@ -309,6 +325,9 @@ pub fn update(state: &Shared, task: &str, req: UpdateTask) -> Result<TaskRecord>
     if let Some(conflict) = req.conflict {
         doc.conflict = conflict.trim().parse()?;
     }
+    if let Some(delete) = req.delete_rows_only_in_target {
+        doc.delete_rows_only_in_target = delete;
+    }
     doc.spec()?;
     doc.state = TaskState::NotStarted;
     doc.precheck.clear();
@@ -334,6 +353,7 @@ pub fn sample(state: TaskState) -> TaskRecord {
         objects: vec!["shop.public.orders".into()],
         types: MigrationTypes::default(),
         conflict: ConflictMode::default(),
+        delete_rows_only_in_target: false,
         state,
         authorized: true,
         worker_address: "127.0.0.1".into(),

@@ -191,11 +191,12 @@ fn report_markup(report: &Value) -> Markup {
         }
         h2 { "Tables" }
         table #outcomes {
-            thead { tr { th { "Source" } th { "Target" } th { "Action" } th { "Rows copied" } th { "Inserted" } th { "Skipped" } th { "Replaced" } th { "Kept as" } } }
+            thead { tr { th { "Source" } th { "Target" } th { "Action" } th { "Rows copied" } th { "Inserted" } th { "Skipped" } th { "Replaced" } th { "Updated" } th { "Deleted" } th { "Kept as" } } }
             tbody { @for t in report["tables"].as_array().unwrap_or(&empty) { tr {
                 td.mono { (t["source"].as_str().unwrap_or_default()) } td.mono { (t["target"].as_str().unwrap_or_default()) }
                 td { (t["action"].as_str().map(str::to_string).unwrap_or_else(|| t["action"].to_string())) }
                 td { (t["rows_copied"]) } td { (t["rows_inserted"]) } td { (t["rows_skipped"]) } td { (t["rows_replaced"]) }
+                td { (t["rows_updated"].as_u64().unwrap_or(0)) } td { (t["rows_deleted"].as_u64().unwrap_or(0)) }
                 td.mono { (t["kept_table"].as_str().unwrap_or("")) }
             } } }
         }

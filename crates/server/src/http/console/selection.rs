@@ -40,6 +40,8 @@ struct Step2 {
     types: Vec<String>,
     objects: Vec<(String, String)>,
     conflict: String,
+    /// Under repair: delete the target rows whose key the source lacks.
+    delete_rows_only_in_target: bool,
 }
 
 /// A task's objects as the picker shows them: (source object, new name or "").
@@ -63,6 +65,7 @@ pub async fn step_two(
         types: doc.types.clone(),
         objects: picked(&doc),
         conflict: doc.conflict.clone(),
+        delete_rows_only_in_target: doc.delete_rows_only_in_target,
     };
     render_two(&state, &ctx, &doc, &s, not_editable(&doc)).await
 }
@@ -100,6 +103,10 @@ async fn render_two(
             "replace",
             "Replace the whole table (the old one is kept under a reported name)",
         ),
+        (
+            "repair",
+            "Change only the rows that differ (changed rows are saved; the pre-check shows what will change)",
+        ),
     ];
     let body = html! {
         main {
@@ -133,6 +140,8 @@ async fn render_two(
                 select #conflict name="conflict" {
                     @for (m, text) in modes { option value=(m) selected[s.conflict == m] { (m) ": " (text) } }
                 }
+                label.check { input #delete-only-in-target type="checkbox" name="delete_rows_only_in_target" value="true" checked[s.delete_rows_only_in_target];
+                    " Repair: also delete the rows only in the target (saved first; usually rows written after the chosen time)" }
                 p { button.primary #precheck-start type="submit" { "Pre-check and start" } }
             }
         }
@@ -169,6 +178,7 @@ pub async fn submit_two(
             })
             .collect(),
         conflict: f.text("conflict"),
+        delete_rows_only_in_target: f.text("delete_rows_only_in_target") == "true",
     };
     if s.types.is_empty() {
         let e = Error::invalid(
@@ -199,6 +209,7 @@ pub async fn submit_two(
         ),
         types: Some(s.types.join(",")),
         conflict: Some(s.conflict.clone()),
+        delete_rows_only_in_target: Some(s.delete_rows_only_in_target),
     };
     if let Err(e) = migrations::update(&state, &doc.id, req) {
         return render_two(&state, &ctx, &doc, &s, Some(e)).await;

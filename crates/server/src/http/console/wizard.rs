@@ -233,6 +233,7 @@ pub async fn submit_one(
         objects: Vec::new(),
         types: None,
         conflict: None,
+        delete_rows_only_in_target: None,
     };
     let doc = match migrations::create(&state, req).await {
         Ok(doc) => doc,
