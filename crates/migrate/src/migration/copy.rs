@@ -60,8 +60,14 @@ pub(crate) async fn copy_rows(
     let m = &w.table.mapping;
     let columns = w.def.copied_columns();
     let binary = w.def.binary_copy();
-    // (leaf index, from, into)
-    let mut pieces: Vec<(Option<usize>, (&str, &str), (&str, &str))> = Vec::new();
+    let sql = |from: (&str, &str), into: (&str, &str)| {
+        (
+            ddl::copy_out(from.0, from.1, &columns, binary),
+            ddl::copy_in(into.0, into.1, &columns, binary, freeze),
+        )
+    };
+    // (leaf index, COPY out, COPY in)
+    let mut pieces: Vec<(Option<usize>, (String, String))> = Vec::new();
     if w.table.partitioned {
         for (i, p) in w.table.partitions.iter().enumerate() {
             if !p.is_leaf() {
@@ -74,19 +80,17 @@ pub(crate) async fn copy_rows(
                     None => continue,
                 },
             };
-            pieces.push((Some(i), (&p.source.schema, &p.source.table), into));
+            pieces.push((Some(i), sql((&p.source.schema, &p.source.table), into)));
         }
     } else if let Dest::One(s, t) = dest {
-        pieces.push((None, (&m.source.schema, &m.source.table), (s, t)));
+        pieces.push((None, sql((&m.source.schema, &m.source.table), (s, t))));
     }
     let (estimated_rows, estimated_bytes) = (w.table.estimated_rows, w.table.table_bytes);
     let mut done = CopiedTable {
         total: Copied::default(),
         leaves: Vec::new(),
     };
-    for (leaf, from, into) in pieces {
-        let out_sql = ddl::copy_out(from.0, from.1, &columns, binary);
-        let in_sql = ddl::copy_in(into.0, into.1, &columns, binary, freeze);
+    for (leaf, (out_sql, in_sql)) in pieces {
         let before = done.total;
         let mut report = |c: Copied| {
             (w.progress)(ProgressEvent::TableCopying {

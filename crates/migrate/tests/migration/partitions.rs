@@ -245,6 +245,22 @@ async fn a_partitioned_table_into_a_new_database_under_a_new_name() {
         _ => None,
     });
     assert_eq!(last, Some((3000, 3000)));
+    let planned = out.events.iter().find_map(|e| match e {
+        ProgressEvent::Planned { tables } => Some(tables[0].estimated_bytes.to_string()),
+        _ => None,
+    });
+    assert_eq!(
+        planned.as_deref(),
+        Some(
+            one(
+                &p.src,
+                "SELECT sum(pg_table_size(relid))::text FROM pg_partition_tree('measurements') WHERE isleaf"
+            )
+            .await
+            .as_str()
+        ),
+        "the size is the leaves' sum"
+    );
 
     let new = p.target.connect("shop_new").await;
     assert_same_tree(&p.src, &new, "m_restored").await;

@@ -91,8 +91,11 @@ pub async fn precheck(task: &MigrationTask, ctx: &PrecheckContext) -> Vec<Preche
             version,
             task.spec.types.schema,
         ));
+        let all: Vec<&SourceTable> = source.tables.iter().collect();
+        let kept = mapping::kept_partition_mappings(&all);
         let mappings: Vec<_> = source.tables.iter().map(|t| &t.mapping).collect();
-        names.extend(mapping::target_collisions(&mappings));
+        let with_kept: Vec<_> = mappings.iter().copied().chain(&kept).collect();
+        names.extend(mapping::target_collisions(&with_kept));
         for m in &mappings {
             for part in [&m.target.database, &m.target.schema, &m.target.table] {
                 if let Some(p) = identifier_problem(part) {
