@@ -332,6 +332,14 @@ async fn open_sources(
             .flat_map(|t| std::iter::once(t.oid).chain(t.partitions.iter().map(|p| p.oid)))
             .collect();
         let defs = catalog::load(&s, &with_partitions).await?;
+        for p in resolved.tables.iter().flat_map(|t| &t.partitions) {
+            for fk in defs.get(&p.oid).map(|d| &d.foreign_keys[..]).unwrap_or(&[]) {
+                warnings.push(format!(
+                    "foreign key {} of partition {} was not created: only the foreign keys of a partitioned table itself are",
+                    fk.name, p.source
+                ));
+            }
+        }
         let types = if task.spec.types.schema {
             types::load(&s, &oids).await?
         } else {

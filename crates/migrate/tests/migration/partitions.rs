@@ -306,6 +306,12 @@ async fn a_partitioned_table_restored_next_to_the_original() {
     p.both(MEASUREMENTS).await;
     p.dst("DELETE FROM measurements WHERE region = 'eu'; CREATE TABLE restored_2025 (x int);")
         .await;
+    p.src(
+        "CREATE TABLE sensors (v numeric PRIMARY KEY);
+         INSERT INTO sensors SELECT v FROM measurements_2025;
+         ALTER TABLE measurements_2025 ADD CONSTRAINT m25_sensor FOREIGN KEY (v) REFERENCES sensors;",
+    )
+    .await;
     let before = fingerprint(&p.dst, "measurements").await;
     let task = p.task(&["shop.public.measurements=restored"], ConflictMode::Error);
     let items = check(&task).await;
@@ -328,6 +334,13 @@ async fn a_partitioned_table_restored_next_to_the_original() {
         "{t:#?}"
     );
     assert!(out.report().verified(), "{:#?}", out.report().verification);
+    assert!(
+        out.report().warnings.iter().any(|w| w.starts_with(
+            "foreign key m25_sensor of partition shop.public.measurements_2025 was not created"
+        )),
+        "{:#?}",
+        out.report().warnings
+    );
     assert_eq!(fingerprint(&p.dst, "measurements").await, before);
     assert_eq!(
         fingerprint(&p.dst, "restored").await,
