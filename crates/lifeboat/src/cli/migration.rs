@@ -412,6 +412,14 @@ fn show(d: &TaskDoc) {
                 t["rows_skipped"],
                 t["rows_replaced"]
             );
+            for p in t["partitions"].as_array().into_iter().flatten() {
+                println!(
+                    "    partition {} -> {}: {} rows copied",
+                    p["source"].as_str().unwrap_or("?"),
+                    p["target"].as_str().unwrap_or("?"),
+                    p["rows_copied"]
+                );
+            }
         }
         for v in r["verification"].as_array().into_iter().flatten() {
             let table = v["target"].as_str().or(v["table"].as_str()).unwrap_or("?");

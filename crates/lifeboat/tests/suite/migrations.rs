@@ -407,3 +407,137 @@ async fn a_task_that_fails_partway_reports_the_tables_it_finished() {
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("ended early"), "{text}");
 }
+
+#[tokio::test]
+async fn a_repair_through_the_cli_changes_only_the_rows_that_differ() {
+    let server = TestServer::start();
+    let (src, dst, ca, cb) = two_masters(&server).await;
+    let table = "CREATE TABLE orders (id int PRIMARY KEY, total numeric(20,6), note text); \
+        INSERT INTO orders SELECT g, g / 3.0, 'order ' || g FROM generate_series(1, 5000) g;";
+    ca.batch_execute(table).await.unwrap();
+    cb.batch_execute(table).await.unwrap();
+    // The mistake on the target, and a row written since.
+    cb.batch_execute(
+        "UPDATE orders SET total = 0 WHERE id % 100 = 0; DELETE FROM orders WHERE id > 4990; \
+         INSERT INTO orders VALUES (9001, 1, 'written since');",
+    )
+    .await
+    .unwrap();
+
+    // The delete option belongs to repair only.
+    let err = server.fails(&[
+        "migration",
+        "create",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--source-account",
+        "admin",
+        "--source-password-file",
+        server.password_file().to_str().unwrap(),
+        "--target-account",
+        "admin",
+        "--target-password-file",
+        server.password_file().to_str().unwrap(),
+        "--object",
+        "postgres.public.orders",
+        "--conflict",
+        "overwrite",
+        "--delete-rows-only-in-target",
+    ]);
+    assert!(
+        err.contains(
+            "deleting rows only in the target applies to conflict mode repair, not overwrite"
+        ),
+        "{err}"
+    );
+
+    let task = create_task(
+        &server,
+        &src,
+        &dst,
+        &["--object", "postgres.public.orders", "--conflict", "repair"],
+    );
+    let id = task["id"].as_str().unwrap().to_string();
+    assert_eq!(task["conflict"], "repair");
+    assert_eq!(task["delete_rows_only_in_target"], false);
+    server.json(&["migration", "authorize", &id]);
+    let checked = server.json(&["migration", "precheck", &id]);
+    assert_eq!(checked["state"], "precheck_passed", "{checked}");
+    let preview = checked["precheck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "repair_preview")
+        .unwrap_or_else(|| panic!("no repair preview in {checked}"));
+    assert!(
+        preview["detail"].as_str().unwrap().starts_with(
+            "postgres.public.orders: 10 rows to insert (id=4991; id=4992; id=4993, ...), 49 to update (saved first) (id=100: total 0.000000 -> 33.333333;"
+        ),
+        "{preview}"
+    );
+    // The table print of the pre-check shows it too.
+    let shown = server.cli(&["migration", "show", &id]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("What the repair will change"), "{shown}");
+
+    let done = server.json(&["migration", "start", &id, "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    let t = &done["report"]["tables"][0];
+    assert_eq!(t["action"], "repair");
+    assert_eq!(
+        (
+            &t["rows_inserted"],
+            &t["rows_updated"],
+            &t["rows_deleted"],
+            &t["rows_untouched"]
+        ),
+        (
+            &serde_json::json!(10),
+            &serde_json::json!(49),
+            &serde_json::json!(0),
+            &serde_json::json!(4942)
+        ),
+        "{t}"
+    );
+    let saved = t["kept_table"].as_str().unwrap();
+    let row = cb
+        .query_one(
+            &format!("SELECT count(*), sum(total)::text FROM {saved}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, String>(1)),
+        (49, "0.000000".to_string())
+    );
+    let row = cb
+        .query_one(
+            "SELECT count(*), sum(total)::text FROM orders WHERE id <= 5000",
+            &[],
+        )
+        .await
+        .unwrap();
+    let expected = ca
+        .query_one("SELECT count(*), sum(total)::text FROM orders", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, String>(1)),
+        (expected.get::<_, i64>(0), expected.get::<_, String>(1))
+    );
+    let note: String = cb
+        .query_one("SELECT note FROM orders WHERE id = 9001", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(note, "written since");
+    let shown = server.cli(&["migration", "show", &id]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("repaired: 10 rows inserted, 49 updated, 0 deleted, 4942 untouched (1 only in the target)"),
+        "{shown}"
+    );
+}

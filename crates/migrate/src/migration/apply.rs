@@ -15,22 +15,30 @@
 //! - replace: build the new table beside the old one under temporary names (the old
 //!   one stays readable and writable meanwhile), then take the old one's lock only for
 //!   the renames that swap them.
+//!
+//! A partitioned table is one table here: created with its whole tree, its rows
+//! copied leaf by leaf (into the target's leaves, or into the staging or existing
+//! table, which routes them), all in the same transaction (see
+//! [`crate::migration::partition`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::migration::catalog::TableDef;
 use crate::migration::conn::{Session, connect};
-use crate::migration::copy::{self, Copied};
+use crate::migration::copy::{Dest, copy_rows, routed};
 use crate::migration::ddl::{self, Names};
-use crate::migration::mapping::SourceTable;
+use crate::migration::mapping::{QualifiedTable, SourceTable};
 use crate::migration::names::{
     choose_free, column_list, display_path, qualified, quote_ident, quote_literal, with_suffix,
 };
-use crate::migration::target::{self, TableAction, TargetTable};
-use crate::migration::{MigrationError, MigrationTask, ProgressEvent, Side, TableOutcome, journal};
+use crate::migration::partition;
+use crate::migration::target::{self, TableAction, TargetTable, relation_names};
+use crate::migration::{
+    MigrationError, MigrationTask, PartitionOutcome, ProgressEvent, Side, TableOutcome, journal,
+};
 
 /// Memory for building keys and indexes in the target: enough to sort a
 /// multi-million-row key in memory instead of in temporary files.
@@ -40,6 +48,12 @@ const MAINTENANCE_WORK_MEM: &str = "256MB";
 pub(crate) struct TableWork<'a> {
     pub table: &'a SourceTable,
     pub def: &'a TableDef,
+    /// The definitions of the source database's selected tables and partitions, by
+    /// oid: what each partition has of its own.
+    pub defs: &'a HashMap<u32, TableDef>,
+    /// Every target name the task maps a table or a kept-name partition to: derived
+    /// partition names avoid them, so that no two tables of the task meet.
+    pub reserved: &'a HashSet<QualifiedTable>,
     /// The snapshot exported by the source database's snapshot session.
     pub snapshot: &'a str,
     pub task: &'a MigrationTask,
@@ -127,14 +141,19 @@ async fn apply(
         }
         _ => false,
     };
-    let action = target::decide(spec.types, spec.conflict, existing.as_ref(), || has_rows)
-        .map_err(|reason| MigrationError::Table {
-            table: m.label(),
-            reason: format!("{} {reason}", m.target),
-            hint:
-                "run the pre-check: it lists every conflict; choose another name or conflict mode"
-                    .into(),
-        })?;
+    let action = target::decide(
+        spec.types,
+        spec.conflict,
+        existing.as_ref(),
+        w.table.partitioned,
+        || has_rows,
+    )
+    .map_err(|reason| MigrationError::Table {
+        table: m.label(),
+        reason: format!("{} {reason}", m.target),
+        hint: "run the pre-check: it lists every conflict; choose another name or conflict mode"
+            .into(),
+    })?;
     (w.progress)(ProgressEvent::TableStarted {
         key: m.key.clone(),
         action,
@@ -157,6 +176,7 @@ async fn apply(
         sequences_set: Vec::new(),
         seconds: 0.0,
         resumed: false,
+        partitions: Vec::new(),
     };
     if let Some(t) = &existing {
         let problems = match action {
@@ -201,37 +221,74 @@ async fn create(
     let schema = &m.target.schema;
     let mut taken = relation_names(tgt, schema).await?;
     taken.remove(&m.target.table);
+    // The task's other target names (this table's own included: no partition may
+    // take it).
+    taken.extend(
+        w.reserved
+            .iter()
+            .filter(|r| r.database == m.target.database && r.schema == *schema)
+            .map(|r| r.table.clone()),
+    );
+    // Partitions first: the table's index and sequence names then avoid theirs.
+    let partitions = partition::choose_names(&w.table.partitions, &mut taken);
     let names = Names::derive(w.def, &m.source.table, &m.target.table, &mut taken);
-    build(w, src, tgt, &names, out).await?;
+    build(w, src, tgt, &names, &partitions, out).await?;
     out.sequences_set = set_sequences(w, src, tgt, Some(&names)).await?;
     Ok(())
 }
 
-/// Creates the table as `names` says, copies the rows, then builds the rest.
+/// Creates the table (and its partitions, named `partitions`) as `names` says, copies
+/// the rows, then builds the rest.
 async fn build(
     w: &TableWork<'_>,
     src: &Session,
     tgt: &Session,
     names: &Names,
+    partitions: &[QualifiedTable],
     out: &mut TableOutcome,
 ) -> Result<(), MigrationError> {
     let schema = &w.table.mapping.target.schema;
     for sql in ddl::create_table(w.def, schema, names) {
         tgt.execute("creating the table", &sql).await?;
     }
+    let parts = &w.table.partitions;
+    for sql in partition::create_partitions(parts, partitions, (schema, &names.table)) {
+        tgt.execute("creating a partition", &sql).await?;
+    }
+    out.partitions = parts
+        .iter()
+        .zip(partitions)
+        .map(|(p, n)| PartitionOutcome {
+            source: p.source.to_string(),
+            target: n.to_string(),
+            rows_copied: 0,
+        })
+        .collect();
     if w.task.spec.types.data {
-        let copied = copy_rows(w, src, tgt, (schema, &names.table), true).await?;
-        out.rows_copied = copied.rows;
-        out.bytes_copied = copied.bytes;
-        out.rows_inserted = copied.rows;
+        let dest = if w.table.partitioned {
+            Dest::Leaves(partitions)
+        } else {
+            Dest::One(schema, &names.table)
+        };
+        let copied = copy_rows(w, src, tgt, dest, true).await?;
+        out.rows_copied = copied.total.rows;
+        out.bytes_copied = copied.total.bytes;
+        out.rows_inserted = copied.total.rows;
+        for (i, rows) in copied.leaves {
+            if let Some(p) = out.partitions.get_mut(i) {
+                p.rows_copied = rows;
+            }
+        }
     }
     (w.progress)(ProgressEvent::TableBuilding {
         key: w.table.mapping.key.clone(),
     });
+    // On a partitioned table these propagate to every partition.
     for sql in ddl::finish_table(w.def, schema, names) {
         tgt.execute("building keys, constraints and indexes", &sql)
             .await?;
     }
+    partition::finish_partitions(tgt, parts, partitions, w.defs).await?;
     Ok(())
 }
 
@@ -244,10 +301,18 @@ async fn append(
     out: &mut TableOutcome,
 ) -> Result<(), MigrationError> {
     let m = &w.table.mapping;
-    let copied = copy_rows(w, src, tgt, (&m.target.schema, &m.target.table), false).await?;
-    out.rows_copied = copied.rows;
-    out.bytes_copied = copied.bytes;
-    out.rows_inserted = copied.rows;
+    let copied = copy_rows(
+        w,
+        src,
+        tgt,
+        Dest::One(&m.target.schema, &m.target.table),
+        false,
+    )
+    .await?;
+    out.rows_copied = copied.total.rows;
+    out.bytes_copied = copied.total.bytes;
+    out.rows_inserted = copied.total.rows;
+    out.partitions = routed(w, &copied);
     out.sequences_set = set_sequences(w, src, tgt, None).await?;
     Ok(())
 }
@@ -273,9 +338,11 @@ async fn merge(
         ),
     )
     .await?;
-    let copied = copy_rows(w, src, tgt, ("pg_temp", "lb_stage"), true).await?;
-    out.rows_copied = copied.rows;
-    out.bytes_copied = copied.bytes;
+    let copied = copy_rows(w, src, tgt, Dest::One("pg_temp", "lb_stage"), true).await?;
+    out.rows_copied = copied.total.rows;
+    out.bytes_copied = copied.total.bytes;
+    out.partitions = routed(w, &copied);
+    let copied = copied.total;
     tgt.execute("analyzing the staging table", "ANALYZE pg_temp.lb_stage")
         .await?;
     (w.progress)(ProgressEvent::TableBuilding { key: m.key.clone() });
@@ -367,7 +434,8 @@ async fn replace(
     let schema = &m.target.schema;
     let mut taken = relation_names(tgt, schema).await?;
     let temporary = Names::temporary(w.def, w.tag, &mut taken);
-    build(w, src, tgt, &temporary, out).await?;
+    // Partitioned tables never get here: target::decide refuses to replace them.
+    build(w, src, tgt, &temporary, &[], out).await?;
     let old = qualified(schema, &m.target.table);
     tgt.execute(
         "locking the table being replaced",
@@ -417,32 +485,6 @@ async fn replace(
     out.kept_table = Some(display_path(&[schema, &kept]));
     out.sequences_set = set_sequences(w, src, tgt, Some(&finals)).await?;
     Ok(())
-}
-
-/// Streams the table's rows into `into` (schema, table), reporting progress.
-async fn copy_rows(
-    w: &TableWork<'_>,
-    src: &Session,
-    tgt: &Session,
-    into: (&str, &str),
-    freeze: bool,
-) -> Result<Copied, MigrationError> {
-    let m = &w.table.mapping;
-    let columns = w.def.copied_columns();
-    let binary = w.def.binary_copy();
-    let out_sql = ddl::copy_out(&m.source.schema, &m.source.table, &columns, binary);
-    let in_sql = ddl::copy_in(into.0, into.1, &columns, binary, freeze);
-    let (estimated_rows, estimated_bytes) = (w.table.estimated_rows, w.table.table_bytes);
-    let mut report = |c: Copied| {
-        (w.progress)(ProgressEvent::TableCopying {
-            key: m.key.clone(),
-            rows: c.rows,
-            bytes: c.bytes,
-            estimated_rows,
-            estimated_bytes,
-        })
-    };
-    copy::stream(src, tgt, &out_sql, &in_sql, binary, &mut report).await
 }
 
 /// Sets the target's sequences of the table's columns to the source's values. With
@@ -495,21 +537,6 @@ async fn set_sequences(
         }
     }
     Ok(set)
-}
-
-/// Names of every relation in `schema` of the target, as the session sees them now.
-pub(crate) async fn relation_names(
-    tgt: &Session,
-    schema: &str,
-) -> Result<HashSet<String>, MigrationError> {
-    let rows = tgt
-        .query(
-            "listing the target schema",
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
-            &[&schema],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The indexes and owned sequences (in `schema`) of the table `oid`, as (kind, name).

@@ -90,6 +90,8 @@ pub(crate) struct ForeignKeyDef {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TableDef {
     pub unlogged: bool,
+    /// `pg_get_partkeydef` of a partitioned table (`RANGE (at)`); `None` otherwise.
+    pub partition_key: Option<String>,
     pub columns: Vec<ColumnDef>,
     pub constraints: Vec<ConstraintDef>,
     pub indexes: Vec<IndexDef>,
@@ -127,7 +129,8 @@ pub(crate) async fn load(
     for row in s
         .query(
             ctx,
-            "SELECT oid, relpersistence = 'u', obj_description(oid, 'pg_class') \
+            "SELECT oid, relpersistence = 'u', obj_description(oid, 'pg_class'), \
+                    pg_get_partkeydef(oid) \
              FROM pg_class WHERE oid = ANY($1)",
             &[&oids],
         )
@@ -136,6 +139,7 @@ pub(crate) async fn load(
         if let Some(d) = defs.get_mut(&row.get::<_, u32>(0)) {
             d.unlogged = row.get(1);
             d.comment = row.get(2);
+            d.partition_key = row.get(3);
         }
     }
     for (oid, column) in columns(s, oids).await? {
@@ -242,11 +246,12 @@ async fn load_constraints(
     let rows = s
         .query(
             "reading constraints",
-            "SELECT conrelid, conname, contype::text, pg_get_constraintdef(oid), \
-                    obj_description(oid, 'pg_constraint') \
-             FROM pg_constraint \
-             WHERE conrelid = ANY($1) AND contype IN ('p', 'u', 'c', 'x') \
-             ORDER BY conrelid, contype <> 'p', conname",
+            "SELECT k.conrelid, k.conname, k.contype::text, pg_get_constraintdef(k.oid), \
+                    obj_description(k.oid, 'pg_constraint') \
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+             WHERE k.conrelid = ANY($1) AND k.contype IN ('p', 'u', 'c', 'x') \
+               AND NOT (c.relispartition AND (k.conparentid <> 0 OR k.coninhcount > 0)) \
+             ORDER BY k.conrelid, k.contype <> 'p', k.conname",
             &[&oids],
         )
         .await?;
@@ -270,13 +275,18 @@ async fn load_indexes(
     defs: &mut HashMap<u32, TableDef>,
 ) -> Result<(), MigrationError> {
     // The prefix pg_get_indexdef writes before the part we keep, built with the same
-    // quoting the server uses, so the split cannot be fooled by odd names.
+    // quoting the server uses, so the split cannot be fooled by odd names (`ON ONLY`
+    // for a partitioned table's index). A partition's indexes that come from its
+    // partitioned table's (listed in pg_inherits) are left out: creating the
+    // partitioned table's index creates them.
     let rows = s
         .query(
             "reading indexes",
             "SELECT i.indrelid, ic.relname, i.indisunique, pg_get_indexdef(i.indexrelid), \
                     'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' \
-                      || quote_ident(ic.relname) || ' ON ' || quote_ident(n.nspname) || '.' \
+                      || quote_ident(ic.relname) || ' ON ' \
+                      || CASE WHEN c.relkind = 'p' THEN 'ONLY ' ELSE '' END \
+                      || quote_ident(n.nspname) || '.' \
                       || quote_ident(c.relname) || ' ', \
                     obj_description(i.indexrelid, 'pg_class') \
              FROM pg_index i \
@@ -286,6 +296,7 @@ async fn load_indexes(
              WHERE i.indrelid = ANY($1) \
                AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = i.indrelid \
                                AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) \
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
              ORDER BY i.indrelid, ic.relname",
             &[&oids],
         )

@@ -1,6 +1,7 @@
 //! Streaming one table's rows from the source to the target: `COPY ... TO STDOUT` on
 //! a source session that reads the task's snapshot, piped into `COPY ... FROM STDIN`
-//! on the target session, in binary format when every column type is built in.
+//! on the target session, in binary format when every column type is built in. A
+//! partitioned table is streamed leaf after leaf, each through the same stream.
 //!
 //! Memory stays bounded whatever the table's size: rows are forwarded as they arrive,
 //! gathered into chunks of [`CHUNK`] bytes (PostgreSQL sends one message per row;
@@ -13,8 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt, pin_mut};
 
-use crate::migration::MigrationError;
+use crate::migration::apply::TableWork;
 use crate::migration::conn::Session;
+use crate::migration::mapping::QualifiedTable;
+use crate::migration::{MigrationError, PartitionOutcome, ProgressEvent, ddl};
 
 /// Bytes gathered before they are sent to the target.
 const CHUNK: usize = 256 * 1024;
@@ -27,6 +30,100 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 pub(crate) struct Copied {
     pub rows: u64,
     pub bytes: u64,
+}
+
+/// Where copied rows go.
+pub(crate) enum Dest<'a> {
+    /// Every row into one table (schema, name): a staging table, an existing table
+    /// (which routes them to its partitions when it is partitioned), a new ordinary one.
+    One(&'a str, &'a str),
+    /// Each source leaf into its own new leaf: the names of
+    /// [`crate::migration::partition::choose_names`].
+    Leaves(&'a [QualifiedTable]),
+}
+
+/// What a table's copy moved: in all, and from each leaf (by index in the tree).
+pub(crate) struct CopiedTable {
+    pub total: Copied,
+    pub leaves: Vec<(usize, u64)>,
+}
+
+/// Streams the table's rows (leaf after leaf for a partitioned table, each through
+/// the same bounded stream) into `dest`, reporting progress summed over the leaves.
+pub(crate) async fn copy_rows(
+    w: &TableWork<'_>,
+    src: &Session,
+    tgt: &Session,
+    dest: Dest<'_>,
+    freeze: bool,
+) -> Result<CopiedTable, MigrationError> {
+    let m = &w.table.mapping;
+    let columns = w.def.copied_columns();
+    let binary = w.def.binary_copy();
+    let sql = |from: (&str, &str), into: (&str, &str)| {
+        (
+            ddl::copy_out(from.0, from.1, &columns, binary),
+            ddl::copy_in(into.0, into.1, &columns, binary, freeze),
+        )
+    };
+    // (leaf index, COPY out, COPY in)
+    let mut pieces: Vec<(Option<usize>, (String, String))> = Vec::new();
+    if w.table.partitioned {
+        for (i, p) in w.table.partitions.iter().enumerate() {
+            if !p.is_leaf() {
+                continue;
+            }
+            let into = match &dest {
+                Dest::One(s, t) => (*s, *t),
+                Dest::Leaves(names) => match names.get(i) {
+                    Some(n) => (n.schema.as_str(), n.table.as_str()),
+                    None => continue,
+                },
+            };
+            pieces.push((Some(i), sql((&p.source.schema, &p.source.table), into)));
+        }
+    } else if let Dest::One(s, t) = dest {
+        pieces.push((None, sql((&m.source.schema, &m.source.table), (s, t))));
+    }
+    let (estimated_rows, estimated_bytes) = (w.table.estimated_rows, w.table.table_bytes);
+    let mut done = CopiedTable {
+        total: Copied::default(),
+        leaves: Vec::new(),
+    };
+    for (leaf, (out_sql, in_sql)) in pieces {
+        let before = done.total;
+        let mut report = |c: Copied| {
+            (w.progress)(ProgressEvent::TableCopying {
+                key: m.key.clone(),
+                rows: before.rows + c.rows,
+                bytes: before.bytes + c.bytes,
+                estimated_rows,
+                estimated_bytes,
+            })
+        };
+        let c = stream(src, tgt, &out_sql, &in_sql, binary, &mut report).await?;
+        done.total.rows += c.rows;
+        done.total.bytes += c.bytes;
+        if let Some(i) = leaf {
+            done.leaves.push((i, c.rows));
+        }
+    }
+    Ok(done)
+}
+
+/// The leaves of a partitioned source whose rows went into one existing table.
+pub(crate) fn routed(w: &TableWork<'_>, copied: &CopiedTable) -> Vec<PartitionOutcome> {
+    copied
+        .leaves
+        .iter()
+        .filter_map(|&(i, rows)| {
+            Some(PartitionOutcome {
+                source: w.table.partitions.get(i)?.source.to_string(),
+                target: w.table.mapping.target.to_string(),
+                rows_copied: rows,
+            })
+        })
+        .collect()
 }
 
 /// Runs `copy_out` on `source` and `copy_in` on `target`, calling `progress` with the

@@ -142,8 +142,12 @@ pub(crate) fn create_table(def: &TableDef, schema: &str, names: &Names) -> Vec<S
         })
         .collect();
     let unlogged = if def.unlogged { "UNLOGGED " } else { "" };
+    let partition_by = match &def.partition_key {
+        Some(key) => format!(" PARTITION BY {key}"),
+        None => String::new(),
+    };
     out.push(format!(
-        "CREATE {unlogged}TABLE {} ({})",
+        "CREATE {unlogged}TABLE {} ({}){partition_by}",
         qualified(schema, &names.table),
         columns.join(", ")
     ));

@@ -83,6 +83,7 @@ pub(crate) async fn finished(
             sequences_set: Vec::new(),
             seconds: 0.0,
             resumed: true,
+            partitions: Vec::new(),
         });
         done.insert(key, outcome);
     }

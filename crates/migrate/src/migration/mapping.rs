@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::migration::conn::Session;
 use crate::migration::names::{display_path, identifier_problem, quote_ident};
+use crate::migration::partition::{self, SourcePartition};
 use crate::migration::{MigrationError, ObjectMapping};
 
 /// Schemas never migrated as part of a database or schema object: the catalogs, and
@@ -89,6 +90,11 @@ pub(crate) struct SourceTable {
     pub table_bytes: u64,
     /// With indexes: about what the target needs on disk.
     pub total_bytes: u64,
+    /// For a partitioned table, its whole tree (each partition after the one it belongs
+    /// to); the sizes above are then the sums over the leaves. Empty otherwise.
+    pub partitions: Vec<SourcePartition>,
+    /// True for a partitioned table (even one without partitions yet).
+    pub partitioned: bool,
 }
 
 /// What the source catalog says about the task's objects in one database.
@@ -101,6 +107,11 @@ pub(crate) struct Resolution {
     pub unsupported: Vec<(String, String)>,
     /// Selected tables whose inheritance will not be recreated.
     pub inheritance: Vec<String>,
+    /// Partitions named by an object of their own, as "what it is": they are
+    /// migrated with their partitioned table, never alone.
+    pub lone_partitions: Vec<String>,
+    /// The partitioned tables those partitions belong to, for the advice.
+    pub partition_roots: Vec<String>,
 }
 
 /// Resolves the objects of `session`'s database.
@@ -108,11 +119,20 @@ pub(crate) async fn resolve_database(
     s: &Session,
     objects: &[&ObjectMapping],
 ) -> Result<Resolution, MigrationError> {
+    // For a partition: the partitioned table it belongs to (`inhparent`) and the one
+    // at the top of its tree (`pg_partition_root`), which is what a task migrates.
     let sql = format!(
         "SELECT n.nspname, c.relname, c.oid, c.relkind::text, c.relispartition, \
+                c.relkind = 'r' AND NOT c.relispartition AND \
                 EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), \
-                greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid) \
+                greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid), \
+                pn.nspname, p.relname, rn.nspname, r.relname \
          FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
+         LEFT JOIN pg_inherits pi ON c.relispartition AND pi.inhrelid = c.oid \
+         LEFT JOIN pg_class p ON p.oid = pi.inhparent \
+         LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+         LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid) \
+         LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace \
          WHERE {SKIPPED_SCHEMAS} \
          ORDER BY n.nspname, c.relname"
     );
@@ -141,11 +161,31 @@ pub(crate) async fn resolve_database(
             table: table.to_string(),
         };
         let kind: &str = r.get(3);
-        if kind == "p" || r.get::<_, bool>(4) {
-            out.unsupported.push((
-                source.to_string(),
-                "partitioned tables and partitions are not migrated yet".into(),
-            ));
+        if r.get::<_, bool>(4) {
+            let name = |schema: usize, table: usize| QualifiedTable {
+                database: s.database.clone(),
+                schema: r.get::<_, Option<String>>(schema).unwrap_or_default(),
+                table: r.get::<_, Option<String>>(table).unwrap_or_default(),
+            };
+            let (parent, root) = (name(9, 10), name(11, 12));
+            let root_path = [s.database.as_str(), &root.schema, &root.table];
+            if by_path.contains_key(&path[..]) {
+                let of = if parent == root {
+                    format!("the partitioned table {root}")
+                } else {
+                    format!("{parent}, in the tree of the partitioned table {root}")
+                };
+                out.lone_partitions
+                    .push(format!("{source} is a partition of {of}"));
+                if !out.partition_roots.contains(&root.to_string()) {
+                    out.partition_roots.push(root.to_string());
+                }
+            } else if map_path(&root_path, &by_path).is_none() {
+                out.unsupported.push((
+                    source.to_string(),
+                    "partitions of a partitioned table the task does not select (a partition is migrated with its partitioned table, never alone)".into(),
+                ));
+            }
             continue;
         }
         if r.get::<_, bool>(5) {
@@ -161,8 +201,11 @@ pub(crate) async fn resolve_database(
             estimated_rows: r.get::<_, i64>(6).max(0) as u64,
             table_bytes: r.get::<_, i64>(7).max(0) as u64,
             total_bytes: r.get::<_, i64>(8).max(0) as u64,
+            partitions: Vec::new(),
+            partitioned: kind == "p",
         });
     }
+    add_partitions(s, &by_path, &mut out).await?;
     for o in objects {
         let found = match o.source.as_slice() {
             [_] => true,
@@ -177,6 +220,52 @@ pub(crate) async fn resolve_database(
         }
     }
     Ok(out)
+}
+
+/// Reads the tree of every selected partitioned table, maps its partitions and sums
+/// the leaves' sizes; a tree that cannot be migrated moves to `unsupported`.
+async fn add_partitions(
+    s: &Session,
+    by_path: &HashMap<Vec<&str>, &ObjectMapping>,
+    out: &mut Resolution,
+) -> Result<(), MigrationError> {
+    let roots: Vec<u32> = out
+        .tables
+        .iter()
+        .filter(|t| t.partitioned)
+        .map(|t| t.oid)
+        .collect();
+    let mut trees = partition::trees(s, &roots).await?;
+    let mut kept = Vec::new();
+    for mut t in std::mem::take(&mut out.tables) {
+        if t.partitioned {
+            t.partitions = trees.remove(&t.oid).unwrap_or_default();
+            if let Some(why) = partition::unsupported(&t.partitions) {
+                out.unsupported.push((t.mapping.source.to_string(), why));
+                continue;
+            }
+            let mapped =
+                |p: &QualifiedTable| map_path(&[p.database.as_str(), &p.schema, &p.table], by_path);
+            partition::map_targets(
+                &mut t.partitions,
+                &t.mapping.source,
+                &t.mapping.target,
+                mapped,
+            );
+            let leaves = t.partitions.iter().filter(|p| p.is_leaf());
+            (t.estimated_rows, t.table_bytes, t.total_bytes) =
+                leaves.fold((0, 0, t.total_bytes), |(rows, bytes, total), p| {
+                    (
+                        rows + p.estimated_rows,
+                        bytes + p.table_bytes,
+                        total + p.total_bytes,
+                    )
+                });
+        }
+        kept.push(t);
+    }
+    out.tables = kept;
+    Ok(())
 }
 
 /// The target path of a source table, or `None` when no object selects it.
@@ -249,6 +338,37 @@ pub(crate) fn target_collisions(tables: &[&TableMapping]) -> Vec<String> {
     problems
 }
 
+/// The partitions of `tables` that keep their names, as mappings, so that collisions
+/// with other tables of the task are found like any other.
+pub(crate) fn kept_partition_mappings(tables: &[&SourceTable]) -> Vec<TableMapping> {
+    tables
+        .iter()
+        .flat_map(|t| t.partitions.iter().filter(|p| !p.derived))
+        .map(|p| TableMapping {
+            key: TableKey::of(&p.source),
+            source: p.source.clone(),
+            target: p.target.clone(),
+        })
+        .collect()
+}
+
+/// The target names the task maps tables and kept-name partitions to: derived
+/// partition names avoid them.
+pub(crate) fn reserved_names(tables: &[&SourceTable]) -> HashSet<QualifiedTable> {
+    tables
+        .iter()
+        .flat_map(|t| {
+            std::iter::once(&t.mapping.target).chain(
+                t.partitions
+                    .iter()
+                    .filter(|p| !p.derived)
+                    .map(|p| &p.target),
+            )
+        })
+        .cloned()
+        .collect()
+}
+
 /// The databases of `objects`, in the order they first appear.
 pub(crate) fn source_databases(objects: &[ObjectMapping]) -> Vec<String> {
     let mut seen = HashSet::new();
@@ -289,6 +409,8 @@ pub(crate) async fn resolve_all(
                 all.missing.extend(r.missing);
                 all.unsupported.extend(r.unsupported);
                 all.inheritance.extend(r.inheritance);
+                all.lone_partitions.extend(r.lone_partitions);
+                all.partition_roots.extend(r.partition_roots);
             }
             Err(e) => errors.push(e),
         }

@@ -26,6 +26,7 @@
 //! # Layout
 //! - [`spec`]: the task description; [`names`]: parsing, quoting, derived names.
 //! - `mapping`: objects to table pairs; `catalog`: source table definitions;
+//!   `partition`: the trees of partitioned tables, migrated whole;
 //!   `target`: what exists in the target and what the task will do to each table.
 //! - `precheck`: the pre-check items.
 //! - `run`: orchestration and foreign keys; `apply`: one table, atomically;
@@ -43,6 +44,7 @@ mod error;
 mod journal;
 mod mapping;
 pub mod names;
+mod partition;
 mod precheck;
 mod repair;
 pub mod report;
@@ -57,8 +59,8 @@ pub use journal::{JOURNAL_SCHEMA, forget};
 pub use mapping::{QualifiedTable, TableKey, TableMapping};
 pub use precheck::{PrecheckContext, PrecheckItem, PrecheckStatus, precheck, precheck_passed};
 pub use report::{
-    Expectation, ForeignKeyOutcome, MigrationReport, PlannedTable, ProgressEvent, TableOutcome,
-    TableVerification,
+    Expectation, ForeignKeyOutcome, MigrationReport, PartitionOutcome, PlannedTable, ProgressEvent,
+    TableOutcome, TableVerification,
 };
 pub use run::{run, spawn};
 pub use spec::{ConflictMode, MigrationSpec, MigrationTask, MigrationTypes, ObjectMapping};
@@ -71,6 +73,9 @@ pub async fn resolve(task: &MigrationTask) -> Result<Vec<TableMapping>, Migratio
     let (resolution, mut errors) = mapping::resolve_all(&task.source, &task.spec.objects).await;
     if !errors.is_empty() {
         return Err(errors.remove(0));
+    }
+    if let Some(e) = partition::lone_error(&resolution) {
+        return Err(e);
     }
     if !resolution.missing.is_empty() {
         return Err(MigrationError::Mapping(format!(

@@ -50,6 +50,18 @@ pub fn renamed_dependent(name: &str, source_table: &str, target_table: &str) -> 
     }
 }
 
+/// The name a partition wishes for when its partitioned table is renamed: like
+/// [`renamed_dependent`] when it starts with the table's name (`m_2024` of `m` becomes
+/// `m_old_2024` for `m_old`), else the new table's name, `_` and its own (`p1` becomes
+/// `m_old_p1`), so that the partitions of a tree restored next to the original never
+/// take the original partitions' names.
+pub fn renamed_partition(name: &str, source_table: &str, target_table: &str) -> String {
+    match name.strip_prefix(source_table) {
+        Some(rest) if !rest.is_empty() => fit(target_table, rest),
+        _ => fit(target_table, &format!("_{name}")),
+    }
+}
+
 /// `head + tail`, shortening `head` so the result fits in an identifier.
 fn fit(head: &str, tail: &str) -> String {
     if tail.len() >= MAX_IDENTIFIER_BYTES {
@@ -122,6 +134,15 @@ mod tests {
         let renamed = renamed_dependent("orders_customer_id_idx", "orders", &long);
         assert!(renamed.len() <= MAX_IDENTIFIER_BYTES);
         assert!(renamed.ends_with("_customer_id_idx"));
+    }
+
+    #[test]
+    fn partitions_follow_their_table_name() {
+        assert_eq!(renamed_partition("m_2024", "m", "m_old"), "m_old_2024");
+        assert_eq!(renamed_partition("p1", "m", "m_old"), "m_old_p1");
+        assert_eq!(renamed_partition("m", "m", "m_old"), "m_old_m");
+        let long = renamed_partition(&"p".repeat(63), "m", "m_old");
+        assert!(long.len() <= MAX_IDENTIFIER_BYTES);
     }
 
     #[test]

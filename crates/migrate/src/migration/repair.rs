@@ -50,6 +50,9 @@ pub(crate) async fn repair(
 ) -> Result<(), MigrationError> {
     let m = &w.table.mapping;
     let table = qualified(&m.target.schema, &m.target.table);
+    // The table's own rows, as the diff compares them: an inheritance parent's
+    // children are tables of their own, a partitioned table's rows are its leaves'.
+    let only = if existing.relkind == 'p' { "" } else { "ONLY " };
     let delete = w.task.spec.delete_rows_only_in_target;
     // Writers wait from here to the commit: the rows compared below are the rows
     // changed, and the saved rows are exactly the ones replaced.
@@ -111,7 +114,7 @@ pub(crate) async fn repair(
     let saving = spill.changed > 0 || (delete && spill.only_in_target > 0);
     let mut saved = None;
     if saving {
-        let mut taken = crate::migration::apply::relation_names(tgt, &m.target.schema).await?;
+        let mut taken = crate::migration::target::relation_names(tgt, &m.target.schema).await?;
         let name = choose_free(
             &with_suffix(&m.target.table, &format!("_repaired_{}", w.tag)),
             &mut taken,
@@ -119,7 +122,7 @@ pub(crate) async fn repair(
         let saved_sql = qualified(&m.target.schema, &name);
         tgt.execute(
             "saving the rows about to be updated",
-            &format!("CREATE TABLE {saved_sql} AS SELECT t.* FROM {table} t WHERE EXISTS (SELECT 1 FROM pg_temp.lb_stage s WHERE {matches})"),
+            &format!("CREATE TABLE {saved_sql} AS SELECT t.* FROM {only}{table} t WHERE EXISTS (SELECT 1 FROM pg_temp.lb_stage s WHERE {matches})"),
         )
         .await?;
         let note = format!(
@@ -145,7 +148,7 @@ pub(crate) async fn repair(
             .count(
                 "updating the rows that differ",
                 &format!(
-                    "UPDATE {table} t SET {} FROM pg_temp.lb_stage s WHERE {matches}",
+                    "UPDATE {only}{table} t SET {} FROM pg_temp.lb_stage s WHERE {matches}",
                     updates.join(", ")
                 ),
                 &[],
@@ -166,18 +169,18 @@ pub(crate) async fn repair(
             "inserting the missing rows",
             &format!(
                 "INSERT INTO {table} ({cols}){overriding} SELECT {cols} FROM pg_temp.lb_stage s \
-                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {matches})"
+                 WHERE NOT EXISTS (SELECT 1 FROM {only}{table} t WHERE {matches})"
             ),
             &[],
         )
         .await?;
     if let (Some(saved), Some(keys)) = (&saved, spill.delete) {
-        out.rows_deleted = delete_rows(tgt, &table, saved, key, keys).await?;
+        out.rows_deleted = delete_rows(tgt, only, &table, saved, key, keys).await?;
     }
     let remaining: i64 = tgt
         .query_one(
             "counting the table's rows",
-            &format!("SELECT count(*) FROM ONLY {table}"),
+            &format!("SELECT count(*) FROM {only}{table}"),
             &[],
         )
         .await?
@@ -359,18 +362,19 @@ async fn stage_source_rows(
     let columns = w.def.copied_columns();
     let binary = w.def.binary_copy();
     let source = qualified(&m.source.schema, &m.source.table);
+    let only = if w.table.partitioned { "" } else { "ONLY " };
     let in_sql = ddl::copy_in("pg_temp", "lb_stage", &columns, binary, true);
     let mut batches = Batches::new(keys);
     let mut total = Copied::default();
-    let estimated_bytes = if w.table.estimated_rows > 0 {
-        w.table.table_bytes / w.table.estimated_rows * expected
-    } else {
-        0
-    };
+    let estimated_bytes = w
+        .table
+        .table_bytes
+        .checked_div(w.table.estimated_rows)
+        .map_or(0, |per_row| per_row * expected);
     while let Some(batch) = batches.next_batch().map_err(batch_err)? {
         let filter = key_filter(key, &source, &format!("{}::jsonb", quote_literal(&batch)));
         let out_sql = format!(
-            "COPY (SELECT {} FROM ONLY {source} WHERE {filter}) TO STDOUT (FORMAT {})",
+            "COPY (SELECT {} FROM {only}{source} WHERE {filter}) TO STDOUT (FORMAT {})",
             column_list(&columns),
             if binary { "binary" } else { "text" }
         );
@@ -394,6 +398,7 @@ async fn stage_source_rows(
 /// Deletes the target rows of the spilled keys, saving them into `saved` first.
 async fn delete_rows(
     tgt: &Session,
+    only: &str,
     table: &str,
     saved: &str,
     key: &[String],
@@ -403,7 +408,7 @@ async fn delete_rows(
     let mut deleted = 0;
     let filter = key_filter(key, table, "$1::text::jsonb");
     let sql = format!(
-        "WITH gone AS (DELETE FROM ONLY {table} WHERE {filter} RETURNING *) \
+        "WITH gone AS (DELETE FROM {only}{table} WHERE {filter} RETURNING *) \
          INSERT INTO {saved} SELECT * FROM gone"
     );
     while let Some(batch) = batches.next_batch().map_err(batch_err)? {

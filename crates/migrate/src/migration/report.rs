@@ -87,6 +87,21 @@ pub struct TableOutcome {
     /// True when an earlier run finished the table and this one skipped it.
     #[serde(default)]
     pub resumed: bool,
+    /// For a partitioned table: each partition, with the name it got in the target
+    /// and the rows copied from it. Empty for other tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionOutcome>,
+}
+
+/// One partition of a migrated partitioned table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionOutcome {
+    pub source: String,
+    /// Where it went: the partition the task created, or, when the rows were merged
+    /// into an existing table, that table (which routed them to its own partitions).
+    pub target: String,
+    /// Rows copied from it; 0 for a partition that is partitioned itself.
+    pub rows_copied: u64,
 }
 
 /// A foreign key between migrated tables created after the data.

@@ -105,7 +105,11 @@ pub async fn run(
         let schemas = distinct(
             all.iter()
                 .filter(|t| &t.mapping.target.database == db)
-                .map(|t| t.mapping.target.schema.clone()),
+                .flat_map(|t| {
+                    std::iter::once(&t.mapping.target)
+                        .chain(t.partitions.iter().map(|p| &p.target))
+                        .map(|q| q.schema.clone())
+                }),
         );
         let needed = types::distinct(
             sources
@@ -129,6 +133,7 @@ pub async fn run(
     });
 
     let tag = task_tag(&spec.task_id);
+    let reserved = mapping::reserved_names(&all);
     let stop = cancel.child_token();
     let mut work = Vec::new();
     for db in &sources {
@@ -142,6 +147,8 @@ pub async fn run(
             work.push(TableWork {
                 table: t,
                 def,
+                defs: &db.defs,
+                reserved: &reserved,
                 snapshot: &db.snapshot,
                 task,
                 tag: &tag,
@@ -302,6 +309,9 @@ async fn open_sources(
             .filter(|o| o.database() == db)
             .collect();
         let resolved = mapping::resolve_database(&s, &objects).await?;
+        if let Some(e) = crate::migration::partition::lone_error(&resolved) {
+            return Err(e);
+        }
         if !resolved.missing.is_empty() {
             return Err(MigrationError::Mapping(format!(
                 "{} not found on the source",
@@ -315,7 +325,21 @@ async fn open_sources(
             warnings.push(format!("{table} takes part in table inheritance; it was migrated as a plain table with its own rows only"));
         }
         let oids: Vec<u32> = resolved.tables.iter().map(|t| t.oid).collect();
-        let defs = catalog::load(&s, &oids).await?;
+        // Partitions too, for what each has of its own.
+        let with_partitions: Vec<u32> = resolved
+            .tables
+            .iter()
+            .flat_map(|t| std::iter::once(t.oid).chain(t.partitions.iter().map(|p| p.oid)))
+            .collect();
+        let defs = catalog::load(&s, &with_partitions).await?;
+        for p in resolved.tables.iter().flat_map(|t| &t.partitions) {
+            for fk in defs.get(&p.oid).map(|d| &d.foreign_keys[..]).unwrap_or(&[]) {
+                warnings.push(format!(
+                    "foreign key {} of partition {} was not created: only the foreign keys of a partitioned table itself are",
+                    fk.name, p.source
+                ));
+            }
+        }
         let types = if task.spec.types.schema {
             types::load(&s, &oids).await?
         } else {
@@ -332,10 +356,13 @@ async fn open_sources(
     Ok((sources, sessions))
 }
 
-/// Mapped names must be valid and distinct.
+/// Mapped names must be valid and distinct (partitions that keep their names
+/// included).
 fn check_targets(all: &[&SourceTable]) -> Result<(), MigrationError> {
+    let kept = mapping::kept_partition_mappings(all);
     let mappings: Vec<_> = all.iter().map(|t| &t.mapping).collect();
-    let mut problems = mapping::target_collisions(&mappings);
+    let mut problems =
+        mapping::target_collisions(&mappings.iter().copied().chain(&kept).collect::<Vec<_>>());
     for m in &mappings {
         for part in [&m.target.database, &m.target.schema, &m.target.table] {
             if let Some(p) = identifier_problem(part) {

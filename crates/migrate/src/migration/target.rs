@@ -3,21 +3,23 @@
 //! decide with the same function ([`decide`]), so the run never does something the
 //! pre-check did not announce.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::migration::MigrationError;
 use crate::migration::catalog::{self, ColumnDef, TableDef};
 use crate::migration::conn::Session;
+use crate::migration::mapping::SourceTable;
 use crate::migration::spec::{ConflictMode, MigrationTypes};
 
 /// A relation that exists in the target under a mapped name.
 #[derive(Debug, Clone)]
 pub(crate) struct TargetTable {
     pub oid: u32,
-    /// `r` for an ordinary table; anything else (view, sequence, partitioned table...)
-    /// cannot receive rows from the migration.
+    /// `r` for an ordinary table, `p` for a partitioned one (rows sent to it go to
+    /// their partitions); anything else (view, sequence...) cannot receive rows from
+    /// the migration.
     pub relkind: char,
     pub columns: Vec<ColumnDef>,
     pub key: Vec<String>,
@@ -26,6 +28,28 @@ pub(crate) struct TargetTable {
     pub can_insert: bool,
     pub can_update: bool,
     pub can_delete: bool,
+}
+
+impl TargetTable {
+    /// True for a table rows can be written to.
+    pub fn holds_rows(&self) -> bool {
+        matches!(self.relkind, 'r' | 'p')
+    }
+}
+
+/// Names of every relation in `schema` of the target, as the session sees them now.
+pub(crate) async fn relation_names(
+    s: &Session,
+    schema: &str,
+) -> Result<HashSet<String>, MigrationError> {
+    let rows = s
+        .query(
+            "listing the target schema",
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
+            &[&schema],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Looks up `(schema, table)` names in the session's database.
@@ -103,7 +127,7 @@ pub(crate) async fn has_rows(
 /// not match for merges. Each names the target table.
 pub(crate) async fn conflicts(
     s: &Session,
-    tables: &[&crate::migration::mapping::SourceTable],
+    tables: &[&SourceTable],
     defs: &HashMap<&crate::migration::TableKey, &TableDef>,
     types: MigrationTypes,
     conflict: ConflictMode,
@@ -122,14 +146,15 @@ pub(crate) async fn conflicts(
     for (t, name) in tables.iter().zip(&names) {
         let e = existing.get(name);
         let has_rows = match e {
-            Some(e) if e.relkind == 'r' && !types.schema && conflict == ConflictMode::Error => {
+            Some(e) if e.holds_rows() && !types.schema && conflict == ConflictMode::Error => {
                 has_rows(s, &name.0, &name.1).await?
             }
             _ => false,
         };
         let target = &t.mapping.target;
-        match decide(types, conflict, e, || has_rows) {
+        match decide(types, conflict, e, t.partitioned, || has_rows) {
             Err(reason) => problems.push(format!("{target} {reason}")),
+            Ok(TableAction::Create) => problems.extend(partition_conflicts(s, t).await?),
             Ok(action) => {
                 if let (Some(e), Some(def)) = (e, defs.get(&t.mapping.key))
                     && matches!(
@@ -150,6 +175,40 @@ pub(crate) async fn conflicts(
         }
     }
     Ok(problems)
+}
+
+/// The partitions of a partitioned table the task creates that keep their names and
+/// find them taken in the target (derived names are chosen free instead).
+pub(crate) async fn partition_conflicts(
+    s: &Session,
+    t: &SourceTable,
+) -> Result<Vec<String>, MigrationError> {
+    let fixed: Vec<_> = t.partitions.iter().filter(|p| !p.derived).collect();
+    if fixed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let schemas: Vec<&str> = fixed.iter().map(|p| p.target.schema.as_str()).collect();
+    let tables: Vec<&str> = fixed.iter().map(|p| p.target.table.as_str()).collect();
+    let rows = s
+        .query(
+            "looking up target partitions",
+            "SELECT w.s, w.t FROM unnest($1::text[], $2::text[]) AS w(s, t) \
+             JOIN pg_namespace n ON n.nspname = w.s \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.t",
+            &[&schemas, &tables],
+        )
+        .await?;
+    let taken: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(fixed
+        .iter()
+        .filter(|p| taken.contains(&(p.target.schema.clone(), p.target.table.clone())))
+        .map(|p| {
+            format!(
+                "{} (where partition {} of {} goes, under its own name) already exists in the target",
+                p.target, p.source, t.mapping.source
+            )
+        })
+        .collect())
 }
 
 /// What the task does to one table.
@@ -195,12 +254,14 @@ impl TableAction {
 }
 
 /// What the task will do to a table, or why it cannot (a conflict under `error`, a
-/// missing table for `data` only, a view in the way...). `target_has_rows` is only
-/// asked for under `error` with `data` only.
+/// missing table for `data` only, a view in the way...). `partitioned` says the source
+/// table is partitioned. `target_has_rows` is only asked for under `error` with `data`
+/// only.
 pub(crate) fn decide(
     types: MigrationTypes,
     conflict: ConflictMode,
     existing: Option<&TargetTable>,
+    partitioned: bool,
     target_has_rows: impl FnOnce() -> bool,
 ) -> Result<TableAction, String> {
     let Some(t) = existing else {
@@ -210,17 +271,28 @@ pub(crate) fn decide(
             Err("does not exist in the target and only data is migrated".into())
         };
     };
-    if t.relkind != 'r' {
+    if !t.holds_rows() {
         let what = match t.relkind {
             'v' => "a view",
             'm' => "a materialized view",
             'S' => "a sequence",
-            'p' => "a partitioned table",
             'f' => "a foreign table",
             'i' | 'I' => "an index",
             _ => "another kind of relation",
         };
         return Err(format!("exists in the target as {what}"));
+    }
+    // Swapping a tree would mean moving every old partition and its indexes aside
+    // under the lock; the merge modes reach the same rows without that.
+    if conflict == ConflictMode::Replace && (partitioned || t.relkind == 'p') {
+        let which = if partitioned {
+            "the source"
+        } else {
+            "the target"
+        };
+        return Err(format!(
+            "exists in the target, and conflict mode replace does not swap partitioned tables ({which} is one): use --conflict overwrite or skip-existing, or map the table to a new name"
+        ));
     }
     match conflict {
         ConflictMode::Error if types.schema => Err("already exists in the target".into()),
@@ -337,18 +409,18 @@ mod tests {
         };
         let t = existing('r');
         assert_eq!(
-            decide(both, ConflictMode::Error, None, || false),
+            decide(both, ConflictMode::Error, None, false, || false),
             Ok(TableAction::Create)
         );
-        assert!(decide(data, ConflictMode::Error, None, || false).is_err());
-        assert!(decide(both, ConflictMode::Error, Some(&t), || false).is_err());
+        assert!(decide(data, ConflictMode::Error, None, false, || false).is_err());
+        assert!(decide(both, ConflictMode::Error, Some(&t), false, || false).is_err());
         assert_eq!(
-            decide(data, ConflictMode::Error, Some(&t), || false),
+            decide(data, ConflictMode::Error, Some(&t), false, || false),
             Ok(TableAction::Append)
         );
-        assert!(decide(data, ConflictMode::Error, Some(&t), || true).is_err());
+        assert!(decide(data, ConflictMode::Error, Some(&t), false, || true).is_err());
         assert_eq!(
-            decide(both, ConflictMode::SkipExisting, Some(&t), || true),
+            decide(both, ConflictMode::SkipExisting, Some(&t), false, || true),
             Ok(TableAction::SkipExisting)
         );
         assert_eq!(
@@ -359,10 +431,28 @@ mod tests {
                 },
                 ConflictMode::Overwrite,
                 Some(&t),
+                false,
                 || true
             ),
             Ok(TableAction::Unchanged)
         );
-        assert!(decide(both, ConflictMode::Replace, Some(&existing('v')), || true).is_err());
+        assert!(
+            decide(
+                both,
+                ConflictMode::Replace,
+                Some(&existing('v')),
+                false,
+                || true
+            )
+            .is_err()
+        );
+        let p = existing('p');
+        assert_eq!(
+            decide(both, ConflictMode::SkipExisting, Some(&p), true, || true),
+            Ok(TableAction::SkipExisting)
+        );
+        assert!(decide(both, ConflictMode::Error, Some(&p), true, || false).is_err());
+        let refused = decide(both, ConflictMode::Replace, Some(&t), true, || true);
+        assert!(refused.is_err_and(|e| e.contains("does not swap partitioned tables")));
     }
 }

@@ -149,11 +149,19 @@ async fn count_rows(
     t: &crate::migration::QualifiedTable,
 ) -> Result<u64, MigrationError> {
     // The table's own rows, as the copy and the diff read them: an inheritance
-    // parent's children are tables of their own.
-    let sql = format!(
-        "SELECT count(*) FROM ONLY {}",
-        qualified(&t.schema, &t.table)
-    );
+    // parent's children are tables of their own. A partitioned table holds no rows
+    // itself: its rows are those of its partitions, counted through it.
+    let table = qualified(&t.schema, &t.table);
+    let partitioned: bool = s
+        .query_one(
+            "looking up the table",
+            "SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+            &[&table],
+        )
+        .await?
+        .get(0);
+    let only = if partitioned { "" } else { "ONLY " };
+    let sql = format!("SELECT count(*) FROM {only}{table}");
     let row = s.query_one("counting rows", &sql, &[]).await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }

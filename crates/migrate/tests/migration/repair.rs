@@ -210,3 +210,33 @@ async fn an_identical_table_is_left_alone() {
     assert_eq!(t.kept_table, None);
     assert_eq!(fingerprint(&p.dst, UNTOUCHED).await, untouched);
 }
+
+#[tokio::test]
+async fn a_partitioned_table_is_repaired_through_its_partitions() {
+    let p = Pair::start().await;
+    p.both(
+        "CREATE TABLE events (id int, day date, what text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO events SELECT i, date '2025-06-01' + (i % 400), 'event ' || i FROM generate_series(1, 4000) i;",
+    )
+    .await;
+    p.dst("UPDATE events SET what = 'wrong' WHERE id % 100 = 0; DELETE FROM events WHERE id <= 5;")
+        .await;
+    let task = p.task(&["shop.public.events"], ConflictMode::Repair);
+    let out = migrate(&task, &HashSet::new()).await;
+    let t = &out.report().tables[0];
+    assert_eq!(
+        (t.rows_inserted, t.rows_updated, t.rows_untouched),
+        (5, 40, 3955),
+        "{t:#?}"
+    );
+    for leaf in ["events_2025", "events_2026"] {
+        assert_eq!(
+            fingerprint(&p.dst, leaf).await,
+            fingerprint(&p.src, leaf).await,
+            "{leaf}"
+        );
+    }
+    assert!(out.report().verification[0].passed);
+}

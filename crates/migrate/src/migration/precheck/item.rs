@@ -37,6 +37,7 @@ pub const ITEMS: &[(&str, &str)] = &[
     ("engine_version", "Engine versions compatible"),
     ("source_objects", "Selected objects exist on the source"),
     ("unsupported_objects", "Tables that cannot be migrated"),
+    ("partitions", "Partitioned tables migrated whole"),
     ("object_names", "Mapped names valid"),
     (
         "source_privileges",

@@ -24,7 +24,7 @@ pub use item::{PrecheckItem, PrecheckStatus, precheck_passed};
 
 use crate::migration::catalog::{self, TableDef};
 use crate::migration::conn::{Session, connect};
-use crate::migration::mapping::{self, SourceTable, TableKey};
+use crate::migration::mapping::{self, Resolution, SourceTable, TableKey};
 use crate::migration::names::identifier_problem;
 use crate::migration::{MigrationTask, Side};
 
@@ -49,6 +49,8 @@ pub(crate) struct SourceFacts {
     /// Per source database, the user-defined types its selected tables use.
     pub types: HashMap<String, Vec<crate::migration::types::TypeDef>>,
     pub version: i32,
+    /// Partitions named alone, and the partitioned tables to name instead.
+    pub lone_partitions: Resolution,
 }
 
 /// Runs every check and returns the items in display order. Never fails: a problem
@@ -61,6 +63,7 @@ pub async fn precheck(task: &MigrationTask, ctx: &PrecheckContext) -> Vec<Preche
         names.push("the task selects no object".into());
     }
     let source = check_source(task, &mut items).await;
+    let mut trees = Vec::new();
     let admin = match crate::migration::run::connect_any(&task.target).await {
         Ok(s) => {
             items.push(PrecheckItem::passed(
@@ -88,8 +91,11 @@ pub async fn precheck(task: &MigrationTask, ctx: &PrecheckContext) -> Vec<Preche
             version,
             task.spec.types.schema,
         ));
+        let all: Vec<&SourceTable> = source.tables.iter().collect();
+        let kept = mapping::kept_partition_mappings(&all);
         let mappings: Vec<_> = source.tables.iter().map(|t| &t.mapping).collect();
-        names.extend(mapping::target_collisions(&mappings));
+        let with_kept: Vec<_> = mappings.iter().copied().chain(&kept).collect();
+        names.extend(mapping::target_collisions(&with_kept));
         for m in &mappings {
             for part in [&m.target.database, &m.target.schema, &m.target.table] {
                 if let Some(p) = identifier_problem(part) {
@@ -105,6 +111,10 @@ pub async fn precheck(task: &MigrationTask, ctx: &PrecheckContext) -> Vec<Preche
         if let Some(left) = ctx.source_time_left {
             items.push(capacity::time_item(left, needs.copy_bytes));
         }
+        trees = needs.partitions;
+    }
+    if let Some(source) = &source {
+        items.extend(partitions_item(&source.lone_partitions, &trees));
     }
     items.push(PrecheckItem::from_problems(
         "object_names",
@@ -210,6 +220,7 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
         defs: HashMap::new(),
         types: HashMap::new(),
         version,
+        lone_partitions: Resolution::default(),
     };
     let (mut unsupported, mut denied) = (Vec::new(), Vec::new());
     for s in &sessions {
@@ -227,7 +238,17 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
                 let types = crate::migration::types::load(s, &oids).await?;
                 facts.types.insert(s.database.clone(), types);
             }
-            let denied = source_privileges(s, &oids, task.spec.types.data).await?;
+            // COPY reads the leaves themselves: SELECT on the partitioned table does
+            // not grant it.
+            let read: Vec<u32> = r
+                .tables
+                .iter()
+                .flat_map(|t| {
+                    let leaves = t.partitions.iter().filter(|p| p.is_leaf());
+                    std::iter::once(t.oid).chain(leaves.map(|p| p.oid))
+                })
+                .collect();
+            let denied = source_privileges(s, &read, task.spec.types.data).await?;
             for t in &r.tables {
                 if let Some(d) = defs.remove(&t.oid) {
                     facts.defs.insert(t.mapping.key.clone(), d);
@@ -236,7 +257,10 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
             Ok::<_, crate::migration::MigrationError>((r, denied))
         };
         match loaded.await {
-            Ok((r, d)) => {
+            Ok((mut r, d)) => {
+                let lone = &mut facts.lone_partitions;
+                lone.lone_partitions.append(&mut r.lone_partitions);
+                lone.partition_roots.append(&mut r.partition_roots);
                 missing.extend(r.missing);
                 unsupported.extend(r.unsupported);
                 unsupported.extend(r.inheritance.into_iter().map(|t| {
@@ -265,10 +289,12 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
     if selected.is_empty() && missing.is_empty() {
         problems.push(format!(
             "the objects exist but select no table that can be migrated{}",
-            if unsupported.is_empty() {
-                ""
-            } else {
+            if !facts.lone_partitions.lone_partitions.is_empty() {
+                " (see the partitions named alone)"
+            } else if !unsupported.is_empty() {
                 " (see the tables that cannot be migrated)"
+            } else {
+                ""
             }
         ));
     }
@@ -285,7 +311,7 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
             &by_reason(&unsupported),
             false,
             "",
-            "these tables are skipped or simplified; migrate partitions by name, or recreate them in the target by hand",
+            "these tables are skipped or simplified; select their partitioned tables (a partition comes with its table), or recreate them in the target by hand",
         ));
     }
     items.push(PrecheckItem::from_problems(
@@ -296,6 +322,25 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
         format!("grant {account} USAGE on the schemas and SELECT on the tables and sequences listed, or use the instance's privileged account"),
     ));
     Some(facts)
+}
+
+/// The partitions item, when the task concerns partitioned tables: failed when an
+/// object names a partition alone, else the trees and the names their partitions get.
+fn partitions_item(lone: &Resolution, trees: &[String]) -> Option<PrecheckItem> {
+    if !lone.lone_partitions.is_empty() {
+        return Some(PrecheckItem::failed(
+            "partitions",
+            format!(
+                "{}: a partition is migrated with its partitioned table, never alone",
+                item::list(&lone.lone_partitions)
+            ),
+            format!(
+                "remove the partitions named alone from the task and {}",
+                crate::migration::partition::lone_advice(lone)
+            ),
+        ));
+    }
+    (!trees.is_empty()).then(|| PrecheckItem::passed("partitions", item::list(trees)))
 }
 
 /// Tables (and, when data is copied, their sequences) the account may not read.

@@ -8,16 +8,21 @@ use crate::migration::catalog::TableDef;
 use crate::migration::conn::{Session, connect};
 use crate::migration::mapping::{QualifiedTable, SourceTable};
 use crate::migration::names::display_ident;
+use crate::migration::partition;
+use crate::migration::precheck::item::MAX_LISTED;
 use crate::migration::precheck::{PrecheckItem, SourceFacts};
 use crate::migration::target::{self, TableAction, TargetTable};
 use crate::migration::{ConflictMode, MigrationError, MigrationTask, Side};
 
-/// What the task will need, for the capacity checks.
+/// What the task will need, for the capacity checks, and what it will do to
+/// partitioned tables, for the partitions item.
 pub(crate) struct Needs {
     /// Estimated bytes the target must find on disk.
     pub disk_bytes: u64,
     /// Bytes the copy moves.
     pub copy_bytes: u64,
+    /// One line per partitioned table: its partitions and the names they get.
+    pub partitions: Vec<String>,
 }
 
 /// Findings across all target databases, turned into items at the end.
@@ -34,6 +39,10 @@ struct Findings {
     fks: Vec<String>,
     dependents: Vec<String>,
     actions: HashMap<TableAction, usize>,
+    /// See [`Needs::partitions`].
+    partitions: Vec<String>,
+    /// See [`crate::migration::mapping::reserved_names`].
+    reserved: HashSet<QualifiedTable>,
 }
 
 pub(crate) async fn check(
@@ -44,10 +53,15 @@ pub(crate) async fn check(
 ) -> Needs {
     let spec = &task.spec;
     let account = task.target.get_user().unwrap_or("(no account)").to_string();
-    let mut f = Findings::default();
+    let all: Vec<&SourceTable> = source.tables.iter().collect();
+    let mut f = Findings {
+        reserved: crate::migration::mapping::reserved_names(&all),
+        ..Findings::default()
+    };
     let mut needs = Needs {
         disk_bytes: 0,
         copy_bytes: 0,
+        partitions: Vec::new(),
     };
     let mut repairs: Vec<&SourceTable> = Vec::new();
     let mut databases: Vec<&str> = Vec::new();
@@ -87,6 +101,10 @@ pub(crate) async fn check(
                 for t in needed_types(source, &tables) {
                     type_needed(&t, db, &mut f);
                 }
+                for t in tables.iter().filter(|t| t.partitioned) {
+                    let taken = reserved_in(&f.reserved, t);
+                    f.partitions.push(tree_names(t, taken));
+                }
                 tables.iter().map(|t| (*t, TableAction::Create)).collect()
             }
             Err(e) => {
@@ -118,11 +136,51 @@ pub(crate) async fn check(
             }
         }
     }
+    needs.partitions = std::mem::take(&mut f.partitions);
     push_items(task, &account, f, items);
     if !repairs.is_empty() {
         items.push(crate::migration::repair::preview(task, &repairs).await);
     }
     needs
+}
+
+/// The names the task maps other tables to in `t`'s target schema.
+fn reserved_in(reserved: &HashSet<QualifiedTable>, t: &SourceTable) -> HashSet<String> {
+    let target = &t.mapping.target;
+    reserved
+        .iter()
+        .filter(|r| r.database == target.database && r.schema == target.schema)
+        .map(|r| r.table.clone())
+        .collect()
+}
+
+/// The tree of a partitioned table the task creates, with the names its partitions
+/// get (chosen as the run chooses them, against `taken`).
+fn tree_names(t: &SourceTable, mut taken: HashSet<String>) -> String {
+    let names = partition::choose_names(&t.partitions, &mut taken);
+    let parts = &t.partitions;
+    let leaves = parts.iter().filter(|p| p.is_leaf()).count();
+    let mut listed: Vec<String> = parts
+        .iter()
+        .zip(&names)
+        .take(MAX_LISTED)
+        .map(|(p, n)| {
+            if p.source.schema == n.schema && p.source.table == n.table {
+                n.table.clone()
+            } else {
+                format!("{}={n}", p.source.table)
+            }
+        })
+        .collect();
+    if parts.len() > MAX_LISTED {
+        listed.push(format!("and {} more", parts.len() - MAX_LISTED));
+    }
+    format!(
+        "{} brings {} partitions ({leaves} holding rows): {}",
+        t.mapping.label(),
+        parts.len(),
+        listed.join(", ")
+    )
 }
 
 /// Bytes the target may need for one table (worst case for merges: every row new).
@@ -216,22 +274,37 @@ async fn database<'a>(
         let existing = existing.get(name);
         let has_rows = match existing {
             Some(e)
-                if e.relkind == 'r'
-                    && !spec.types.schema
-                    && spec.conflict == ConflictMode::Error =>
+                if e.holds_rows() && !spec.types.schema && spec.conflict == ConflictMode::Error =>
             {
                 target::has_rows(s, &name.0, &name.1).await?
             }
             _ => false,
         };
         let target = &t.mapping.target;
-        let action = match target::decide(spec.types, spec.conflict, existing, || has_rows) {
+        let decided = target::decide(spec.types, spec.conflict, existing, t.partitioned, || {
+            has_rows
+        });
+        let action = match decided {
             Ok(a) => a,
             Err(reason) => {
                 f.conflicts.push(format!("{target} {reason}"));
                 continue;
             }
         };
+        if t.partitioned {
+            if action == TableAction::Create {
+                f.conflicts.extend(target::partition_conflicts(s, t).await?);
+                let mut taken = target::relation_names(s, &target.schema).await?;
+                taken.extend(reserved_in(&f.reserved, t));
+                f.partitions.push(tree_names(t, taken));
+            } else if action != TableAction::Unchanged {
+                f.partitions.push(format!(
+                    "{}: the rows of its {} partitions go into the existing {target}",
+                    t.mapping.source,
+                    t.partitions.len()
+                ));
+            }
+        }
         let schema_create = match schemas.get(&name.0) {
             Some(&create) => create,
             None => db_create && spec.types.schema,

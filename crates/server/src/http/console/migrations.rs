@@ -198,7 +198,12 @@ fn report_markup(report: &Value) -> Markup {
                 td { (t["rows_copied"]) } td { (t["rows_inserted"]) } td { (t["rows_skipped"]) } td { (t["rows_replaced"]) }
                 td { (t["rows_updated"].as_u64().unwrap_or(0)) } td { (t["rows_deleted"].as_u64().unwrap_or(0)) }
                 td.mono { (t["kept_table"].as_str().unwrap_or("")) }
-            } } }
+            }
+            // A partitioned table's partitions, with the names they got.
+            @for p in t["partitions"].as_array().unwrap_or(&empty) { tr.muted {
+                td.mono { "partition " (p["source"].as_str().unwrap_or_default()) } td.mono { (p["target"].as_str().unwrap_or_default()) }
+                td {} td { (p["rows_copied"]) } td {} td {} td {} td {}
+            } } } }
         }
         @for w in report["warnings"].as_array().unwrap_or(&empty) { p.hint { (w.as_str().unwrap_or_default()) } }
     }
