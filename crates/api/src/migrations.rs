@@ -40,6 +40,11 @@ pub struct CreateTask {
 #[serde(deny_unknown_fields)]
 pub struct UpdateTask {
     pub objects: Option<Vec<String>>,
+    /// A new account or password for the source (the password is sealed like the
+    /// first one).
+    pub source: Option<EndpointChange>,
+    /// A new account or password for the target.
+    pub target: Option<EndpointChange>,
     /// `schema,data`, `schema` or `data`.
     #[schema(pattern = "^\\s*(schema|data)\\s*(,\\s*(schema|data)\\s*)?$")]
     pub types: Option<String>,
@@ -48,6 +53,22 @@ pub struct UpdateTask {
     pub conflict: Option<String>,
     /// Under `repair`: also delete the target rows whose key the source lacks.
     pub delete_rows_only_in_target: Option<bool>,
+}
+
+/// A change to one side of a task that has not started: fields left out keep their
+/// value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointChange {
+    #[schema(min_length = 1, max_length = 63)]
+    pub account: Option<String>,
+    /// 8 to 128 characters on one line.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = "^[^\\n\\r\\u0000]{8,128}$"
+    )]
+    pub password: Option<String>,
 }
 
 /// One side of a task, as given.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use lifeboat_api::migrations::{
-    CreateTask, EndpointInput, PrecheckStatus, TaskView as TaskDoc, UpdateTask,
+    CreateTask, EndpointChange, EndpointInput, PrecheckStatus, TaskView as TaskDoc, UpdateTask,
 };
 use lifeboat_domain::TaskState;
 use serde_json::json;
@@ -38,6 +38,18 @@ pub enum MigrationCommand {
         /// lacks (saved first). `--delete-rows-only-in-target false` turns it off.
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         delete_rows_only_in_target: Option<bool>,
+        /// A new source account.
+        #[arg(long)]
+        source_account: Option<String>,
+        /// File with a new password for the source account.
+        #[arg(long)]
+        source_password_file: Option<PathBuf>,
+        /// A new target account.
+        #[arg(long)]
+        target_account: Option<String>,
+        /// File with a new password for the target account.
+        #[arg(long)]
+        target_password_file: Option<PathBuf>,
     },
     /// Add the migration worker's address to both instances' whitelists.
     Authorize { task: String },
@@ -174,18 +186,35 @@ pub async fn run(client: &Client, out: Output, cmd: MigrationCommand) -> anyhow:
             types,
             conflict,
             delete_rows_only_in_target,
+            source_account,
+            source_password_file,
+            target_account,
+            target_password_file,
         } => {
+            let change = |account: Option<String>,
+                          file: Option<PathBuf>|
+             -> anyhow::Result<Option<EndpointChange>> {
+                let password = file.map(|f| read_password_file(&f)).transpose()?;
+                Ok((account.is_some() || password.is_some())
+                    .then_some(EndpointChange { account, password }))
+            };
+            let source = change(source_account, source_password_file)?;
+            let target = change(target_account, target_password_file)?;
             if objects.is_empty()
                 && types.is_none()
                 && conflict.is_none()
                 && delete_rows_only_in_target.is_none()
+                && source.is_none()
+                && target.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change in {task}: give --object, --types, --conflict or --delete-rows-only-in-target"
+                    "nothing to change in {task}: give --object, --types, --conflict, --delete-rows-only-in-target, or an account or password file of either side"
                 );
             }
             let body = UpdateTask {
                 objects: (!objects.is_empty()).then_some(objects),
+                source,
+                target,
                 types,
                 conflict,
                 delete_rows_only_in_target,

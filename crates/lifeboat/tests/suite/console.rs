@@ -889,3 +889,108 @@ async fn console_finds_the_mistake_and_restores_to_just_before_it() {
     assert_eq!(count_rows(&copy, "orders").await, 3001);
     b.screenshot("restored-before-event").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_lets_a_user_fix_a_wrong_password() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start();
+    let src = server.create_master("source");
+    let dst = server.create_master("target");
+    let (src, dst) = (id_of(&src), id_of(&dst));
+    let c = connect(
+        port_of(&server.json(&["instance", "show", &src])),
+        "admin",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    c.batch_execute("CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 700);")
+        .await
+        .unwrap();
+    b.client
+        .goto(&format!("{}/console/sign-in", server.url))
+        .await
+        .unwrap();
+    b.fill("#token", &server.token()).await;
+    b.click("button[type=submit]").await;
+    b.wait_path("the console", |p| !p.ends_with("/sign-in"))
+        .await;
+
+    // A wrong target password is said at the first step, beside its field; no task
+    // is left behind.
+    b.client
+        .goto(&format!(
+            "{}/console/migrations/new?source={src}&target={dst}",
+            server.url
+        ))
+        .await
+        .unwrap();
+    b.fill("#source_password", PASSWORD).await;
+    b.fill("#target_password", "not the password").await;
+    b.click("#authorize-next").await;
+    let error = b
+        .wait_text("#target_password + .error", "the refused login", |t| {
+            t.contains("refused the account admin")
+        })
+        .await;
+    assert!(error.contains(&dst), "{error}");
+    assert!(
+        !error.contains("--"),
+        "the console names no CLI flag: {error}"
+    );
+    assert_eq!(server.json(&["migration", "list"]), serde_json::json!([]));
+    b.screenshot("migration-wizard-wrong-password").await;
+
+    // A task whose password went wrong later (here: created so through the CLI) is
+    // fixed by Edit: a new password, the pre-check passes, the task completes.
+    let wrong = server.tmp.path().join("wrong-password");
+    std::fs::write(&wrong, "not the password\n").unwrap();
+    let task = server.json(&[
+        "migration",
+        "create",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--source-account",
+        "admin",
+        "--source-password-file",
+        server.password_file().to_str().unwrap(),
+        "--target-account",
+        "admin",
+        "--target-password-file",
+        wrong.to_str().unwrap(),
+        "--object",
+        "postgres.public.orders=orders_restored",
+    ]);
+    let task = task["id"].as_str().unwrap().to_string();
+    server.json(&["migration", "authorize", &task]);
+    b.client
+        .goto(&format!("{}/console/migrations/{task}/objects", server.url))
+        .await
+        .unwrap();
+    assert!(b.text("h1").await.starts_with("Edit migration task"));
+    b.fill("#target_password", PASSWORD).await;
+    b.click("#precheck-start").await;
+    b.wait_text("#task-state", "the pre-check to pass", |s| {
+        s.contains("precheck passed")
+    })
+    .await;
+    let done = server.json(&["migration", "start", &task, "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    let t = connect(
+        port_of(&server.json(&["instance", "show", &dst])),
+        "admin",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    let n: i64 = t
+        .query_one("SELECT count(*) FROM orders_restored", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 700);
+}

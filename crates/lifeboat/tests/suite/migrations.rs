@@ -541,3 +541,74 @@ async fn a_repair_through_the_cli_changes_only_the_rows_that_differ() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_password_is_fixed_by_update_before_the_task_starts() {
+    let server = TestServer::start();
+    let (src, dst, ca, _cb) = two_masters(&server).await;
+    ca.batch_execute("CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 40);")
+        .await
+        .unwrap();
+    let wrong = server.tmp.path().join("wrong-password");
+    std::fs::write(&wrong, "not the password\n").unwrap();
+    let pw = server.password_file();
+    let task = server.json(&[
+        "migration",
+        "create",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--source-account",
+        "admin",
+        "--source-password-file",
+        pw.to_str().unwrap(),
+        "--target-account",
+        "nobody",
+        "--target-password-file",
+        wrong.to_str().unwrap(),
+        "--object",
+        "postgres.public.orders",
+    ]);
+    let id = task["id"].as_str().unwrap().to_string();
+    server.json(&["migration", "authorize", &id]);
+    let out = server.cli(&["migration", "precheck", &id, "--output", "json"]);
+    assert!(!out.status.success());
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let login = checked["precheck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "target_connection")
+        .unwrap();
+    assert_eq!(login["status"], "failed", "{login}");
+
+    // A bad password file is refused and changes nothing.
+    let short = server.tmp.path().join("short-password");
+    std::fs::write(&short, "short\n").unwrap();
+    let err = server.fails(&[
+        "migration",
+        "update",
+        &id,
+        "--target-password-file",
+        short.to_str().unwrap(),
+    ]);
+    assert!(err.contains("password"), "{err}");
+
+    let updated = server.json(&[
+        "migration",
+        "update",
+        &id,
+        "--target-account",
+        "admin",
+        "--target-password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(updated["target"]["account"], "admin");
+    assert!(updated["precheck"].as_array().unwrap().is_empty());
+    let checked = server.json(&["migration", "precheck", &id]);
+    assert_eq!(checked["state"], "precheck_passed", "{checked}");
+    let done = server.json(&["migration", "start", &id, "--wait"]);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["tables"][0]["rows"], 40);
+}

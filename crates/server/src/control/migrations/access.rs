@@ -11,7 +11,7 @@ use lifeboat_store::InstanceRecord;
 use super::task::{Endpoint, TaskRecord, endpoint_instance, load, save};
 use crate::control::instances::change_whitelist;
 use crate::control::registry::region_of;
-use crate::control::{Error, Result, Shared};
+use crate::control::{Error, ErrorCode, Result, Shared};
 
 /// The worker's address as a whitelist entry.
 fn worker_entry(doc: &TaskRecord) -> Result<WhitelistEntry> {
@@ -95,6 +95,49 @@ fn config_of(state: &Shared, e: &Endpoint, rec: &InstanceRecord) -> Result<tokio
         .application_name("lifeboat migration")
         .connect_timeout(Duration::from_secs(10));
     Ok(c)
+}
+
+/// Logs in to the `which` ("source" or "target") instance as the task's account (the
+/// worker's address must be on its whitelist: call after [`authorize`]). A refused account or password is a
+/// 400 naming the side, so the user can correct it before anything else is asked.
+pub async fn check_login(state: &Shared, doc: &TaskRecord, which: &str) -> Result<()> {
+    {
+        let e = if which == "source" {
+            &doc.source
+        } else {
+            &doc.target
+        };
+        let rec = endpoint_instance(state, e, which)?;
+        let config = config_of(state, e, &rec)?;
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                drop(client);
+                drop(conn);
+            }
+            Err(err) => {
+                let why = lifeboat_postgres::describe(&err);
+                return Err(match err.code().map(|c| c.code()) {
+                    Some("28P01" | "28000") => Error::new(
+                        ErrorCode::AuthenticationFailed,
+                        format!(
+                            "the {which} instance {} refused the account {}: {why}",
+                            rec.id, e.account
+                        ),
+                        format!("correct the {which} account or its password"),
+                    ),
+                    _ => Error::new(
+                        ErrorCode::ConnectionFailed,
+                        format!(
+                            "cannot connect to the {which} instance {} as {}: {why}",
+                            rec.id, e.account
+                        ),
+                        format!("check that the {which} instance is running"),
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The task as the migration library takes it: its spec and both connections.

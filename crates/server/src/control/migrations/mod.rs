@@ -59,6 +59,21 @@ pub async fn authorize(state: &Shared, task: &str) -> Result<TaskView> {
     Ok(access::authorize(state, task).await?.view())
 }
 
+/// Logs in to both sides as the task's accounts; the error names the side that
+/// refused (`"source"` or `"target"`).
+pub async fn check_logins(
+    state: &Shared,
+    task: &str,
+) -> std::result::Result<(), (&'static str, super::Error)> {
+    let doc = task::load(state, task).map_err(|e| ("task", e))?;
+    for which in ["source", "target"] {
+        access::check_login(state, &doc, which)
+            .await
+            .map_err(|e| (which, e))?;
+    }
+    Ok(())
+}
+
 /// Runs the pre-check and waits for it. The pre-check's future is not `Send` (it holds
 /// borrows across awaits), so it runs on a thread of its own.
 pub async fn precheck(state: &Shared, task: &str) -> Result<TaskView> {

@@ -328,6 +328,27 @@ pub fn update(state: &Shared, task: &str, req: UpdateTask) -> Result<TaskRecord>
     if let Some(delete) = req.delete_rows_only_in_target {
         doc.delete_rows_only_in_target = delete;
     }
+    for (which, change, side) in [
+        ("source", req.source, &mut doc.source),
+        ("target", req.target, &mut doc.target),
+    ] {
+        let Some(change) = change else { continue };
+        if let Some(account) = change.account {
+            let account = account.trim().to_string();
+            if account.is_empty() || account.len() > 63 || account.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    format!("invalid {which} account '{}'", account.escape_debug()),
+                    "give the name of a database account of the instance",
+                ));
+            }
+            side.account = account;
+        }
+        if let Some(password) = change.password {
+            lifeboat_domain::names::validate_password(&password)
+                .map_err(|e| Error::from(e).on(which))?;
+            side.password_sealed = state.secrets.seal(&password);
+        }
+    }
     doc.spec()?;
     doc.state = TaskState::NotStarted;
     doc.precheck.clear();

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
 use maud::{Markup, html};
 
-use lifeboat_api::migrations::{TaskView, UpdateTask};
+use lifeboat_api::migrations::{EndpointChange, TaskView, UpdateTask};
 
 use super::form::Fields;
 use super::layout::{self, PageResult, Section, csrf, error_box, with_status_of};
@@ -42,6 +42,9 @@ struct Step2 {
     conflict: String,
     /// Under repair: delete the target rows whose key the source lacks.
     delete_rows_only_in_target: bool,
+    /// The accounts as shown or typed (passwords are never shown back).
+    source_account: String,
+    target_account: String,
 }
 
 /// A task's objects as the picker shows them: (source object, new name or "").
@@ -66,6 +69,8 @@ pub async fn step_two(
         objects: picked(&doc),
         conflict: doc.conflict.clone(),
         delete_rows_only_in_target: doc.delete_rows_only_in_target,
+        source_account: doc.source.account.clone(),
+        target_account: doc.target.account.clone(),
     };
     render_two(&state, &ctx, &doc, &s, not_editable(&doc)).await
 }
@@ -108,16 +113,37 @@ async fn render_two(
             "Change only the rows that differ (changed rows are saved; the pre-check shows what will change)",
         ),
     ];
+    // A task that already selects objects is being edited, not created.
+    let editing = !doc.objects.is_empty();
+    let title = if editing {
+        "Edit migration task"
+    } else {
+        "Create migration task"
+    };
     let body = html! {
         main {
-            p.muted { a href="/console/migrations" { "Migration tasks" } " / new" }
-            h1 { "Create migration task: " (doc.name) " " span.mono.muted { (doc.id) } }
+            p.muted { a href="/console/migrations" { "Migration tasks" } " / "
+                @if editing { a href={ "/console/migrations/" (doc.id) } { (doc.name) } " / edit" } @else { "new" } }
+            h1 { (title) ": " (doc.name) " " span.mono.muted { (doc.id) } }
             p.muted { "Step 2 of 2. From " span.mono { (doc.source.instance) } " (" (doc.source.account) ") to "
                 span.mono { (doc.target.instance) } " (" (doc.target.account) "). "
                 @if doc.authorized { "The worker's address " span.mono { (doc.worker_address) } " is authorized on both whitelists. " }
                 a href={ "/console/migrations/" (doc.id) } { "Task page" } }
             form #wizard-two method="post" action={ "/console/migrations/" (doc.id) "/objects" } {
                 (csrf(ctx))
+                h2 { "Accounts" }
+                p.muted { "The accounts the task logs in with. Leave a password empty to keep the one given before." }
+                div.grid2 {
+                    @for (which, title, account) in [("source", "Source", &s.source_account), ("target", "Target", &s.target_account)] {
+                        fieldset.card {
+                            legend { strong { (title) " " span.mono { @if which == "source" { (doc.source.instance) } @else { (doc.target.instance) } } } }
+                            label for={ (which) "_account" } { "Database account" }
+                            input id={ (which) "_account" } type="text" name={ (which) "_account" } value=(account) required;
+                            label for={ (which) "_password" } { "New password (optional)" }
+                            input id={ (which) "_password" } type="password" name={ (which) "_password" } autocomplete="off";
+                        }
+                    }
+                }
                 h2 { "Migration types" }
                 label.check { input #type-schema type="checkbox" name="type" value="schema" checked[s.types.iter().any(|t| t == "schema")]; " Schema migration" }
                 label.check { input #type-data type="checkbox" name="type" value="data" checked[s.types.iter().any(|t| t == "data")]; " Full data migration" }
@@ -147,7 +173,7 @@ async fn render_two(
         }
     };
     Ok(with_status_of(
-        layout::page(ctx, "Create migration task", Section::Migrations, body),
+        layout::page(ctx, title, Section::Migrations, body),
         error.as_ref(),
     ))
 }
@@ -179,7 +205,21 @@ pub async fn submit_two(
             .collect(),
         conflict: f.text("conflict"),
         delete_rows_only_in_target: f.text("delete_rows_only_in_target") == "true",
+        source_account: f.text("source_account"),
+        target_account: f.text("target_account"),
     };
+    // An account changed or a password typed replaces the task's (sealed as before);
+    // an empty password field keeps the one given earlier.
+    let change = |which: &str, account: &str, current: &str| {
+        let password = f
+            .get(&format!("{which}_password"))
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+        let account = (!account.is_empty() && account != current).then(|| account.to_string());
+        (account.is_some() || password.is_some()).then_some(EndpointChange { account, password })
+    };
+    let source = change("source", &s.source_account, &doc.source.account);
+    let target = change("target", &s.target_account, &doc.target.account);
     if s.types.is_empty() {
         let e = Error::invalid(
             "no migration type chosen",
@@ -207,6 +247,8 @@ pub async fn submit_two(
                 })
                 .collect(),
         ),
+        source,
+        target,
         types: Some(s.types.join(",")),
         conflict: Some(s.conflict.clone()),
         delete_rows_only_in_target: Some(s.delete_rows_only_in_target),

@@ -255,6 +255,20 @@ pub async fn submit_one(
         errors.insert("task".into(), e);
         return render_one(&state, &ctx, &draft, &errors);
     }
+    // A wrong account or password is said here, beside its field, not later by the
+    // pre-check.
+    if let Err((which, e)) = migrations::check_logins(&state, &doc.id).await {
+        if let Err(del) = migrations::delete(&state, &doc.id).await {
+            tracing::warn!(task = %doc.id, error = %del.message, "cannot remove the task after a refused login");
+        }
+        let at = if which == "task" {
+            "task".to_string()
+        } else {
+            format!("{which}_password")
+        };
+        errors.insert(at, e);
+        return render_one(&state, &ctx, &draft, &errors);
+    }
     Ok(Redirect::to(&format!("/console/migrations/{}/objects", doc.id)).into_response())
 }
 
