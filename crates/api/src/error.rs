@@ -14,6 +14,8 @@ pub enum ErrorCode {
     // The request itself.
     /// A value in the request is invalid; the message names it.
     InvalidArgument,
+    /// A recovery target outside the master's restorable window.
+    OutsideWindow,
     /// No or a wrong API token.
     Unauthorized,
     /// The account given for an instance may not read what was asked.
@@ -93,6 +95,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidArgument => "invalid_argument",
+            Self::OutsideWindow => "outside_window",
             Self::Unauthorized => "unauthorized",
             Self::PermissionDenied => "permission_denied",
             Self::AuthenticationFailed => "authentication_failed",
@@ -156,6 +159,7 @@ mod tests {
     fn codes_are_written_as_their_names() {
         for code in [
             ErrorCode::InvalidArgument,
+            ErrorCode::OutsideWindow,
             ErrorCode::RecoveryShortOfTarget,
             ErrorCode::PostgresBinariesMissing,
         ] {

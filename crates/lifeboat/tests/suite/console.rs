@@ -296,6 +296,39 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     );
     b.screenshot("backups").await;
 
+    // A time outside the window (sent past the browser's own check, as after the
+    // window moved): the console says where the window is in its own words and
+    // times, and "Latest restorable time" puts a valid time in the picker.
+    b.client
+        .goto(&format!("{}/console/instances/{id}/temporary", server.url))
+        .await
+        .unwrap();
+    b.client
+        .execute(
+            "document.getElementById('at').value = '2020-01-01T00:00:00'; document.getElementById('create-temporary').submit()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let error = b
+        .wait_text("#create-temporary .error", "the window error", |t| {
+            t.contains("outside the restorable window")
+        })
+        .await;
+    assert!(error.contains("2020-01-01 00:00:00"), "{error}");
+    assert!(error.contains("pick a time between"), "{error}");
+    for api_words in ["lifeboat ", "LSN", "+00:00]", ".000"] {
+        assert!(!error.contains(api_words), "{error}");
+    }
+    b.screenshot("temporary-outside-window").await;
+    b.click("#latest").await;
+    let latest = b.find("#latest").await.attr("data-set-at").await.unwrap();
+    assert_eq!(
+        b.find("#at").await.prop("value").await.unwrap(),
+        latest,
+        "the picker holds the latest restorable time"
+    );
+
     // A temporary instance at the chosen second, through the confirmation dialog.
     b.client
         .goto(&format!("{}/console/instances/{id}/temporary", server.url))

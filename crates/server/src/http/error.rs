@@ -14,7 +14,7 @@ use crate::control::Error;
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
-        InvalidArgument => StatusCode::BAD_REQUEST,
+        InvalidArgument | OutsideWindow => StatusCode::BAD_REQUEST,
         Unauthorized => StatusCode::UNAUTHORIZED,
         PermissionDenied | AuthenticationFailed => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,

@@ -7,7 +7,7 @@ use lifeboat_backup::{Manifest, RestorableWindow};
 use lifeboat_domain::target::{in_zone, parse_time};
 use lifeboat_domain::{InstanceId, Lsn, RestoreTarget};
 
-use crate::control::{Error, Result};
+use crate::control::{Error, ErrorCode, Result};
 
 /// A target as asked for: ready, or just before a transaction the WAL must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,8 @@ pub fn check_in_window(
             t.with_timezone(&offset)
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
         };
-        Error::invalid(
+        Error::new(
+            ErrorCode::OutsideWindow,
             format!(
                 "{what} is outside the restorable window of {master}: [{}, {}] (LSN [{}, {}])",
                 at(window.earliest),
@@ -187,7 +188,7 @@ pub fn backup_for(
 ) -> Result<Manifest> {
     lifeboat_backup::backup_for(backups, target).ok_or_else(|| {
         Error::new(
-            lifeboat_api::ErrorCode::NoBackup,
+            ErrorCode::NoBackup,
             format!("no base backup of {master} ends before the target"),
             format!("choose a later point; see lifeboat backup window {master}"),
         )

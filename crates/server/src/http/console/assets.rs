@@ -77,6 +77,13 @@ document.addEventListener('click', (ev) => {
   }
   const close = ev.target.closest('[data-close]');
   if (close) close.closest('dialog').close();
+  // "Latest restorable time" puts the window's end (or now) into the picker.
+  const set = ev.target.closest('[data-set-at]');
+  if (set) {
+    const at = document.getElementById('at');
+    at.value = set.dataset.setAt;
+    at.dispatchEvent(new Event('input'));
+  }
 });
 
 // Progress without a reload: an element with data-poll fetches that JSON every second

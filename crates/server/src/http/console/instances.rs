@@ -68,7 +68,8 @@ pub async fn list(
                             tr data-instance=(r.id) {
                                 td { a.mono href={ "/console/instances/" (r.id) } { (r.id) } }
                                 td { (r.name) }
-                                td { (r.kind) }
+                                td { (r.kind)
+                                    @if let Some(m) = &r.master_id { " of " a.mono href={ "/console/instances/" (m) } { (m) } } }
                                 td { (badge(&r.status.to_string())) }
                                 td { (r.region) }
                                 td { (time(r.created_at)) }

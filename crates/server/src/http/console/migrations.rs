@@ -175,6 +175,16 @@ fn item_markup(i: usize, item: &PrecheckItemView) -> Markup {
     }
 }
 
+/// What verification checked, in words.
+fn expectation_words(expectation: &str) -> &'static str {
+    match expectation {
+        "identical" => "the same rows on both sides",
+        "source_keys_present" => "every source row's key is in the target",
+        "source_rows_present" => "every source row is in the target as it is",
+        _ => "compared with the source",
+    }
+}
+
 fn report_markup(report: &Value) -> Markup {
     let empty = Vec::new();
     html! {
@@ -183,7 +193,7 @@ fn report_markup(report: &Value) -> Markup {
             thead { tr { th { "Table" } th { "Expectation" } th { "Source rows" } th { "Target rows" } th { "Result" } th { "Detail" } } }
             tbody { @for v in report["verification"].as_array().unwrap_or(&empty) { tr {
                 td.mono { (v["table"].as_str().unwrap_or_default()) }
-                td { (v["expectation"].as_str().unwrap_or_default().replace('_', " ")) }
+                td { (expectation_words(v["expectation"].as_str().unwrap_or_default())) }
                 td { (v["source_rows"]) } td { (v["target_rows"]) }
                 td { @if v["passed"].as_bool() == Some(true) { (badge("passed")) } @else { (badge("failed")) } }
                 td { (v["detail"].as_str().unwrap_or_default()) }
@@ -194,7 +204,7 @@ fn report_markup(report: &Value) -> Markup {
             thead { tr { th { "Source" } th { "Target" } th { "Action" } th { "Rows copied" } th { "Inserted" } th { "Skipped" } th { "Replaced" } th { "Updated" } th { "Deleted" } th { "Kept as" } } }
             tbody { @for t in report["tables"].as_array().unwrap_or(&empty) { tr {
                 td.mono { (t["source"].as_str().unwrap_or_default()) } td.mono { (t["target"].as_str().unwrap_or_default()) }
-                td { (t["action"].as_str().map(str::to_string).unwrap_or_else(|| t["action"].to_string())) }
+                td { (t["action"].as_str().map(|a| a.replace('_', "-")).unwrap_or_else(|| t["action"].to_string())) }
                 td { (t["rows_copied"]) } td { (t["rows_inserted"]) } td { (t["rows_skipped"]) } td { (t["rows_replaced"]) }
                 td { (t["rows_updated"].as_u64().unwrap_or(0)) } td { (t["rows_deleted"].as_u64().unwrap_or(0)) }
                 td.mono { (t["kept_table"].as_str().unwrap_or("")) }

@@ -254,6 +254,27 @@ async fn temporary_page(
         link: format!("/console/instances/{id}/temporary?before="),
     };
     let zone = server_zone();
+    // The server says where the window is in API terms (RFC 3339 to the microsecond,
+    // LSNs, a CLI command); the console says it in the page's own words and times.
+    let error = error.map(|e| {
+        if e.code != crate::control::ErrorCode::OutsideWindow {
+            return e;
+        }
+        let chosen = chosen_time
+            .map(time)
+            .unwrap_or_else(|| value.replace('T', " "));
+        let end = if win.reaches_present {
+            "now".to_string()
+        } else {
+            win.latest.map(time).unwrap_or_default()
+        };
+        let start = win.earliest.map(time).unwrap_or_default();
+        Error::new(
+            e.code,
+            format!("{chosen} is outside the restorable window"),
+            format!("pick a time between {start} and {end}, or click Latest restorable time"),
+        )
+    });
     let body = html! {
         (tabs(id, false))
         h2 { "Restorable window" }
@@ -275,8 +296,11 @@ async fn temporary_page(
             } @else {
                 label for="at" { "Point in time to restore to" }
                 input #at type="datetime-local" name="at" step="1" required value=(value)
-                    min=[win.earliest.map(|t| picker_value(ceil_second(t)))] max=[picker_max];
+                    min=[win.earliest.map(|t| picker_value(ceil_second(t)))] max=[picker_max.clone()];
                 " " span.muted #zone { "Time zone: " (zone) }
+                @if let Some(latest) = &picker_max {
+                    " " button #latest type="button" data-set-at=(latest) { "Latest restorable time" }
+                }
             }
             @if let Some(e) = &error { (error_box(e)) }
             p {

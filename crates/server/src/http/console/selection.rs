@@ -1,6 +1,6 @@
 //! The migration wizard's second step, on a task the first step created and
 //! authorized: migration types, the two-pane object picker with "Edit" to rename, the
-//! conflict mode, and "Pre-check and start", which saves them in the task and starts
+//! conflict mode, and "Save and run the pre-check", which saves them in the task and starts
 //! its pre-check. The task list's "Edit" comes back here while the task has not started.
 
 use axum::Extension;
@@ -168,7 +168,7 @@ async fn render_two(
                 }
                 label.check { input #delete-only-in-target type="checkbox" name="delete_rows_only_in_target" value="true" checked[s.delete_rows_only_in_target];
                     " Repair: also delete the rows only in the target (saved first; usually rows written after the chosen time)" }
-                p { button.primary #precheck-start type="submit" { "Pre-check and start" } }
+                p { button.primary #precheck-start type="submit" { "Save and run the pre-check" } }
             }
         }
     };

@@ -2,7 +2,7 @@
 //! (prefilled), source and target (instance type, region, instance, account, password),
 //! "Authorize whitelist and go to next step"; then (in [`super::selection`]) migration
 //! types, objects (a two-pane picker with "Edit" to rename), conflict mode, and
-//! "Pre-check and start".
+//! "Save and run the pre-check".
 //!
 //! "Authorize whitelist and go to next step" does what it says: it creates the task
 //! (without objects yet, its passwords sealed) and adds the worker's address to both
