@@ -1026,4 +1026,25 @@ async fn console_lets_a_user_fix_a_wrong_password() {
         .unwrap()
         .get(0);
     assert_eq!(n, 700);
+
+    // Deleting the task asks first, then says what happened.
+    let name = done["name"].as_str().unwrap().to_string();
+    b.client
+        .goto(&format!("{}/console/migrations/{task}", server.url))
+        .await
+        .unwrap();
+    b.click("button[data-action=delete]").await;
+    assert!(
+        b.find(&format!("dialog#delete-{task}"))
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    b.click("#delete-ok").await;
+    let notice = b
+        .wait_text("#deleted", "the deletion notice", |t| t.contains("Deleted"))
+        .await;
+    assert!(notice.contains(&name), "{notice}");
+    assert_eq!(server.json(&["migration", "list"]), serde_json::json!([]));
 }

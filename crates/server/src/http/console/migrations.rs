@@ -5,7 +5,7 @@
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use lifeboat_api::migrations::{PrecheckItemView, PrecheckStatus, TableProgress, TaskView};
 use lifeboat_domain::TaskState;
@@ -76,12 +76,32 @@ fn actions(ctx: &Ctx, doc: &TaskView, back: &str) -> Markup {
         }
         @if doc.state == TaskState::Migrating { (form("cancel", "Cancel", "danger")) " " }
         @if back == "list" { a data-action="view" href={ "/console/migrations/" (doc.id) } { "View" } }
-        @else if !busy(doc) { (form("delete", "Delete task", "danger")) }
+        @else if !busy(doc) {
+            button.danger data-action="delete" type="button" data-open={ "delete-" (doc.id) } { "Delete task" }
+            dialog id={ "delete-" (doc.id) } {
+                p { "Delete the task " strong { (doc.name) } " (" (doc.id) ")? The rows it copied stay in " (doc.target.instance)
+                    "; its record and the whitelist entries it added are removed." }
+                form method="post" action={ "/console/migrations/" (doc.id) "/delete" } {
+                    (csrf(ctx)) input type="hidden" name="back" value=(back);
+                    button.danger #delete-ok type="submit" { "Delete" } " " button type="button" data-close { "Cancel" }
+                }
+            }
+        }
     }
 }
 
-pub async fn list(State(state): State<Shared>, Extension(ctx): Extension<Ctx>) -> PageResult {
-    list_page(&state, &ctx, None).await
+/// `?deleted=NAME`: the task just deleted, for the notice on the list.
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    deleted: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    list_page(&state, &ctx, None, q.deleted.as_deref()).await
 }
 
 fn load_all(state: &Shared) -> Result<Vec<TaskView>, Error> {
@@ -95,13 +115,21 @@ fn list_version(docs: &[TaskView]) -> String {
         .join(",")
 }
 
-async fn list_page(state: &Shared, ctx: &Ctx, error: Option<(String, Error)>) -> PageResult {
+async fn list_page(
+    state: &Shared,
+    ctx: &Ctx,
+    error: Option<(String, Error)>,
+    deleted: Option<&str>,
+) -> PageResult {
     let docs = load_all(state)?;
     let body = html! {
         main {
             div.titlebar {
                 h1 { "Migration tasks" }
                 a.right href="/console/migrations/new" { button.primary #new-task type="button" { "Create migration task" } }
+            }
+            @if let Some(name) = deleted {
+                div #deleted { (layout::notice(&format!("Deleted the task {name}; the whitelist entries it added were removed."))) }
             }
             @if docs.is_empty() { p.muted { "No migration task yet." } }
             @else {
@@ -330,8 +358,15 @@ pub async fn action(
         "start" => migrations::start(&state, &task).await.map(|_| ()),
         "cancel" => migrations::cancel(&state, &task).map(|_| ()),
         "delete" => {
+            let name = migrations::show(&state, &task)
+                .map(|d| d.name)
+                .unwrap_or(task.clone());
             return match migrations::delete(&state, &task).await {
-                Ok(()) => Ok(Redirect::to("/console/migrations").into_response()),
+                Ok(()) => {
+                    let query =
+                        serde_urlencoded::to_string([("deleted", &name)]).unwrap_or_default();
+                    Ok(Redirect::to(&format!("/console/migrations?{query}")).into_response())
+                }
                 Err(e) => task_page(&state, &ctx, &task, Some(e)).await,
             };
         }
@@ -343,7 +378,7 @@ pub async fn action(
     match (result, back_to_list) {
         (Ok(()), true) => Ok(Redirect::to("/console/migrations").into_response()),
         (Ok(()), false) => Ok(Redirect::to(&format!("/console/migrations/{task}")).into_response()),
-        (Err(e), true) => list_page(&state, &ctx, Some((task, e))).await,
+        (Err(e), true) => list_page(&state, &ctx, Some((task, e)), None).await,
         (Err(e), false) => task_page(&state, &ctx, &task, Some(e)).await,
     }
 }
