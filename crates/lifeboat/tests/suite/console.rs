@@ -1005,6 +1005,25 @@ async fn console_lets_a_user_fix_a_wrong_password() {
         .await
         .unwrap();
     assert!(b.text("h1").await.starts_with("Edit migration task"));
+    // An empty selection is refused; the error goes once an object is added again,
+    // and a picked object leaves the Available list.
+    b.click("#selected li .remove").await;
+    b.click("#precheck-start").await;
+    let error = b
+        .wait_text(".picker-error", "the selection error", |t| {
+            t.contains("no object selected")
+        })
+        .await;
+    assert!(!error.contains("--"), "{error}");
+    let option = "#available option[value='postgres.public.orders']";
+    let hidden = async |css: &str| b.find(css).await.prop("hidden").await.unwrap();
+    assert_eq!(hidden(option).await.as_deref(), Some("false"));
+    b.click(option).await;
+    b.click("#add").await;
+    assert!(b.client.find(Locator::Css(".picker-error")).await.is_err());
+    assert_eq!(hidden(option).await.as_deref(), Some("true"));
+    b.click("#selected li .edit").await;
+    b.fill("#selected li .rename", "orders_restored").await;
     b.fill("#target_password", PASSWORD).await;
     b.click("#precheck-start").await;
     b.wait_text("#task-state", "the pre-check to pass", |s| {

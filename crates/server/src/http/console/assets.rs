@@ -130,22 +130,29 @@ function addObject(path) {
   const li = document.createElement('li');
   li.dataset.object = path;
   li.innerHTML = '<span class="mono obj"></span><input type="hidden" name="object">' +
-    '<input type="text" name="rename" class="rename" placeholder="new name" hidden>' +
+    '<input type="text" name="rename" class="rename" placeholder="new name: table, or schema.table" hidden>' +
     '<button type="button" class="edit">Edit</button><button type="button" class="remove" title="Remove">×</button>';
   li.querySelector('.obj').textContent = path;
   li.querySelector('input[name=object]').value = path;
   selected.appendChild(li);
 }
+// A picked object leaves the Available list, and comes back when removed.
+function showAvailable(path, shown) {
+  [...available.options].filter(o => o.value === path).forEach(o => { o.hidden = !shown; o.selected = false; });
+}
 if (available && selected) {
+  selected.querySelectorAll('input[name=object]').forEach(i => showAvailable(i.value, false));
   document.getElementById('add').addEventListener('click', () => {
-    [...available.selectedOptions].forEach(o => addObject(o.value));
+    [...available.selectedOptions].forEach(o => { addObject(o.value); showAvailable(o.value, false); });
+    // An error about the selection goes once the selection changes.
+    if (selected.children.length) document.querySelectorAll('#wizard-two .picker-error').forEach(e => e.remove());
   });
   selected.addEventListener('click', (ev) => {
     const li = ev.target.closest('li');
     if (ev.target.classList.contains('edit')) {
       const r = li.querySelector('.rename'); r.hidden = false; r.focus();
     }
-    if (ev.target.classList.contains('remove')) li.remove();
+    if (ev.target.classList.contains('remove')) { showAvailable(li.dataset.object, true); li.remove(); }
   });
 }
 "#;

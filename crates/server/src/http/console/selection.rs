@@ -29,7 +29,7 @@ fn selected_item(object: &str, rename: &str) -> Markup {
         li data-object=(object) {
             span.mono.obj { (object) }
             input type="hidden" name="object" value=(object);
-            input.rename type="text" name="rename" value=(rename) placeholder="new name" hidden[rename.is_empty()];
+            input.rename type="text" name="rename" value=(rename) placeholder="new name: table, or schema.table" hidden[rename.is_empty()];
             button.edit type="button" { "Edit" }
             button.remove type="button" title="Remove" { "×" }
         }
@@ -161,7 +161,7 @@ async fn render_two(
                         ul #selected { @for (o, r) in &s.objects { (selected_item(o, r)) } }
                     }
                 }
-                @if let Some(e) = &error { (error_box(e)) }
+                @if let Some(e) = &error { div.picker-error { (error_box(e)) } }
                 h2 { "Conflict mode" }
                 select #conflict name="conflict" {
                     @for (m, text) in modes { option value=(m) selected[s.conflict == m] { (m) ": " (text) } }
