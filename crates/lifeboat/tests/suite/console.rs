@@ -322,11 +322,30 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     }
     b.screenshot("temporary-outside-window").await;
     b.click("#latest").await;
-    let latest = b.find("#latest").await.attr("data-set-at").await.unwrap();
+    let latest: i64 = b
+        .find("#latest")
+        .await
+        .attr("data-set-ms")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shown = b.find("#at").await.prop("value").await.unwrap().unwrap();
+    let shown_at = chrono::NaiveDateTime::parse_from_str(&shown, "%Y-%m-%d %H:%M:%S")
+        .unwrap_or_else(|e| panic!("{shown}: {e}"))
+        .and_local_timezone(Local)
+        .unwrap();
     assert_eq!(
-        b.find("#at").await.prop("value").await.unwrap(),
-        latest,
-        "the picker holds the latest restorable time"
+        shown_at.timestamp(),
+        latest / 1000,
+        "the field holds the latest restorable time: {shown}"
+    );
+    // The zones offered: the server's, UTC and the browser's own.
+    let zones = b.text("#tz").await;
+    assert!(
+        zones.contains("Server time") && zones.contains("UTC") && zones.contains("Your browser"),
+        "{zones}"
     );
 
     // A temporary instance at the chosen second, through the confirmation dialog.
@@ -337,7 +356,7 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     let at = t
         .with_timezone(&Local)
         .trunc_subsecs(0)
-        .format("%Y-%m-%dT%H:%M:%S")
+        .format("%Y-%m-%d %H:%M:%S")
         .to_string();
     b.client
         .execute(
@@ -346,7 +365,7 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         )
         .await
         .unwrap();
-    let zone = b.text("#zone").await;
+    let zone = b.text("#tz option[data-zone=server]").await;
     assert!(zone.contains("(UTC"), "{zone}");
     b.click("#create-temporary-button").await;
     assert!(

@@ -72,16 +72,18 @@ document.addEventListener('click', (ev) => {
     if (form && !form.reportValidity()) return;
     const dlg = document.getElementById(open.dataset.open);
     const at = document.getElementById('at');
-    dlg.querySelectorAll('[data-echo=at]').forEach(n => n.textContent = at ? at.value.replace('T', ' ') : '');
+    const tz = document.getElementById('tz');
+    const zone = tz && tz.selectedOptions[0] ? ' (' + tz.selectedOptions[0].text + ')' : '';
+    dlg.querySelectorAll('[data-echo=at]').forEach(n => n.textContent = at ? at.value.replace('T', ' ') + zone : '');
     dlg.showModal();
   }
   const close = ev.target.closest('[data-close]');
   if (close) close.closest('dialog').close();
-  // "Latest restorable time" puts the window's end (or now) into the picker.
-  const set = ev.target.closest('[data-set-at]');
-  if (set) {
+  // "Latest restorable time" puts the window's end (or now) into the time field.
+  const set = ev.target.closest('[data-set-ms]');
+  if (set && window.lifeboatTime) {
     const at = document.getElementById('at');
-    at.value = set.dataset.setAt;
+    at.value = window.lifeboatTime.format(+set.dataset.setMs);
     at.dispatchEvent(new Event('input'));
   }
 });
@@ -106,12 +108,51 @@ document.querySelectorAll('[data-poll]').forEach((el) => {
   setTimeout(tick, 1000);
 });
 
-// The restorable window picture follows the picker.
+// The time field: one format, YYYY-MM-DD HH:MM:SS, in the zone chosen beside it (the
+// server's, UTC, or the browser's own, added here). Changing the zone rewrites the
+// time for the same instant.
 const at = document.getElementById('at');
+const tzSel = document.getElementById('tz');
+if (at && tzSel) {
+  const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (browserZone) {
+    const o = new Option('Your browser: ' + browserZone, browserZone);
+    o.dataset.zone = 'browser';
+    tzSel.add(o);
+    if (tzSel.dataset.chosen === browserZone) o.selected = true;
+  }
+  const pad = (n) => String(n).padStart(2, '0');
+  const offsetMinutes = (o) => { const m = /^([+-])(\d\d):(\d\d)$/.exec(o || ''); return m ? (m[1] === '-' ? -1 : 1) * (60 * +m[2] + +m[3]) : 0; };
+  const kind = () => (tzSel.selectedOptions[0] && tzSel.selectedOptions[0].dataset.zone) || 'server';
+  const parse = (text, k) => {
+    const iso = text.trim().replace(' ', 'T');
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/.test(iso)) return NaN;
+    if (k === 'browser') return Date.parse(iso);
+    return Date.parse(iso + (k === 'utc' ? 'Z' : at.dataset.offset));
+  };
+  const format = (ms, k) => {
+    if (k === 'browser') {
+      const d = new Date(ms);
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    }
+    const d = new Date(ms + (k === 'utc' ? 0 : offsetMinutes(at.dataset.offset)) * 60000);
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  };
+  let shown = kind();
+  tzSel.addEventListener('change', () => {
+    const ms = parse(at.value, shown);
+    shown = kind();
+    if (!isNaN(ms)) at.value = format(ms, shown);
+    at.dispatchEvent(new Event('input'));
+  });
+  window.lifeboatTime = { instant: () => parse(at.value, kind()), format: (ms) => format(ms, kind()) };
+}
+
+// The restorable window picture follows the time field.
 const svg = document.querySelector('svg.timeline');
 if (at && svg) {
   const move = () => {
-    const t = Date.parse(at.value + (svg.dataset.offset || 'Z'));
+    const t = window.lifeboatTime ? window.lifeboatTime.instant() : NaN;
     if (isNaN(t)) return;
     const t0 = +svg.dataset.t0, t1 = +svg.dataset.t1, x0 = +svg.dataset.x0, w = +svg.dataset.w;
     const x = x0 + Math.max(0, Math.min(1, (t - t0) / (t1 - t0))) * w;

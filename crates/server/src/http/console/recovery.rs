@@ -159,17 +159,8 @@ pub async fn back_up_now(
     }
 }
 
-/// The first whole second at or after `t`: the picker has whole seconds, and its
-/// smallest value must still be inside the window.
-fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
-    if t.timestamp_subsec_nanos() == 0 {
-        t
-    } else {
-        t + chrono::Duration::nanoseconds(1_000_000_000 - i64::from(t.timestamp_subsec_nanos()))
-    }
-}
-
-/// The `datetime-local` form of a time, in the server's zone.
+/// The time field's form of a time, in the server's zone (`T` between date and time,
+/// shown as a space).
 fn picker_value(t: DateTime<Utc>) -> String {
     t.with_timezone(&Local)
         .format("%Y-%m-%dT%H:%M:%S")
@@ -182,7 +173,7 @@ pub async fn temporary(
     Path(id): Path<String>,
     Query(q): Query<TabQuery>,
 ) -> PageResult {
-    temporary_page(&state, &ctx, &id, None, None, &q).await
+    temporary_page(&state, &ctx, &id, None, None, None, &q).await
 }
 
 async fn temporary_page(
@@ -191,6 +182,7 @@ async fn temporary_page(
     id: &str,
     error: Option<Error>,
     chosen: Option<String>,
+    chosen_tz: Option<String>,
     q: &TabQuery,
 ) -> PageResult {
     let (rec, view) = load(state, id).await?;
@@ -222,14 +214,18 @@ async fn temporary_page(
     let before_event = before
         .as_ref()
         .and_then(|b| found.as_ref().ok()?.iter().find(|e| &e.id == b).cloned());
-    // A running master's window reaches the present: the picker goes up to now.
-    let picker_max = if win.reaches_present {
-        Some(picker_value(Utc::now()))
+    // A running master's window reaches the present: its latest point is now.
+    let latest_ms = if win.reaches_present {
+        Some(Utc::now().timestamp_millis())
     } else {
-        win.latest.map(picker_value)
+        win.latest.map(|t| t.timestamp_millis())
     };
+    let chosen_tz = chosen_tz.unwrap_or_default();
     let chosen_time = temporary_target(&value)
-        .and_then(|at| lifeboat_domain::target::parse_time(&at, None, *Local::now().offset()).ok())
+        .and_then(|at| {
+            let zone = Some(chosen_tz.as_str()).filter(|z| !z.is_empty());
+            lifeboat_domain::target::parse_time(&at, zone, *Local::now().offset()).ok()
+        })
         .map(|t| t.with_timezone(&Utc));
     let picture = Timeline {
         backups: list
@@ -295,12 +291,20 @@ async fn temporary_page(
                 p { a #choose-time href={ "/console/instances/" (id) "/temporary" } { "Choose a point in time instead" } }
             } @else {
                 label for="at" { "Point in time to restore to" }
-                input #at type="datetime-local" name="at" step="1" required value=(value)
-                    min=[win.earliest.map(|t| picker_value(ceil_second(t)))] max=[picker_max.clone()];
-                " " span.muted #zone { "Time zone: " (zone) }
-                @if let Some(latest) = &picker_max {
-                    " " button #latest type="button" data-set-at=(latest) { "Latest restorable time" }
+                input #at type="text" name="at" required value=(value.replace('T', " ")) size="19"
+                    placeholder="YYYY-MM-DD HH:MM:SS" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
+                    title="YYYY-MM-DD HH:MM:SS, in the zone chosen beside"
+                    data-offset=(Local::now().format("%:z").to_string());
+                " "
+                // The browser's own zone is added by the page's script.
+                select #tz name="tz" aria-label="Time zone" data-chosen=(chosen_tz) {
+                    option value="" data-zone="server" selected[chosen_tz.is_empty()] { "Server time: " (zone) }
+                    option value="UTC" data-zone="utc" selected[chosen_tz == "UTC"] { "UTC" }
                 }
+                @if let Some(latest) = latest_ms {
+                    " " button #latest type="button" data-set-ms=(latest) { "Latest restorable time" }
+                }
+                p.muted #zone { "Times are written YYYY-MM-DD HH:MM:SS in the zone chosen beside the field." }
             }
             @if let Some(e) = &error { (error_box(e)) }
             p {
@@ -318,7 +322,7 @@ async fn temporary_page(
                 @if let Some(b) = &before {
                     p { "Restore " strong { (view.name) } " (" (id) ") to just before event " strong.mono { (b) } "?" }
                 } @else {
-                    p { "Restore " strong { (view.name) } " (" (id) ") to " strong data-echo="at" {} " (" (zone) ")." }
+                    p { "Restore " strong { (view.name) } " (" (id) ") to " strong data-echo="at" {} "." }
                 }
                 p.muted { "The master is not affected: the temporary instance is built from the backup repository alone. It has the accounts and passwords the master had then, network type classic, and is released automatically "
                     (duration(state.config.temporary_instance.ttl.as_secs() as i64)) " after creation." }
@@ -463,6 +467,7 @@ pub async fn create_temporary(
     let f = Fields::parse(&body);
     let master = instance(&state, &id)?;
     let value = f.text("at");
+    let tz = Some(f.text("tz")).filter(|z| !z.is_empty());
     let before = Some(f.text("before")).filter(|b| !b.trim().is_empty());
     let q = TabQuery {
         before: before.clone(),
@@ -474,6 +479,7 @@ pub async fn create_temporary(
         } else {
             temporary_target(&value)
         },
+        tz: tz.clone(),
         before,
         ..Default::default()
     };
@@ -487,7 +493,7 @@ pub async fn create_temporary(
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/console/instances/{id}/temporary")).into_response()),
-        Err(e) => temporary_page(&state, &ctx, &id, Some(e), Some(value), &q).await,
+        Err(e) => temporary_page(&state, &ctx, &id, Some(e), Some(value), tz, &q).await,
     }
 }
 
@@ -506,11 +512,13 @@ pub async fn delete_temporary(
             format!("{} is not a temporary instance of {id}", t.id),
             "delete it from its own master's page",
         );
-        return temporary_page(&state, &ctx, &id, Some(e), None, &TabQuery::default()).await;
+        return temporary_page(&state, &ctx, &id, Some(e), None, None, &TabQuery::default()).await;
     }
     match instances::delete(state.clone(), t.id).await {
         Ok(()) => Ok(Redirect::to(&format!("/console/instances/{id}/temporary")).into_response()),
-        Err(e) => temporary_page(&state, &ctx, &id, Some(e), None, &TabQuery::default()).await,
+        Err(e) => {
+            temporary_page(&state, &ctx, &id, Some(e), None, None, &TabQuery::default()).await
+        }
     }
 }
 
