@@ -485,7 +485,13 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     b.click("tr[data-item-status=failed] button.bang").await;
     let detail = b.text("dialog[open] .detail").await;
     assert!(detail.contains("orders_restored"), "{detail}");
-    assert!(!b.text("dialog[open] .advice").await.is_empty());
+    let advice = b.text("dialog[open] .advice").await;
+    assert!(!advice.is_empty());
+    // The console speaks its own words, never a CLI command or flag.
+    assert!(
+        !advice.contains("--") && !advice.contains("lifeboat "),
+        "{advice}"
+    );
     b.screenshot("precheck-failed").await;
 
     // Fix it, pre-check again from the task list, start, and watch it complete.

@@ -129,8 +129,8 @@ pub fn csrf(ctx: &Ctx) -> Markup {
 pub fn error_box(e: &Error) -> Markup {
     html! {
         div.error role="alert" {
-            strong { (e.message) }
-            @if !e.hint.is_empty() { br; span.hint { "What to do: " (e.hint) } }
+            strong { (console_words(&e.message)) }
+            @if !e.hint.is_empty() { br; span.hint { "What to do: " (console_words(&e.hint)) } }
         }
     }
 }
@@ -207,4 +207,132 @@ pub fn server_zone() -> String {
         .filter(|z| !z.is_empty())
         .unwrap_or_else(|| "server time".into());
     format!("{name} (UTC{offset})")
+}
+
+/// Where the console does what a CLI command does, for hints written for the CLI.
+const CONSOLE_PLACES: &[(&str, &str)] = &[
+    (
+        "lifeboat backup window",
+        "the restorable window on the Backup and recovery tab",
+    ),
+    (
+        "lifeboat backup events",
+        "the events on the Backup and recovery tab",
+    ),
+    ("lifeboat backup run", "Back up now on the Backups tab"),
+    ("lifeboat backup list", "the Backups tab"),
+    (
+        "lifeboat temp delete",
+        "Delete temporary instance on the Backup and recovery tab",
+    ),
+    (
+        "lifeboat temp create",
+        "Create temporary instance on the Backup and recovery tab",
+    ),
+    ("lifeboat instance start", "Start on the instance's page"),
+    ("lifeboat instance show", "the instance's page"),
+    ("lifeboat instance list", "the Instances page"),
+    (
+        "lifeboat migration authorize",
+        "Authorize whitelist in the task's wizard",
+    ),
+    (
+        "lifeboat migration precheck",
+        "Pre-check again on the task's page",
+    ),
+    ("lifeboat migration cancel", "Cancel on the task's page"),
+    ("lifeboat migration list", "the Migration tasks page"),
+    ("lifeboat diff", "Compare tables"),
+];
+
+/// CLI flags, in the console's words.
+const CONSOLE_OPTIONS: &[(&str, &str)] = &[
+    (
+        "--delete-rows-only-in-target",
+        "the option to delete the rows only in the target",
+    ),
+    (
+        "--at TIME, --lsn LSN, --restore-point NAME, --before EVENT or --before-xid XID",
+        "a point in time or an event",
+    ),
+    ("--table SCHEMA.TABLE[=SCHEMA.TABLE]", "tables"),
+    ("--schema SCHEMA", "schemas"),
+    ("--database DB", "a database"),
+    ("--conflict", "conflict mode"),
+    ("--name", "a name"),
+];
+
+/// A message or hint written for the command line, in the console's words: each
+/// `lifeboat ...` command becomes the place in the console that does the same, and
+/// each `--flag` the field or option it sets.
+pub fn console_words(text: &str) -> String {
+    let mut out = text.to_string();
+    for (flag, words) in CONSOLE_OPTIONS {
+        out = out.replace(flag, words);
+    }
+    for (command, place) in CONSOLE_PLACES {
+        while let Some(start) = out.find(command) {
+            // The command with its arguments: up to the closing quote or bracket, or
+            // the end of the clause.
+            let quoted = out[..start].ends_with('`');
+            let from = if quoted { start - 1 } else { start };
+            let rest = &out[start..];
+            let end = if quoted {
+                rest.find('`').map(|i| start + i + 1)
+            } else {
+                rest.find([')', ';', ',']).map(|i| start + i)
+            }
+            .unwrap_or(out.len());
+            out.replace_range(from..end, place);
+        }
+    }
+    // Any flag left: its name without the dashes.
+    while let Some(i) = out.find(" --") {
+        out.replace_range(i + 1..i + 3, "");
+    }
+    out
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::console_words;
+
+    #[test]
+    fn cli_commands_and_flags_become_console_words() {
+        assert_eq!(
+            console_words("choose a point inside the window (lifeboat backup window ID)"),
+            "choose a point inside the window (the restorable window on the Backup and recovery tab)"
+        );
+        assert_eq!(
+            console_words(
+                "map these objects to new names, drop or rename them in the target, or choose --conflict skip-existing, overwrite or replace"
+            ),
+            "map these objects to new names, drop or rename them in the target, or choose conflict mode skip-existing, overwrite or replace"
+        );
+        assert_eq!(
+            console_words("run `lifeboat migration precheck mt-abc123` again"),
+            "run Pre-check again on the task's page again"
+        );
+        assert_eq!(
+            console_words("take one: lifeboat backup run pg-abc123 --wait"),
+            "take one: Back up now on the Backups tab"
+        );
+        assert_eq!(
+            console_words("delete it (lifeboat temp delete pg-x) and create another"),
+            "delete it (Delete temporary instance on the Backup and recovery tab) and create another"
+        );
+        let all = [
+            "use --conflict repair, or leave --delete-rows-only-in-target out",
+            "check that the source instance is running and that the migration worker's address is on its whitelist (lifeboat migration authorize TASK)",
+            "start it first (lifeboat instance start pg-a); `lifeboat instance show pg-a` says why it failed",
+            "choose another --name",
+        ];
+        for text in all {
+            let words = console_words(text);
+            assert!(
+                !words.contains("lifeboat ") && !words.contains("--"),
+                "{words}"
+            );
+        }
+    }
 }

@@ -193,8 +193,8 @@ fn item_markup(i: usize, item: &PrecheckItemView) -> Markup {
                     button.bang type="button" data-open={ "item-" (i) } title="Show the detail and advice" aria-label={ "Why " (item.name) " " (status) } { "!" }
                     dialog.item-detail id={ "item-" (i) } {
                         h2 { (item.name) ": " (status) }
-                        h3 { "What was found" } p.detail { (item.detail) }
-                        h3 { "What to do" } p.advice { (item.advice) }
+                        h3 { "What was found" } p.detail { (layout::console_words(&item.detail)) }
+                        h3 { "What to do" } p.advice { (layout::console_words(&item.advice)) }
                         p { button type="button" data-close { "Close" } }
                     }
                 }
