@@ -51,10 +51,13 @@ svg.timeline a.event-marker path:hover { fill:#b42318; }
 .picker { display:flex; gap:12px; align-items:stretch; }
 .picker select { min-width:300px; height:240px; }
 .picker .moves { display:flex; flex-direction:column; justify-content:center; gap:8px; }
-.picker ul { list-style:none; margin:0; padding:0; min-width:360px; min-height:240px; background:#fff; border:1px solid #b9c3cf; border-radius:4px; }
+.picker ul { list-style:none; margin:0; padding:0; width:420px; min-height:240px; background:#fff; border:1px solid #b9c3cf; border-radius:4px; }
 .picker li { padding:4px 8px; border-bottom:1px solid var(--line); display:flex; gap:8px; align-items:center; }
 .picker li .edit { opacity:.35; } .picker li:hover .edit, .picker li:focus-within .edit { opacity:1; }
-.picker li input.rename { min-width:140px; }
+.picker li input.rename { min-width:0; flex:1; }
+.picker li .obj { overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+form#sign-in button, form.sign-in button { margin-left:8px; }
+input + button, select + button { margin-left:6px; }
 button.bang { color:#fff; background:var(--bad); border-color:var(--bad); border-radius:50%; width:22px; height:22px; padding:0; font-weight:700; }
 dialog { border:1px solid var(--line); border-radius:6px; padding:20px; max-width:560px; }
 dialog::backdrop { background:rgba(20,33,46,.45); }

@@ -62,7 +62,7 @@ fn actions(ctx: &Ctx, doc: &TaskView, back: &str) -> Markup {
         }
     };
     html! {
-        @if doc.state.editable() { a data-action="edit" href={ "/console/migrations/" (doc.id) "/objects" } { "Edit" } " " }
+        @if doc.state.editable() { a.button data-action="edit" href={ "/console/migrations/" (doc.id) "/objects" } { "Edit" } " " }
         @if !busy(doc) && doc.state != TaskState::Completed { (form("precheck", "Pre-check again", "")) " " }
         @if doc.state == TaskState::PrecheckPassed {
             button.primary data-action="start" type="button" data-open={ "start-" (doc.id) } { "Start" } " "
@@ -75,7 +75,7 @@ fn actions(ctx: &Ctx, doc: &TaskView, back: &str) -> Markup {
             }
         }
         @if doc.state == TaskState::Migrating { (form("cancel", "Cancel", "danger")) " " }
-        @if back == "list" { a data-action="view" href={ "/console/migrations/" (doc.id) } { "View" } }
+        @if back == "list" { a.button data-action="view" href={ "/console/migrations/" (doc.id) } { "View" } }
         @else if !busy(doc) {
             button.danger data-action="delete" type="button" data-open={ "delete-" (doc.id) } { "Delete task" }
             dialog id={ "delete-" (doc.id) } {
