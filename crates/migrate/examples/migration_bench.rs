@@ -1,17 +1,27 @@
 //! Runs one migration task between two clusters for `bench/migration/run.sh` and prints
-//! a JSON summary (seconds, rows, bytes, verification).
+//! a JSON summary: seconds, rows, bytes, the first table's outcome, verification, and
+//! `phases`, the seconds since the start at which each kind of progress event first
+//! arrived, so the script can say where the time went.
 //!
 //! ```text
 //! migration_bench --source HOST:PORT --target HOST:PORT --user USER \
-//!     --object DB.SCHEMA.TABLE[=NEW] [--conflict MODE] [--verify] [--task-id ID]
+//!     --object DB.SCHEMA.TABLE[=NEW] [--conflict MODE] [--verify] [--task-id ID] \
+//!     [--delete-rows-only-in-target]
 //! ```
 //!
 //! HOST may be a socket directory (an absolute path), as for libpq.
+//!
+//! The phases of one table, by conflict mode. Creating it: `started` (its transaction
+//! began), `copying` (the first rows arrived), `building` (the rows are in, the primary
+//! key is being built), `finished` (committed), `verifying` (the diff against the
+//! source began). Under `repair` the diff that finds the differing rows runs between
+//! `started` and `building`; from `building` to `finished` the differing source rows
+//! are staged, the target's saved, and the UPDATE and INSERT run.
 
 // Tests and benchmarks may panic on what they set up themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -65,6 +75,7 @@ fn parse() -> Result<Args, String> {
             "--task-id" => spec.task_id = value()?,
             "--parallelism" => spec.parallelism = value()?.parse().map_err(|e| format!("{e}"))?,
             "--verify" => spec.verify = true,
+            "--delete-rows-only-in-target" => spec.delete_rows_only_in_target = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -96,13 +107,22 @@ async fn migrate() -> ExitCode {
         target: args.target,
     };
     let started = Instant::now();
-    let copy_done = Arc::new(Mutex::new(None));
-    let done = copy_done.clone();
+    // Seconds since the start at which each kind of event first arrived.
+    let phases = Arc::new(Mutex::new(BTreeMap::<&'static str, f64>::new()));
+    let seen = phases.clone();
     let progress = move |e: ProgressEvent| {
-        if let ProgressEvent::TableFinished { .. } = e
-            && let Ok(mut t) = done.lock()
-        {
-            *t = Some(started.elapsed().as_secs_f64());
+        let phase = match e {
+            ProgressEvent::Planned { .. } => "planned",
+            ProgressEvent::TableStarted { .. } => "started",
+            ProgressEvent::TableCopying { .. } => "copying",
+            ProgressEvent::TableBuilding { .. } => "building",
+            ProgressEvent::TableFinished { .. } => "finished",
+            ProgressEvent::ForeignKeys { .. } => "foreign_keys",
+            ProgressEvent::Verifying { .. } => "verifying",
+        };
+        if let Ok(mut p) = seen.lock() {
+            p.entry(phase)
+                .or_insert_with(|| started.elapsed().as_secs_f64());
         }
     };
     // As the server runs it: on a thread of its own (see `spawn`).
@@ -115,13 +135,33 @@ async fn migrate() -> ExitCode {
     .await;
     match result {
         Ok(report) => {
+            let phases = phases.lock().map(|p| p.clone()).unwrap_or_default();
+            let table = report.tables.first().map(|t| {
+                serde_json::json!({
+                    "rows_inserted": t.rows_inserted,
+                    "rows_updated": t.rows_updated,
+                    "rows_replaced": t.rows_replaced,
+                    "rows_deleted": t.rows_deleted,
+                    "rows_only_in_target": t.rows_only_in_target,
+                    "rows_untouched": t.rows_untouched,
+                    "kept_table": t.kept_table,
+                })
+            });
+            let details: Vec<&str> = report
+                .verification
+                .iter()
+                .map(|v| v.detail.as_str())
+                .collect();
             let summary = serde_json::json!({
                 "seconds": started.elapsed().as_secs_f64(),
-                "tables_done_at": copy_done.lock().ok().and_then(|t| *t),
+                "tables_done_at": phases.get("finished"),
+                "phases": phases,
                 "rows": report.tables.iter().map(|t| t.rows_copied).sum::<u64>(),
                 "bytes": report.tables.iter().map(|t| t.bytes_copied).sum::<u64>(),
+                "table": table,
                 "verified": report.verification.iter().all(|v| v.passed),
                 "verification": report.verification.len(),
+                "verification_detail": details,
             });
             println!("{summary}");
             ExitCode::SUCCESS
