@@ -381,6 +381,9 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
     })
     .await;
     let temp = b.text("#temporary-id").await;
+    // Its card is below the fold; the top of the page says it is there.
+    let note = b.text("#temporary-note").await;
+    assert!(note.contains(&temp), "{note}");
     assert!(
         b.find("#create-temporary-button")
             .await

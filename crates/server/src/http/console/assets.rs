@@ -160,7 +160,8 @@ if (at && svg) {
     const t0 = +svg.dataset.t0, t1 = +svg.dataset.t1, x0 = +svg.dataset.x0, w = +svg.dataset.w;
     const x = x0 + Math.max(0, Math.min(1, (t - t0) / (t1 - t0))) * w;
     svg.querySelectorAll('.chosen').forEach(n => { n.setAttribute('x1', x); n.setAttribute('x2', x); });
-    svg.querySelectorAll('.chosen-label').forEach(n => { n.setAttribute('x', x); n.textContent = 'chosen ' + at.value.replace('T', ' '); });
+    const anchor = x < x0 + w * 0.25 ? 'start' : x > x0 + w * 0.75 ? 'end' : 'middle';
+    svg.querySelectorAll('.chosen-label').forEach(n => { n.setAttribute('x', x); n.setAttribute('text-anchor', anchor); n.textContent = 'chosen ' + at.value.replace('T', ' '); });
   };
   at.addEventListener('input', move);
 }

@@ -273,6 +273,11 @@ async fn temporary_page(
     });
     let body = html! {
         (tabs(id, false))
+        // The temporary instance's card is at the bottom: say at the top that it is there.
+        @if let Some(t) = &live {
+            p.notice #temporary-note { "Temporary instance " span.mono { (t.id) } " is " (t.status) ". "
+                a href="#temporary-instance" { "See its progress and connection details below." } }
+        }
         h2 { "Restorable window" }
         (picture.render())
         p.muted #window-note {
@@ -399,7 +404,7 @@ async fn temporary_card(state: &Shared, ctx: &Ctx, t: &InstanceRecord) -> Result
             .unwrap_or_else(|| f[k].to_string())
     };
     Ok(html! {
-        h2 { "Temporary instance" }
+        h2 #temporary-instance { "Temporary instance" }
         div.card #temporary data-poll={ "/console/instances/" (v.master_id.clone().unwrap_or_default()) "/temporary.json" } data-version=(version) {
             dl.info {
                 dt { "Instance ID" } dd { a.mono #temporary-id href={ "/console/instances/" (v.id) } { (v.id) } }

@@ -71,7 +71,7 @@ impl Timeline {
                     }
                 }
                 @if !self.backups.is_empty() {
-                    text x=(X0) y="30" font-size="11" fill="#14212e" { "base backups (" (self.backups.len()) ")" }
+                    text x=(X0) y="31" font-size="11" fill="#14212e" { "base backups (" (self.backups.len()) ")" }
                 }
                 @for (at, id, what) in &self.events {
                     a.event-marker href={ (self.link) (id) "#create-temporary" } data-event=(id) {
@@ -81,9 +81,21 @@ impl Timeline {
                 }
                 @if let Some(c) = self.chosen {
                     line.chosen x1=(x(c)) x2=(x(c)) y1="20" y2="108" stroke="#b42318" stroke-width="2" {}
-                    text.chosen-label x=(x(c)) y="16" font-size="11" fill="#b42318" text-anchor="middle" { "chosen " (time(c)) }
+                    text.chosen-label x=(x(c)) y="12" font-size="11" fill="#b42318" text-anchor=(anchor(x(c))) { "chosen " (time(c)) }
                 }
             }
         }
+    }
+}
+
+/// Where a label at `x` is anchored so that it stays inside the picture: by its start
+/// near the left edge, by its end near the right one.
+fn anchor(x: f64) -> &'static str {
+    if x < X0 + SPAN * 0.25 {
+        "start"
+    } else if x > X0 + SPAN * 0.75 {
+        "end"
+    } else {
+        "middle"
     }
 }
