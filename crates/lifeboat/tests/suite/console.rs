@@ -1095,3 +1095,70 @@ async fn console_lets_a_user_fix_a_wrong_password() {
     assert!(notice.contains(&name), "{notice}");
     assert_eq!(server.json(&["migration", "list"]), serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_shows_what_a_repair_will_change_before_it_starts() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start();
+    let (src, dst) = (
+        id_of(&server.create_master("source")),
+        id_of(&server.create_master("target")),
+    );
+    let table = "CREATE TABLE orders (id int PRIMARY KEY, total numeric(12,2)); \
+        INSERT INTO orders SELECT g, g FROM generate_series(1, 2000) g;";
+    for id in [&src, &dst] {
+        let c = connect(
+            port_of(&server.json(&["instance", "show", id])),
+            "admin",
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        c.batch_execute(table).await.unwrap();
+        if id == &dst {
+            c.batch_execute(
+                "UPDATE orders SET total = 0 WHERE id <= 4; DELETE FROM orders WHERE id > 1998;",
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let task = create_task(
+        &server,
+        &src,
+        &dst,
+        &["--object", "postgres.public.orders", "--conflict", "repair"],
+    );
+    let task = task["id"].as_str().unwrap().to_string();
+    server.json(&["migration", "authorize", &task]);
+    b.client
+        .goto(&format!("{}/console/sign-in", server.url))
+        .await
+        .unwrap();
+    b.fill("#token", &server.token()).await;
+    b.click("button[type=submit]").await;
+    b.wait_path("the console", |p| !p.ends_with("/sign-in"))
+        .await;
+    b.client
+        .goto(&format!("{}/console/migrations/{task}/objects", server.url))
+        .await
+        .unwrap();
+    let mode = b.find("#conflict").await.prop("value").await.unwrap();
+    assert_eq!(mode.as_deref(), Some("repair"));
+    b.click("#precheck-start").await;
+    b.wait_text("#task-state", "the pre-check to pass", |s| {
+        s.contains("precheck passed")
+    })
+    .await;
+    let preview = b.text("tr[data-item=repair_preview] .repair-preview").await;
+    assert!(
+        preview.starts_with(
+            "postgres.public.orders: 2 rows to insert (id=1999; id=2000), 4 to update (saved first) (id=1: total 0.00 -> 1.00; id=2: total 0.00 -> 2.00; id=3: total 0.00 -> 3.00, ...), 0 only in the target"
+        ),
+        "{preview}"
+    );
+    assert!(!preview.contains("--"), "{preview}");
+    b.screenshot("repair-preview").await;
+}

@@ -198,6 +198,11 @@ fn item_markup(i: usize, item: &PrecheckItemView) -> Markup {
                         p { button type="button" data-close { "Close" } }
                     }
                 }
+                // What a repair will change is the point of its pre-check: shown, not
+                // behind a button.
+                @if item.id == "repair_preview" && item.status == PrecheckStatus::Passed {
+                    ul.repair-preview { @for line in item.detail.lines() { li.mono { (layout::console_words(line)) } } }
+                }
             }
         }
     }
