@@ -36,6 +36,8 @@ const APP: &str = "
     CREATE POLICY big_only ON app.orders AS PERMISSIVE FOR SELECT TO reader USING (amount > 10);
     GRANT SELECT ON app.orders TO reader;
     GRANT SELECT ON app.big_orders TO reader;
+    CREATE TABLE app.tickets (id serial PRIMARY KEY);
+    GRANT USAGE ON SEQUENCE app.tickets_id_seq TO reader;
     INSERT INTO app.orders SELECT i, i FROM generate_series(1, 100) i;
     INSERT INTO app.notes VALUES (1, 'keep me');";
 
@@ -150,6 +152,10 @@ async fn a_schema_brings_its_functions_views_triggers_rules_policies_and_grants(
     assert_eq!(
         one(&dst, "SELECT has_table_privilege('reader', 'app.orders', 'SELECT') || ':' || has_table_privilege('reader', 'app.big_orders', 'SELECT') || ':' || has_table_privilege('reader', 'app.notes', 'SELECT')").await,
         "true:true:false"
+    );
+    assert_eq!(
+        one(&dst, "SELECT has_sequence_privilege('reader', pg_get_serial_sequence('app.tickets', 'id'), 'USAGE')::text").await,
+        "true"
     );
     // The aggregate was not migrated, and said so.
     assert_eq!(

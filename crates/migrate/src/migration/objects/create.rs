@@ -7,7 +7,7 @@ use crate::migration::conn::{Session, connect};
 use crate::migration::mapping::TableKey;
 use crate::migration::names::{display_ident, quote_ident};
 use crate::migration::objects::{
-    Decision, ExtensionNeed, ObjectKind, ObjectOutcome, ObjectPlan, decide,
+    Decision, ExtensionNeed, ObjectKind, ObjectOutcome, ObjectPlan, SEQUENCE, decide,
 };
 use crate::migration::{MigrationError, MigrationTask, Side, TableOutcome, journal};
 
@@ -159,7 +159,31 @@ pub(crate) async fn create_all(
             for (o, d) in plan.objects.iter().zip(decisions) {
                 let (made, note) = match d {
                     Decision::Create => {
-                        for sql in &o.statements {
+                        let mut statements = o.statements.clone();
+                        if let Some((table, column)) = &o.sequence_of {
+                            let name: Option<String> = s
+                                .query_one(
+                                    "looking up a table's sequence",
+                                    "SELECT pg_get_serial_sequence($1, $2)",
+                                    &[table, column],
+                                )
+                                .await?
+                                .get(0);
+                            let Some(name) = name else {
+                                created.push(ObjectOutcome {
+                                    kind: o.kind,
+                                    name: o.name.clone(),
+                                    created: false,
+                                    note: "the target table has no sequence for that column".into(),
+                                    resumed: false,
+                                });
+                                continue;
+                            };
+                            for sql in &mut statements {
+                                *sql = sql.replacen(SEQUENCE, &name, 1);
+                            }
+                        }
+                        for sql in &statements {
                             s.client.batch_execute(sql).await.map_err(|e| {
                                 MigrationError::Object {
                                     object: format!("{} {}", o.kind.describe(), o.name),

@@ -16,39 +16,39 @@ use std::collections::{HashMap, HashSet};
 
 use crate::migration::MigrationError;
 use crate::migration::conn::Session;
-use crate::migration::mapping::{self, QualifiedTable, SourceTable, TableKey};
-use crate::migration::names::{display_ident, qualified, quote_ident, quote_literal};
+use crate::migration::mapping::{self, QualifiedTable, SourceTable};
+use crate::migration::names::{display_ident, qualified, quote_literal};
+use crate::migration::objects::tables;
 use crate::migration::objects::{
-    ExtensionNeed, FUNCTION_EXISTS, ObjectDef, ObjectKind, ObjectPlan, POLICY_EXISTS,
-    RELATION_EXISTS, ROLE_EXISTS, RULE_EXISTS, Requirement, TRIGGER_EXISTS,
+    ExtensionNeed, FUNCTION_EXISTS, ObjectDef, ObjectKind, ObjectPlan, RELATION_EXISTS, Requirement,
 };
 use crate::migration::spec::ObjectMapping;
 
 /// What the loader knows about names while it builds the plan.
-struct Names<'a> {
-    db: &'a str,
-    by_path: HashMap<Vec<&'a str>, &'a ObjectMapping>,
+pub(super) struct Names<'a> {
+    pub(super) db: &'a str,
+    pub(super) by_path: HashMap<Vec<&'a str>, &'a ObjectMapping>,
     /// Source and target of every migrated table and partition, by source oid.
-    migrated: HashMap<u32, (QualifiedTable, QualifiedTable)>,
+    pub(super) migrated: HashMap<u32, (QualifiedTable, QualifiedTable)>,
     /// Source name of every relation a definition refers to.
-    relations: HashMap<u32, QualifiedTable>,
+    pub(super) relations: HashMap<u32, QualifiedTable>,
     /// Views of the plan by source oid: their index, or `None` when not created.
-    views: HashMap<u32, Option<usize>>,
-    view_targets: HashMap<u32, QualifiedTable>,
+    pub(super) views: HashMap<u32, Option<usize>>,
+    pub(super) view_targets: HashMap<u32, QualifiedTable>,
     /// Functions of the plan by oid: their index, or `None` when not created.
-    functions: HashMap<u32, Option<usize>>,
+    pub(super) functions: HashMap<u32, Option<usize>>,
 }
 
 impl Names<'_> {
     /// Where the task puts `schema.name` of this database, if it selects it.
-    fn target(&self, schema: &str, name: &str) -> Option<QualifiedTable> {
+    pub(super) fn target(&self, schema: &str, name: &str) -> Option<QualifiedTable> {
         mapping::map_path(&[self.db, schema, name], &self.by_path)
     }
 
     /// What an object referring to the relations `refs` and calling `procs` needs in
     /// target database `db`, or why it cannot be created: a definition names the
     /// source's relations, so each must arrive (or be) in the target under that name.
-    fn references(
+    pub(super) fn references(
         &self,
         refs: &[u32],
         procs: &[(u32, String, bool)],
@@ -145,20 +145,21 @@ pub(crate) async fn load(
     let mut plan = ObjectPlan::default();
     functions(s, &mut names, &mut plan).await?;
     views(s, &mut names, &mut plan).await?;
-    triggers(s, &names, tables, &mut plan).await?;
-    rules_and_policies(s, &mut names, tables, &mut plan).await?;
+    tables::triggers(s, &names, tables, &mut plan).await?;
+    tables::rules_and_policies(s, &mut names, tables, &mut plan).await?;
     for t in tables {
         let sql_name = qualified(&t.mapping.target.schema, &t.mapping.target.table);
         let label = t.mapping.target.to_string();
         let on = Some(t.mapping.key.clone());
-        let acl = grants(s, RELATION_ACL, t.oid).await?;
-        plan.objects.extend(grant_defs(
+        let acl = tables::grants(s, tables::RELATION_ACL, t.oid).await?;
+        plan.objects.extend(tables::grant_defs(
             &acl,
             ("TABLE", &sql_name, &label),
             &t.mapping.target.database,
             Vec::new(),
             on,
         ));
+        plan.objects.extend(tables::sequence_grants(s, t).await?);
     }
     let mut oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     oids.extend(names.views.keys());
@@ -264,9 +265,10 @@ async fn functions(
             requires: Vec::new(),
             needs: Vec::new(),
             on_table: None,
+            sequence_of: None,
         });
-        let acl = grants(s, FUNCTION_ACL, oid).await?;
-        plan.objects.extend(grant_defs(
+        let acl = tables::grants(s, tables::FUNCTION_ACL, oid).await?;
+        plan.objects.extend(tables::grant_defs(
             &acl,
             (keyword, &signature, &label),
             &target.database,
@@ -288,7 +290,7 @@ const REFERENCES: &str = "SELECT d.objid, \
 type Refs = HashMap<u32, (Vec<u32>, Vec<(u32, String, bool)>)>;
 
 /// See [`REFERENCES`]; also learns the names of the relations referred to.
-async fn references(
+pub(super) async fn references(
     s: &Session,
     names: &mut Names<'_>,
     class: &str,
@@ -506,9 +508,10 @@ async fn views(
             requires,
             needs,
             on_table: None,
+            sequence_of: None,
         });
-        let acl = grants(s, RELATION_ACL, oid).await?;
-        plan.objects.extend(grant_defs(
+        let acl = tables::grants(s, tables::RELATION_ACL, oid).await?;
+        plan.objects.extend(tables::grant_defs(
             &acl,
             ("TABLE", &sql_name, &target.to_string()),
             &target.database,
@@ -517,369 +520,6 @@ async fn views(
         ));
     }
     Ok(())
-}
-
-async fn triggers(
-    s: &Session,
-    names: &Names<'_>,
-    tables: &[SourceTable],
-    plan: &mut ObjectPlan,
-) -> Result<(), MigrationError> {
-    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let rows = s
-        .query(
-            "reading the triggers of the selected tables",
-            // `head` and `on` are what pg_get_triggerdef prints before the trigger's
-            // level, in the same words and quoting (ruleutils.c, pg_get_triggerdef_worker).
-            "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), \
-                    'CREATE TRIGGER ' || quote_ident(t.tgname) || ' ' || \
-                    CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' \
-                         ELSE 'AFTER' END || ' ' || \
-                    concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, \
-                              CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END, \
-                              CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' || coalesce(' OF ' || \
-                                  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) \
-                                   FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n) \
-                                   JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END, \
-                              CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END), \
-                    ' ON ' || quote_ident(rn.nspname) || '.' || quote_ident(r.relname) || ' ', \
-                    t.tgfoid, format('%I.%I(%s)', pn.nspname, p.proname, oidvectortypes(p.proargtypes)), \
-                    pn.nspname::text, t.tgenabled::text, \
-                    EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
-                            AND d.objid = p.oid AND d.deptype = 'e') \
-             FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid \
-             JOIN pg_namespace rn ON rn.oid = r.relnamespace \
-             JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace \
-             WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
-             ORDER BY t.tgrelid, t.tgname",
-            &[&oids],
-        )
-        .await?;
-    for r in rows {
-        let Some(table) = tables.iter().find(|t| t.oid == r.get::<_, u32>(0)) else {
-            continue;
-        };
-        let target = &table.mapping.target;
-        let name: String = r.get(1);
-        let label = format!("{} on {target}", display_ident(&name));
-        let (def, head, on): (String, String, String) = (r.get(2), r.get(3), r.get(4));
-        let Some(rest) = def
-            .strip_prefix(head.as_str())
-            .and_then(|d| d.strip_prefix(on.as_str()))
-        else {
-            plan.skipped.push(format!(
-                "trigger {label} is not created: only plain triggers are migrated (constraint triggers are not)"
-            ));
-            continue;
-        };
-        let (function, signature, fn_schema): (u32, String, String) =
-            (r.get(5), r.get(6), r.get(7));
-        let mut needs = Vec::new();
-        let mut requires = Vec::new();
-        match names.functions.get(&function) {
-            Some(Some(i)) => needs.push(*i),
-            Some(None) => {
-                plan.skipped.push(format!(
-                    "trigger {label} is not created: it calls {signature}, which is not created"
-                ));
-                continue;
-            }
-            None if r.get::<_, bool>(9) => {}
-            None => requires.push(Requirement {
-                sql: FUNCTION_EXISTS,
-                arg: signature.clone(),
-                missing: format!(
-                    "it calls {signature}, which the target lacks and the task does not migrate (schema {} is not selected)",
-                    display_ident(&fn_schema)
-                ),
-                fail: true,
-            }),
-        }
-        let sql_table = qualified(&target.schema, &target.table);
-        let mut statements = vec![format!("{head} ON {sql_table} {rest}")];
-        let enable = match r.get::<_, &str>(8) {
-            "D" => Some("DISABLE TRIGGER"),
-            "R" => Some("ENABLE REPLICA TRIGGER"),
-            "A" => Some("ENABLE ALWAYS TRIGGER"),
-            _ => None,
-        };
-        if let Some(enable) = enable {
-            statements.push(format!(
-                "ALTER TABLE {sql_table} {enable} {}",
-                quote_ident(&name)
-            ));
-        }
-        plan.objects.push(ObjectDef {
-            kind: ObjectKind::Trigger,
-            name: label,
-            target_db: target.database.clone(),
-            statements,
-            exists: Some((TRIGGER_EXISTS, vec![sql_table, name])),
-            requires,
-            needs,
-            on_table: Some(table.mapping.key.clone()),
-        });
-    }
-    Ok(())
-}
-
-async fn rules_and_policies(
-    s: &Session,
-    names: &mut Names<'_>,
-    tables: &[SourceTable],
-    plan: &mut ObjectPlan,
-) -> Result<(), MigrationError> {
-    for t in tables {
-        let target = &t.mapping.target;
-        let sql_table = qualified(&target.schema, &target.table);
-        let renamed =
-            t.mapping.source.schema != target.schema || t.mapping.source.table != target.table;
-        let rules = s
-            .query(
-                "reading the rules of a selected table",
-                "SELECT oid, rulename::text, pg_get_ruledef(oid) FROM pg_rewrite \
-                 WHERE ev_class = $1 AND rulename <> '_RETURN' ORDER BY rulename",
-                &[&t.oid],
-            )
-            .await?;
-        let oids: Vec<u32> = rules.iter().map(|r| r.get(0)).collect();
-        let refs = references(s, names, "pg_rewrite", &oids, t.oid).await?;
-        for r in rules {
-            let name: String = r.get(1);
-            let label = format!("{} on {target}", display_ident(&name));
-            let (rels, procs) = refs.get(&r.get::<_, u32>(0)).cloned().unwrap_or_default();
-            let found = if renamed {
-                Err(format!(
-                    "the task migrates its table {} as {target}, and the rule's definition names the source",
-                    t.mapping.source
-                ))
-            } else {
-                names.references(&rels, &procs, &target.database)
-            };
-            match found {
-                Ok((needs, requires)) => plan.objects.push(ObjectDef {
-                    kind: ObjectKind::Rule,
-                    name: label,
-                    target_db: target.database.clone(),
-                    statements: vec![r.get(2)],
-                    exists: Some((RULE_EXISTS, vec![sql_table.clone(), name])),
-                    requires,
-                    needs,
-                    on_table: Some(t.mapping.key.clone()),
-                }),
-                Err(why) => plan
-                    .skipped
-                    .push(format!("rule {label} is not created: {why}")),
-            }
-        }
-        policies(s, names, t, plan).await?;
-    }
-    Ok(())
-}
-
-async fn policies(
-    s: &Session,
-    names: &mut Names<'_>,
-    t: &SourceTable,
-    plan: &mut ObjectPlan,
-) -> Result<(), MigrationError> {
-    let target = &t.mapping.target;
-    let sql_table = qualified(&target.schema, &target.table);
-    let key = Some(t.mapping.key.clone());
-    let flags = s
-        .query_one(
-            "reading row-level security",
-            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1",
-            &[&t.oid],
-        )
-        .await?;
-    let mut statements = Vec::new();
-    if flags.get(0) {
-        statements.push(format!("ALTER TABLE {sql_table} ENABLE ROW LEVEL SECURITY"));
-    }
-    if flags.get(1) {
-        statements.push(format!("ALTER TABLE {sql_table} FORCE ROW LEVEL SECURITY"));
-    }
-    if !statements.is_empty() {
-        plan.objects.push(ObjectDef {
-            kind: ObjectKind::RowSecurity,
-            name: target.to_string(),
-            target_db: target.database.clone(),
-            statements,
-            exists: None,
-            requires: Vec::new(),
-            needs: Vec::new(),
-            on_table: key.clone(),
-        });
-    }
-    let rows = s
-        .query(
-            "reading the policies of a selected table",
-            "SELECT p.oid, p.polname::text, p.polpermissive, \
-                    CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' \
-                                  WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
-                    ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.oid = ANY(p.polroles) ORDER BY 1), \
-                    pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
-             FROM pg_policy p WHERE p.polrelid = $1 ORDER BY p.polname",
-            &[&t.oid],
-        )
-        .await?;
-    let oids: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
-    let refs = references(s, names, "pg_policy", &oids, t.oid).await?;
-    for r in rows {
-        let name: String = r.get(1);
-        let label = format!("{} on {target}", display_ident(&name));
-        let (rels, procs) = refs.get(&r.get::<_, u32>(0)).cloned().unwrap_or_default();
-        let (needs, mut requires) = match names.references(&rels, &procs, &target.database) {
-            Ok(found) => found,
-            Err(why) => {
-                plan.skipped
-                    .push(format!("policy {label} is not created: {why}"));
-                continue;
-            }
-        };
-        let roles: Vec<String> = r.get(4);
-        let to = if roles.is_empty() {
-            "PUBLIC".to_string()
-        } else {
-            roles
-                .iter()
-                .map(|r| quote_ident(r))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        for role in &roles {
-            requires.push(Requirement {
-                sql: ROLE_EXISTS,
-                arg: role.clone(),
-                missing: format!("role {} does not exist in the target", display_ident(role)),
-                fail: true,
-            });
-        }
-        let mut sql = format!(
-            "CREATE POLICY {} ON {sql_table} AS {} FOR {} TO {to}",
-            quote_ident(&name),
-            if r.get(2) {
-                "PERMISSIVE"
-            } else {
-                "RESTRICTIVE"
-            },
-            r.get::<_, &str>(3),
-        );
-        if let Some(using) = r.get::<_, Option<&str>>(5) {
-            sql.push_str(&format!(" USING ({using})"));
-        }
-        if let Some(check) = r.get::<_, Option<&str>>(6) {
-            sql.push_str(&format!(" WITH CHECK ({check})"));
-        }
-        plan.objects.push(ObjectDef {
-            kind: ObjectKind::Policy,
-            name: label,
-            target_db: target.database.clone(),
-            statements: vec![sql],
-            exists: Some((POLICY_EXISTS, vec![sql_table.clone(), name])),
-            requires,
-            needs,
-            on_table: key.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// One entry of an access control list: `None` grantee is PUBLIC.
-struct Acl {
-    grantee: Option<String>,
-    privilege: String,
-    grantable: bool,
-}
-
-/// Grants of a relation to others than its owner (whose rights are implicit).
-const RELATION_ACL: &str = "SELECT r.rolname::text, a.privilege_type, a.is_grantable \
-     FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a \
-     LEFT JOIN pg_roles r ON r.oid = a.grantee \
-     WHERE c.oid = $1 AND a.grantee <> c.relowner ORDER BY 1, 2";
-const FUNCTION_ACL: &str = "SELECT r.rolname::text, a.privilege_type, a.is_grantable \
-     FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a \
-     LEFT JOIN pg_roles r ON r.oid = a.grantee \
-     WHERE p.oid = $1 AND a.grantee <> p.proowner ORDER BY 1, 2";
-
-async fn grants(s: &Session, sql: &str, oid: u32) -> Result<Vec<Acl>, MigrationError> {
-    Ok(s.query("reading grants", sql, &[&oid])
-        .await?
-        .iter()
-        .map(|r| Acl {
-            grantee: r.get(0),
-            privilege: r.get(1),
-            grantable: r.get(2),
-        })
-        .collect())
-}
-
-/// One grant object per grantee of `acl` on `(keyword, sql name, label)`.
-fn grant_defs(
-    acl: &[Acl],
-    (keyword, sql_name, label): (&str, &str, &str),
-    target_db: &str,
-    needs: Vec<usize>,
-    on_table: Option<TableKey>,
-) -> Vec<ObjectDef> {
-    let mut grantees: Vec<&Option<String>> = Vec::new();
-    for a in acl {
-        if !grantees.contains(&&a.grantee) {
-            grantees.push(&a.grantee);
-        }
-    }
-    grantees
-        .into_iter()
-        .map(|grantee| {
-            let to = grantee
-                .as_deref()
-                .map(quote_ident)
-                .unwrap_or_else(|| "PUBLIC".into());
-            let shown = grantee
-                .as_deref()
-                .map(display_ident)
-                .unwrap_or("PUBLIC".into());
-            let mine: Vec<&Acl> = acl.iter().filter(|a| &a.grantee == grantee).collect();
-            let mut statements = Vec::new();
-            for grantable in [false, true] {
-                let privileges: Vec<&str> = mine
-                    .iter()
-                    .filter(|a| a.grantable == grantable)
-                    .map(|a| a.privilege.as_str())
-                    .collect();
-                if !privileges.is_empty() {
-                    statements.push(format!(
-                        "GRANT {} ON {keyword} {sql_name} TO {to}{}",
-                        privileges.join(", "),
-                        if grantable { " WITH GRANT OPTION" } else { "" }
-                    ));
-                }
-            }
-            let privileges: Vec<&str> = mine.iter().map(|a| a.privilege.as_str()).collect();
-            ObjectDef {
-                kind: ObjectKind::Grant,
-                name: format!("{} on {label} to {shown}", privileges.join(", ")),
-                target_db: target_db.to_string(),
-                statements,
-                exists: None,
-                requires: grantee
-                    .iter()
-                    .map(|role| Requirement {
-                        sql: ROLE_EXISTS,
-                        arg: role.clone(),
-                        missing: format!(
-                            "role {} does not exist in the target",
-                            display_ident(role)
-                        ),
-                        fail: false,
-                    })
-                    .collect(),
-                needs: needs.clone(),
-                on_table: on_table.clone(),
-            }
-        })
-        .collect()
 }
 
 /// The extensions whose types or functions the relations `oids` (columns, defaults,

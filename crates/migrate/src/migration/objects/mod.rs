@@ -28,11 +28,13 @@
 //! # Layout
 //! - this file: the plan ([`ObjectDef`]) and what happens to each object in a target
 //!   database ([`decide`]);
-//! - [`load`]: reading the plan from the source catalog;
+//! - [`load`]: reading the plan from the source catalog (functions and views);
+//!   [`tables`]: what belongs to the tables (triggers, rules, policies, grants);
 //! - [`create`]: the target transaction and the extensions.
 
 pub(crate) mod create;
 pub(crate) mod load;
+mod tables;
 
 use std::collections::HashSet;
 
@@ -133,7 +135,15 @@ pub(crate) struct ObjectDef {
     /// The migrated table it belongs to: created only when the task builds that
     /// table (objects of a table the target already had are the target's own).
     pub on_table: Option<TableKey>,
+    /// For a grant on a sequence a table owns: the target table (SQL) and the
+    /// column whose sequence it is. The run names that sequence when it creates the
+    /// table, so its name is looked up then (`pg_get_serial_sequence`) and takes the
+    /// place of [`SEQUENCE`] in the statements.
+    pub sequence_of: Option<(String, String)>,
 }
+
+/// Where the sequence's name goes in the statements of [`ObjectDef::sequence_of`].
+pub(crate) const SEQUENCE: &str = "{sequence}";
 
 /// Everything one source database brings.
 #[derive(Debug, Clone, Default)]

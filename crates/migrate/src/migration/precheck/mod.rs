@@ -175,10 +175,10 @@ fn version_item(source: i32, target: i32, schema: bool) -> PrecheckItem {
         PrecheckItem::warning(
             "engine_version",
             format!(
-                "{detail}: a major upgrade; the selected tables (columns, defaults, identity columns and sequences, keys, constraints, indexes, comments) and their rows carry over, but what a migration task does not copy stays behind: roles and their passwords, grants, views, functions, triggers, row-level security policies and extensions"
+                "{detail}: a major upgrade; the selected tables (columns, defaults, identity columns and sequences, keys, constraints, indexes, comments) and their rows carry over, with their views, functions, triggers, rules, policies, grants and extensions when the schema is migrated, but what a migration task does not copy stays behind: roles and their passwords, aggregates, column privileges, and what the schema objects item lists as not created"
             ),
             format!(
-                "create those in the target too (pg_dumpall --roles-only, pg_dump --schema-only of the rest), and check the application against PostgreSQL {}",
+                "create those in the target too (pg_dumpall --roles-only for the roles), and check the application against PostgreSQL {}",
                 target / 10000
             ),
         )

@@ -205,6 +205,20 @@ fn report_markup(report: &Value) -> Markup {
                 td {} td { (p["rows_copied"]) } td {} td {} td {} td {}
             } } } }
         }
+        // Views, functions, triggers and the rest; reports stored before these were
+        // migrated have none.
+        @if let Some(objects) = report["objects"].as_array().filter(|o| !o.is_empty()) {
+            h2 { "Other objects" }
+            table #objects {
+                thead { tr { th { "Kind" } th { "Name" } th { "Result" } th { "Note" } } }
+                tbody { @for o in objects { tr {
+                    td { (o["kind"].as_str().unwrap_or_default().replace('_', " ")) }
+                    td.mono { (o["name"].as_str().unwrap_or_default()) }
+                    td { @if o["created"].as_bool() == Some(true) { "created" } @else { "not created" } }
+                    td { (o["note"].as_str().unwrap_or_default()) }
+                } } }
+            }
+        }
         @for w in report["warnings"].as_array().unwrap_or(&empty) { p.hint { (w.as_str().unwrap_or_default()) } }
     }
 }
