@@ -332,3 +332,66 @@ async fn an_extension_type_brings_its_extension() {
         "1"
     );
 }
+
+#[tokio::test]
+async fn missing_roles_and_functions_fail_the_precheck_until_the_target_has_them() {
+    let p = Pair::start().await;
+    let stamp = "CREATE SCHEMA util;
+        CREATE FUNCTION util.stamp() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN NEW.at := 'stamped'; RETURN NEW; END $$;";
+    p.src(&format!(
+        "CREATE ROLE auditor; {stamp}
+         CREATE TABLE t (id int, at text);
+         CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION util.stamp();
+         ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY audit_all ON t TO auditor USING (true);
+         GRANT SELECT ON t TO auditor;
+         CREATE VIEW v AS SELECT id FROM t;
+         INSERT INTO t VALUES (1);"
+    ))
+    .await;
+    // A view named alone comes with the table it shows.
+    let task = p.task(&["shop.public.t", "shop.public.v"], ConflictMode::Error);
+    let items = check(&task).await;
+    let objects = item(&items, "schema_objects");
+    assert_eq!(objects.status, PrecheckStatus::Failed, "{objects:#?}");
+    for expected in [
+        "trigger t_stamp on shop.public.t: it calls util.stamp(), which the target lacks and the task does not migrate (schema util is not selected)",
+        "policy audit_all on shop.public.t: role auditor does not exist in the target",
+        "grant SELECT on shop.public.t to auditor is not created: role auditor does not exist in the target",
+    ] {
+        assert!(objects.detail.contains(expected), "{}", objects.detail);
+    }
+    assert!(matches!(
+        migrate(&task, &HashSet::new()).await.result,
+        Err(MigrationError::Conflicts(_))
+    ));
+    assert_eq!(one(&p.dst, "SELECT to_regclass('t')::text").await, "");
+
+    p.dst(&format!("CREATE ROLE auditor; {stamp}")).await;
+    let items = check(&task).await;
+    assert_status(&items, "schema_objects", PrecheckStatus::Passed);
+    migrate(&task, &HashSet::new()).await.report();
+    assert_eq!(one(&p.dst, "SELECT count(*)::text FROM v").await, "1");
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(policyname || ' ' || roles::text, ',') FROM pg_policies"
+        )
+        .await,
+        "audit_all {auditor}"
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT has_table_privilege('auditor', 't', 'SELECT')::text"
+        )
+        .await,
+        "true"
+    );
+    p.dst("INSERT INTO t (id) VALUES (2)").await;
+    assert_eq!(
+        one(&p.dst, "SELECT at FROM t WHERE id = 2").await,
+        "stamped"
+    );
+}
