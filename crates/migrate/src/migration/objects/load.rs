@@ -6,11 +6,6 @@
 //! triggers, rules, row-level security, policies and grants of the selected tables.
 //! Definitions come from PostgreSQL's deparsers, printed under the session's
 //! `search_path = pg_catalog`, so every name in them is schema-qualified.
-//!
-//! Triggers are taken apart: the text of `pg_get_triggerdef` up to its `ON table`
-//! clause is rebuilt here from `pg_trigger` exactly as PostgreSQL prints it, checked
-//! against the definition, and the clause is replaced by the target table; when the
-//! two disagree (a constraint trigger) the trigger is not migrated, never guessed.
 
 use std::collections::{HashMap, HashSet};
 

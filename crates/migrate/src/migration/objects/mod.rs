@@ -18,7 +18,7 @@
 //! definition naming a relation the task renames is therefore not created; the
 //! pre-check and the report say which and why. Triggers are the exception: their
 //! `ON table` clause is one Lifeboat rebuilds itself for the target name (see
-//! [`load`]), the rest of the definition names no table.
+//! [`tables`]), the rest of the definition names no table.
 //!
 //! # What exists
 //! Nothing a user has is replaced: a function with the same signature, a view, a

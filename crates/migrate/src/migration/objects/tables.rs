@@ -1,6 +1,11 @@
-//! The objects that belong to the selected tables: triggers (taken apart, see
-//! [`super::load`]), rules, row-level security and its policies, and the grants of
-//! tables, views and functions.
+//! The objects that belong to the selected tables: triggers, rules, row-level
+//! security and its policies, and grants (of tables, their sequences, views and
+//! functions).
+//!
+//! Triggers are taken apart: the text of `pg_get_triggerdef` up to its `ON table`
+//! clause is rebuilt here from `pg_trigger` exactly as PostgreSQL prints it, checked
+//! against the definition, and the clause is replaced by the target table; when the
+//! two disagree (a constraint trigger) the trigger is not migrated, never guessed.
 
 use crate::migration::MigrationError;
 use crate::migration::conn::Session;
