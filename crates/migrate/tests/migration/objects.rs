@@ -218,6 +218,7 @@ const RENAMED: &str = "
     CREATE TRIGGER orders_audit BEFORE INSERT OR UPDATE OF amount ON orders
         FOR EACH ROW WHEN (NEW.amount > 0) EXECUTE FUNCTION log_order();
     CREATE VIEW order_view AS SELECT id FROM orders;
+    CREATE RULE orders_kept AS ON DELETE TO orders DO INSTEAD NOTHING;
     INSERT INTO orders SELECT i, i FROM generate_series(1, 10) i;";
 
 #[tokio::test]
@@ -234,6 +235,8 @@ async fn a_renamed_table_keeps_its_trigger_and_a_view_over_it_is_refused() {
     assert_eq!(objects.status, PrecheckStatus::Warning);
     let refused = "view shop.public.order_view is not created: it refers to shop.public.orders, which the task migrates as shop.public.orders_restored";
     assert!(objects.detail.contains(refused), "{}", objects.detail);
+    let rule = "rule orders_kept on shop.public.orders_restored is not created: the task migrates its table shop.public.orders as shop.public.orders_restored, and the rule's definition names the source";
+    assert!(objects.detail.contains(rule), "{}", objects.detail);
 
     let out = migrate(&task, &HashSet::new()).await;
     let report = out.report();
@@ -261,6 +264,14 @@ async fn a_renamed_table_keeps_its_trigger_and_a_view_over_it_is_refused() {
         one(&p.dst, "SELECT to_regclass('order_view')::text").await,
         ""
     );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM pg_rewrite WHERE rulename = 'orders_kept'"
+        )
+        .await,
+        "0"
+    );
 }
 
 #[tokio::test]
@@ -269,6 +280,11 @@ async fn a_view_in_the_way_is_a_conflict_or_kept() {
     p.src("CREATE TABLE t (id int); INSERT INTO t VALUES (1); CREATE VIEW v AS SELECT id FROM t;")
         .await;
     p.dst("CREATE VIEW v AS SELECT 42 AS mine").await;
+    // A function with the same signature is the user's: kept, never replaced.
+    p.src("CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        .await;
+    p.dst("CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+        .await;
     let task = p.task(&["shop.public"], ConflictMode::Error);
     let items = check(&task).await;
     assert_status(&items, "schema_objects", PrecheckStatus::Failed);
@@ -293,6 +309,12 @@ async fn a_view_in_the_way_is_a_conflict_or_kept() {
         "{v:#?}"
     );
     assert_eq!(one(&p.dst, "SELECT mine::text FROM v").await, "42");
+    assert!(
+        v.iter()
+            .any(|o| o.name == "shop.public.answer()" && !o.created && o.note.contains("kept")),
+        "{v:#?}"
+    );
+    assert_eq!(one(&p.dst, "SELECT answer()::text").await, "42");
 }
 
 #[tokio::test]
