@@ -351,3 +351,29 @@ pub async fn action(
         (Err(e), false) => task_page(&state, &ctx, &task, Some(e)).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_shows_the_objects_and_old_reports_still_render() {
+        let report = json!({
+            "tables": [], "verification": [], "warnings": [],
+            "objects": [
+                {"kind": "materialized_view", "name": "shop.app.totals", "created": true},
+                {"kind": "view", "name": "shop.public.v", "created": false, "note": "the target has it already; kept as it is"},
+            ],
+        });
+        let html = report_markup(&report).into_string();
+        assert!(html.contains("<h2>Other objects</h2>"), "{html}");
+        assert!(html.contains("materialized view"), "{html}");
+        assert!(html.contains("shop.app.totals</td><td>created"), "{html}");
+        assert!(
+            html.contains("not created</td><td>the target has it already; kept as it is"),
+            "{html}"
+        );
+        let old = json!({"tables": [], "verification": [], "warnings": []});
+        assert!(!report_markup(&old).into_string().contains("Other objects"));
+    }
+}
