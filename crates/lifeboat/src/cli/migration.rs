@@ -450,6 +450,25 @@ fn show(d: &TaskDoc) {
                 );
             }
         }
+        // Views, functions, triggers and the rest (reports stored before they were
+        // migrated have none).
+        for o in r["objects"].as_array().into_iter().flatten() {
+            let what = if o["created"] == true {
+                "created"
+            } else {
+                "not created"
+            };
+            let note = o["note"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default();
+            println!(
+                "  {} {}: {what}{note}",
+                o["kind"].as_str().unwrap_or("object").replace('_', " "),
+                o["name"].as_str().unwrap_or("?"),
+            );
+        }
         for v in r["verification"].as_array().into_iter().flatten() {
             let table = v["target"].as_str().or(v["table"].as_str()).unwrap_or("?");
             if v["passed"] == true {

@@ -64,6 +64,14 @@ pub enum MigrationError {
         reason: String,
         hint: String,
     },
+    /// An object created after the tables (view, function, trigger...) could not be;
+    /// none of that database's objects were created, its tables stay migrated.
+    #[error("{object}: {reason}")]
+    Object {
+        /// The kind and name of the object in the target.
+        object: String,
+        reason: String,
+    },
     /// The thread or runtime running the task could not start or died.
     #[error("the migration worker failed: {0}")]
     Worker(String),
@@ -95,6 +103,7 @@ impl MigrationError {
                 _ => "read the message above; after fixing the cause start the task again: finished tables are skipped".into(),
             },
             Self::Table { hint, .. } => hint.clone(),
+            Self::Object { .. } => "fix the cause in the target (or the source object), then start the task again: finished tables are skipped and the objects are created then".into(),
             Self::Cancelled => "start the task again to continue; finished tables are skipped".into(),
             Self::Worker(_) => "see the server log; start the task again: finished tables are skipped".into(),
         }

@@ -7,6 +7,10 @@
 //! rows as "replaced", a second create would fail on the table it made), so the run
 //! asks the target itself: a table is done exactly when its journal row committed.
 //!
+//! The objects created after the tables ([`crate::migration::objects`]) have one row
+//! per target database too, keyed `objects of <db>` (table keys always start with a
+//! double quote, so the two never meet), holding the list of their outcomes.
+//!
 //! ```text
 //! lifeboat_migration.journal (task_id, table_key, outcome JSON, finished_at)
 //! ```
@@ -17,6 +21,7 @@ use std::collections::HashMap;
 
 use crate::migration::conn::Session;
 use crate::migration::mapping::TableKey;
+use crate::migration::objects::ObjectOutcome;
 use crate::migration::{MigrationError, TableOutcome};
 
 /// Schema of the journal; never migrated as part of a database.
@@ -56,7 +61,8 @@ pub(crate) async fn finished(
     let rows = s
         .query(
             "reading the migration journal",
-            "SELECT table_key, outcome FROM lifeboat_migration.journal WHERE task_id = $1",
+            "SELECT table_key, outcome FROM lifeboat_migration.journal \
+             WHERE task_id = $1 AND table_key NOT LIKE 'objects of %'",
             &[&task_id],
         )
         .await?;
@@ -103,6 +109,51 @@ pub(crate) async fn record(
         "recording the table in the migration journal",
         "INSERT INTO lifeboat_migration.journal (task_id, table_key, outcome) VALUES ($1, $2, $3)",
         &[&task_id, &outcome.key.0, &text],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The key of the objects entry of target database `db`.
+fn objects_key(db: &str) -> String {
+    format!("objects of {db}")
+}
+
+/// What an earlier run created in this database after the tables, when its
+/// transaction committed.
+pub(crate) async fn objects_finished(
+    s: &Session,
+    task_id: &str,
+) -> Result<Option<Vec<ObjectOutcome>>, MigrationError> {
+    if !exists(s).await? {
+        return Ok(None);
+    }
+    let rows = s
+        .query(
+            "reading the migration journal",
+            "SELECT outcome FROM lifeboat_migration.journal WHERE task_id = $1 AND table_key = $2",
+            &[&task_id, &objects_key(&s.database)],
+        )
+        .await?;
+    Ok(rows.first().map(|r| {
+        // An entry another version wrote that does not parse still means done.
+        serde_json::from_str(r.get::<_, &str>(0)).unwrap_or_default()
+    }))
+}
+
+/// Records the objects of this database as created; call inside their transaction.
+pub(crate) async fn record_objects(
+    s: &Session,
+    task_id: &str,
+    outcomes: &[ObjectOutcome],
+) -> Result<(), MigrationError> {
+    let text = serde_json::to_string(outcomes).map_err(|e| {
+        MigrationError::InvalidSpec(format!("cannot record the objects of {}: {e}", s.database))
+    })?;
+    s.count(
+        "recording the objects in the migration journal",
+        "INSERT INTO lifeboat_migration.journal (task_id, table_key, outcome) VALUES ($1, $2, $3)",
+        &[&task_id, &objects_key(&s.database), &text],
     )
     .await?;
     Ok(())

@@ -19,7 +19,7 @@ use crate::migration::{MigrationError, ObjectMapping};
 
 /// Schemas never migrated as part of a database or schema object: the catalogs, and
 /// the schema where Lifeboat keeps its journal in a target.
-const SKIPPED_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'lifeboat_migration') \
+pub(crate) const SKIPPED_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'lifeboat_migration') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
 
 /// A table by database, schema and name (exact identifiers).
@@ -127,7 +127,7 @@ pub(crate) async fn resolve_database(
                 EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), \
                 greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid), \
                 pn.nspname, p.relname, rn.nspname, r.relname \
-         FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
+         FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm') \
          LEFT JOIN pg_inherits pi ON c.relispartition AND pi.inhrelid = c.oid \
          LEFT JOIN pg_class p ON p.oid = pi.inhparent \
          LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace \
@@ -151,6 +151,11 @@ pub(crate) async fn resolve_database(
             continue;
         };
         tables.insert((schema.to_string(), table.to_string()));
+        // A view named alone is found here and migrated with the objects
+        // (crate::migration::objects).
+        if matches!(r.get::<_, &str>(3), "v" | "m") {
+            continue;
+        }
         let path = [s.database.as_str(), schema, table];
         let Some(target) = map_path(&path, &by_path) else {
             continue;
@@ -269,7 +274,7 @@ async fn add_partitions(
 }
 
 /// The target path of a source table, or `None` when no object selects it.
-fn map_path(
+pub(crate) fn map_path(
     path: &[&str; 3],
     objects: &HashMap<Vec<&str>, &ObjectMapping>,
 ) -> Option<QualifiedTable> {

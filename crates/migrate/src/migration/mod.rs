@@ -13,7 +13,8 @@
 //!    finished tables and passes them back after a restart. Cancel with the token.
 //!    [`spawn`] does the same on a thread of its own (the faster way to run it).
 //! 4. The [`MigrationReport`] holds each table's outcome (with the names of kept
-//!    tables), the foreign keys added and the verification.
+//!    tables), the foreign keys added, the other objects created or kept
+//!    ([`ObjectOutcome`]) and the verification.
 //!
 //! # Guarantees
 //! - Each table is written in one target transaction, committed together with its
@@ -32,7 +33,9 @@
 //! - `run`: orchestration and foreign keys; `apply`: one table, atomically;
 //!   `repair`: the rows that differ, found by the diff engine;
 //!   `ddl`: statements; `copy`: the COPY stream; `journal`: finished tables;
-//!   `types`: the user-defined types the tables use, created where missing.
+//!   `types`: the user-defined types the tables use, created where missing;
+//!   `objects`: functions, views, triggers, rules, policies, grants and extensions,
+//!   created after the tables.
 //! - `verify`: comparison with the source after the copy; [`report`]: results.
 
 mod apply;
@@ -44,6 +47,7 @@ mod error;
 mod journal;
 mod mapping;
 pub mod names;
+mod objects;
 mod partition;
 mod precheck;
 mod repair;
@@ -57,6 +61,7 @@ mod verify;
 pub use error::{MigrationError, Side};
 pub use journal::{JOURNAL_SCHEMA, forget};
 pub use mapping::{QualifiedTable, TableKey, TableMapping};
+pub use objects::{ObjectKind, ObjectOutcome};
 pub use precheck::{PrecheckContext, PrecheckItem, PrecheckStatus, precheck, precheck_passed};
 pub use report::{
     Expectation, ForeignKeyOutcome, MigrationReport, PartitionOutcome, PlannedTable, ProgressEvent,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::migration::mapping::{TableKey, TableMapping};
+use crate::migration::objects::ObjectOutcome;
 use crate::migration::target::TableAction;
 
 /// A table the run is about to work on, with the catalog's estimates.
@@ -153,6 +154,10 @@ pub struct MigrationReport {
     pub task_id: String,
     pub tables: Vec<TableOutcome>,
     pub foreign_keys: Vec<ForeignKeyOutcome>,
+    /// The extensions, functions, views, triggers, rules, row-level security,
+    /// policies and grants the run created or kept (schema migrations only).
+    #[serde(default)]
+    pub objects: Vec<ObjectOutcome>,
     /// Empty when verification was off or only the schema was migrated.
     pub verification: Vec<TableVerification>,
     /// Things the user should know (foreign keys not recreated, inheritance dropped).
@@ -168,6 +173,7 @@ impl MigrationReport {
             task_id: task_id.to_string(),
             tables,
             foreign_keys: Vec::new(),
+            objects: Vec::new(),
             verification: Vec::new(),
             warnings: vec![
                 "the task ended early: the tables listed were migrated whole but not verified; the others are as they were"

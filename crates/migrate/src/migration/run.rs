@@ -24,6 +24,7 @@ use crate::migration::mapping::{self, QualifiedTable, SourceTable, TableKey};
 use crate::migration::names::{
     identifier_problem, qualified, quote_ident, renamed_dependent, task_tag,
 };
+use crate::migration::objects::{self, ObjectPlan};
 use crate::migration::report::{ForeignKeyOutcome, PlannedTable};
 use crate::migration::types::{self, TypeDef};
 use crate::migration::{
@@ -38,6 +39,9 @@ pub(crate) struct SourceDatabase {
     pub defs: HashMap<u32, TableDef>,
     /// The user-defined types the tables use, dependencies first.
     pub types: Vec<TypeDef>,
+    /// The views, functions, triggers and the rest (empty unless the schema is
+    /// migrated).
+    pub objects: ObjectPlan,
 }
 
 /// Runs `task`, skipping the tables in `finished` and those the target's journal
@@ -83,24 +87,50 @@ pub async fn run(
     // complete leaves the target as it was.
     let mut done: HashMap<TableKey, TableOutcome> = HashMap::new();
     let mut conflicts = Vec::new();
+    let plans: Vec<&ObjectPlan> = sources.iter().map(|s| &s.objects).collect();
     for db in &target_dbs {
+        let in_db: Vec<&SourceTable> = all
+            .iter()
+            .filter(|t| &t.mapping.target.database == db)
+            .copied()
+            .collect();
         let s = match connect(&task.target, Side::Target, db).await {
             Ok(s) => s,
-            Err(e) if e.code() == Some("3D000") && spec.types.schema => continue,
+            Err(e) if e.code() == Some("3D000") && spec.types.schema => {
+                let cluster = connect_any(&task.target).await?;
+                let built =
+                    objects::create::predicted_built(None, &in_db, spec.conflict, &done).await?;
+                conflicts.extend(
+                    objects::create::failures(None, &cluster, db, &plans, spec.conflict, &built)
+                        .await?,
+                );
+                continue;
+            }
             Err(e) => return Err(e),
         };
         done.extend(journal::finished(&s, &spec.task_id).await?);
-        let pending: Vec<&SourceTable> = all
+        let pending: Vec<&SourceTable> = in_db
             .iter()
-            .filter(|t| &t.mapping.target.database == db)
             .filter(|t| !done.contains_key(&t.mapping.key) && !finished.contains(&t.mapping.key))
             .copied()
             .collect();
         conflicts.extend(target::conflicts(&s, &pending, &defs, spec.types, spec.conflict).await?);
+        if spec.types.schema
+            && journal::objects_finished(&s, &spec.task_id)
+                .await?
+                .is_none()
+        {
+            let built =
+                objects::create::predicted_built(Some(&s), &in_db, spec.conflict, &done).await?;
+            conflicts.extend(
+                objects::create::failures(Some(&s), &s, db, &plans, spec.conflict, &built).await?,
+            );
+        }
     }
     if !conflicts.is_empty() {
         return Err(MigrationError::Conflicts(conflicts));
     }
+    let mut created_extensions = Vec::new();
     for db in &target_dbs {
         let schemas = distinct(
             all.iter()
@@ -117,7 +147,15 @@ pub async fn run(
                 .filter(|src| src.tables.iter().any(|t| &t.mapping.target.database == db))
                 .flat_map(|src| src.types.iter().cloned()),
         );
-        prepare_target(task, db, &schemas, &needed).await?;
+        let extensions: Vec<_> = sources
+            .iter()
+            .filter(|src| {
+                src.objects.objects.iter().any(|o| &o.target_db == db)
+                    || src.tables.iter().any(|t| &t.mapping.target.database == db)
+            })
+            .flat_map(|src| src.objects.extensions.iter().cloned())
+            .collect();
+        created_extensions.extend(prepare_target(task, db, &schemas, &needed, &extensions).await?);
     }
     progress(ProgressEvent::Planned {
         tables: all
@@ -201,6 +239,13 @@ pub async fn run(
     } else {
         Vec::new()
     };
+    let mut objects = created_extensions;
+    if spec.types.schema {
+        if cancel.is_cancelled() {
+            return Err(MigrationError::Cancelled);
+        }
+        objects.extend(objects::create::create_all(task, &plans, &outcomes).await?);
+    }
     let verification = if spec.verify && spec.types.data {
         verify::verify(task, &all, &outcomes, progress, cancel).await?
     } else {
@@ -210,6 +255,7 @@ pub async fn run(
         task_id: spec.task_id.clone(),
         tables: outcomes,
         foreign_keys,
+        objects,
         verification,
         warnings,
         seconds: started.elapsed().as_secs_f64(),
@@ -340,10 +386,12 @@ async fn open_sources(
                 ));
             }
         }
-        let types = if task.spec.types.schema {
-            types::load(&s, &oids).await?
+        let (types, objects) = if task.spec.types.schema {
+            let plan = objects::load::load(&s, &resolved.tables, &objects).await?;
+            warnings.extend(plan.skipped.iter().cloned());
+            (types::load(&s, &oids).await?, plan)
         } else {
-            Vec::new()
+            (Vec::new(), ObjectPlan::default())
         };
         sessions.push(s);
         sources.push(SourceDatabase {
@@ -351,6 +399,7 @@ async fn open_sources(
             tables: resolved.tables,
             defs,
             types,
+            objects,
         });
     }
     Ok((sources, sessions))
@@ -382,13 +431,14 @@ fn check_targets(all: &[&SourceTable]) -> Result<(), MigrationError> {
 
 /// Connects to a target database (creating it when only the schema of a whole
 /// database is new), creates missing schemas, the user-defined types the tables use
-/// that it lacks, and the journal.
+/// that it lacks (after the extensions they may come from), and the journal.
 async fn prepare_target(
     task: &MigrationTask,
     db: &str,
     schemas: &[String],
     needed: &[TypeDef],
-) -> Result<Session, MigrationError> {
+    extensions: &[objects::ExtensionNeed],
+) -> Result<Vec<objects::ObjectOutcome>, MigrationError> {
     let s = match connect(&task.target, Side::Target, db).await {
         Err(e) if e.code() == Some("3D000") && task.spec.types.schema => {
             let admin = connect_any(&task.target).await?;
@@ -402,7 +452,9 @@ async fn prepare_target(
         }
         other => other?,
     };
+    let mut created = Vec::new();
     if task.spec.types.schema {
+        created = objects::create::create_extensions(&s, extensions).await?;
         for schema in schemas {
             // Before any table's transaction: two tables creating the same schema at
             // once would make one of them fail.
@@ -415,7 +467,7 @@ async fn prepare_target(
         types::create_missing(&s, needed).await?;
     }
     journal::ensure(&s).await?;
-    Ok(s)
+    Ok(created)
 }
 
 /// A session on whichever maintenance database the target account may use.

@@ -22,6 +22,9 @@ pub(crate) struct TypeDef {
     pub statements: Vec<String>,
     /// Why Lifeboat cannot create it.
     pub problem: Option<String>,
+    /// The extension it belongs to: the task creates the extension instead (see
+    /// [`crate::migration::objects`]).
+    pub extension: Option<String>,
 }
 
 impl TypeDef {
@@ -82,7 +85,7 @@ pub(crate) async fn load(s: &Session, oids: &[u32]) -> Result<Vec<TypeDef>, Migr
             (r.get(0), r.get(1), r.get(2), r.get(3));
         let extension: Option<String> = r.get(4);
         let relkind: String = r.get(5);
-        let problem = if let Some(ext) = extension {
+        let problem = if let Some(ext) = &extension {
             Some(format!(
                 "belongs to the extension {ext}: create the extension in the target database first"
             ))
@@ -108,6 +111,7 @@ pub(crate) async fn load(s: &Session, oids: &[u32]) -> Result<Vec<TypeDef>, Migr
             name,
             statements,
             problem,
+            extension,
         });
     }
     Ok(out)

@@ -55,6 +55,11 @@ pub const ITEMS: &[(&str, &str)] = &[
     ),
     ("repair_preview", "What the repair will change"),
     ("target_types", "Types and collations exist in the target"),
+    ("extensions", "Extensions the objects need"),
+    (
+        "schema_objects",
+        "Views, functions, triggers, rules, policies and grants",
+    ),
     ("foreign_keys", "Foreign keys to tables left out"),
     (
         "replaced_table_dependents",

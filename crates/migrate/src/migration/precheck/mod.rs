@@ -10,10 +10,12 @@
 //! - [`item`]: the item type, ids and display order.
 //! - this file: connectivity, versions and the source side.
 //! - [`target`]: conflicts, privileges, keys and columns in the target.
+//! - [`objects`]: views, functions, triggers, policies, grants and extensions.
 //! - [`capacity`]: disk space and the temporary source's time left.
 
 mod capacity;
 mod item;
+mod objects;
 mod target;
 
 use std::collections::HashMap;
@@ -48,6 +50,8 @@ pub(crate) struct SourceFacts {
     pub defs: HashMap<TableKey, TableDef>,
     /// Per source database, the user-defined types its selected tables use.
     pub types: HashMap<String, Vec<crate::migration::types::TypeDef>>,
+    /// Per source database, the objects around its tables.
+    pub objects: HashMap<String, crate::migration::objects::ObjectPlan>,
     pub version: i32,
     /// Partitions named alone, and the partitioned tables to name instead.
     pub lone_partitions: Resolution,
@@ -107,6 +111,7 @@ pub async fn precheck(task: &MigrationTask, ctx: &PrecheckContext) -> Vec<Preche
             }
         }
         let needs = target::check(task, source, admin, &mut items).await;
+        items.extend(objects::check(task, source, admin).await);
         items.push(capacity::disk_item(ctx, admin, needs.disk_bytes).await);
         if let Some(left) = ctx.source_time_left {
             items.push(capacity::time_item(left, needs.copy_bytes));
@@ -170,10 +175,10 @@ fn version_item(source: i32, target: i32, schema: bool) -> PrecheckItem {
         PrecheckItem::warning(
             "engine_version",
             format!(
-                "{detail}: a major upgrade; the selected tables (columns, defaults, identity columns and sequences, keys, constraints, indexes, comments) and their rows carry over, but what a migration task does not copy stays behind: roles and their passwords, grants, views, functions, triggers, row-level security policies and extensions"
+                "{detail}: a major upgrade; the selected tables (columns, defaults, identity columns and sequences, keys, constraints, indexes, comments) and their rows carry over, with their views, functions, triggers, rules, policies, grants and extensions when the schema is migrated, but what a migration task does not copy stays behind: roles and their passwords, aggregates, column privileges, and what the schema objects item lists as not created"
             ),
             format!(
-                "create those in the target too (pg_dumpall --roles-only, pg_dump --schema-only of the rest), and check the application against PostgreSQL {}",
+                "create those in the target too (pg_dumpall --roles-only for the roles), and check the application against PostgreSQL {}",
                 target / 10000
             ),
         )
@@ -219,6 +224,7 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
         tables: Vec::new(),
         defs: HashMap::new(),
         types: HashMap::new(),
+        objects: HashMap::new(),
         version,
         lone_partitions: Resolution::default(),
     };
@@ -237,6 +243,8 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
             if task.spec.types.schema {
                 let types = crate::migration::types::load(s, &oids).await?;
                 facts.types.insert(s.database.clone(), types);
+                let plan = crate::migration::objects::load::load(s, &r.tables, &objects).await?;
+                facts.objects.insert(s.database.clone(), plan);
             }
             // COPY reads the leaves themselves: SELECT on the partitioned table does
             // not grant it.

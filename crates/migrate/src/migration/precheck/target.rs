@@ -473,6 +473,9 @@ fn needed_types(
 
 /// A type the target database `db` lacks: created by the task, or a problem.
 fn type_needed(t: &crate::migration::types::TypeDef, db: &str, f: &mut Findings) {
+    if t.extension.is_some() {
+        return; // Created with its extension: the extensions item tells.
+    }
     match &t.problem {
         Some(why) => f.types.push(format!(
             "type {} does not exist in the target database {} and {why}",

@@ -248,6 +248,20 @@ fn report_markup(report: &Value) -> Markup {
                 td {} td { (p["rows_copied"]) } td {} td {} td {} td {}
             } } } }
         }
+        // Views, functions, triggers and the rest; reports stored before these were
+        // migrated have none.
+        @if let Some(objects) = report["objects"].as_array().filter(|o| !o.is_empty()) {
+            h2 { "Other objects" }
+            table #objects {
+                thead { tr { th { "Kind" } th { "Name" } th { "Result" } th { "Note" } } }
+                tbody { @for o in objects { tr {
+                    td { (o["kind"].as_str().unwrap_or_default().replace('_', " ")) }
+                    td.mono { (o["name"].as_str().unwrap_or_default()) }
+                    td { @if o["created"].as_bool() == Some(true) { "created" } @else { "not created" } }
+                    td { (o["note"].as_str().unwrap_or_default()) }
+                } } }
+            }
+        }
         @for w in report["warnings"].as_array().unwrap_or(&empty) { p.hint { (w.as_str().unwrap_or_default()) } }
     }
 }
@@ -385,5 +399,31 @@ pub async fn action(
         (Ok(()), false) => Ok(Redirect::to(&format!("/console/migrations/{task}")).into_response()),
         (Err(e), true) => list_page(&state, &ctx, Some((task, e)), None).await,
         (Err(e), false) => task_page(&state, &ctx, &task, Some(e)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_shows_the_objects_and_old_reports_still_render() {
+        let report = json!({
+            "tables": [], "verification": [], "warnings": [],
+            "objects": [
+                {"kind": "materialized_view", "name": "shop.app.totals", "created": true},
+                {"kind": "view", "name": "shop.public.v", "created": false, "note": "the target has it already; kept as it is"},
+            ],
+        });
+        let html = report_markup(&report).into_string();
+        assert!(html.contains("<h2>Other objects</h2>"), "{html}");
+        assert!(html.contains("materialized view"), "{html}");
+        assert!(html.contains("shop.app.totals</td><td>created"), "{html}");
+        assert!(
+            html.contains("not created</td><td>the target has it already; kept as it is"),
+            "{html}"
+        );
+        let old = json!({"tables": [], "verification": [], "warnings": []});
+        assert!(!report_markup(&old).into_string().contains("Other objects"));
     }
 }

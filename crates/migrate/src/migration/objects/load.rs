@@ -1,0 +1,563 @@
+//! Reading the objects of one source database into an [`ObjectPlan`], inside the run's
+//! snapshot (or the pre-check's session).
+//!
+//! Which objects: the functions, procedures, views and materialized views of the
+//! schemas the task selects whole (a view may also be named alone), and the
+//! triggers, rules, row-level security, policies and grants of the selected tables.
+//! Definitions come from PostgreSQL's deparsers, printed under the session's
+//! `search_path = pg_catalog`, so every name in them is schema-qualified.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::migration::MigrationError;
+use crate::migration::conn::Session;
+use crate::migration::mapping::{self, QualifiedTable, SourceTable};
+use crate::migration::names::{display_ident, qualified, quote_literal};
+use crate::migration::objects::tables;
+use crate::migration::objects::{
+    ExtensionNeed, FUNCTION_EXISTS, ObjectDef, ObjectKind, ObjectPlan, RELATION_EXISTS, Requirement,
+};
+use crate::migration::spec::ObjectMapping;
+
+/// What the loader knows about names while it builds the plan.
+pub(super) struct Names<'a> {
+    pub(super) db: &'a str,
+    pub(super) by_path: HashMap<Vec<&'a str>, &'a ObjectMapping>,
+    /// Source and target of every migrated table and partition, by source oid.
+    pub(super) migrated: HashMap<u32, (QualifiedTable, QualifiedTable)>,
+    /// Source name of every relation a definition refers to.
+    pub(super) relations: HashMap<u32, QualifiedTable>,
+    /// Views of the plan by source oid: their index, or `None` when not created.
+    pub(super) views: HashMap<u32, Option<usize>>,
+    pub(super) view_targets: HashMap<u32, QualifiedTable>,
+    /// Functions of the plan by oid: their index, or `None` when not created.
+    pub(super) functions: HashMap<u32, Option<usize>>,
+}
+
+impl Names<'_> {
+    /// Where the task puts `schema.name` of this database, if it selects it.
+    pub(super) fn target(&self, schema: &str, name: &str) -> Option<QualifiedTable> {
+        mapping::map_path(&[self.db, schema, name], &self.by_path)
+    }
+
+    /// What an object referring to the relations `refs` and calling `procs` needs in
+    /// target database `db`, or why it cannot be created: a definition names the
+    /// source's relations, so each must arrive (or be) in the target under that name.
+    pub(super) fn references(
+        &self,
+        refs: &[u32],
+        procs: &[(u32, String, bool)],
+        db: &str,
+    ) -> Result<(Vec<usize>, Vec<Requirement>), String> {
+        let (mut needs, mut requires) = (Vec::new(), Vec::new());
+        for oid in refs {
+            let Some(source) = self.relations.get(oid) else {
+                continue;
+            };
+            let moved = self
+                .migrated
+                .get(oid)
+                .map(|(_, t)| t)
+                .or_else(|| self.view_targets.get(oid));
+            if let Some(t) = moved {
+                if t.schema != source.schema || t.table != source.table || t.database != db {
+                    return Err(format!(
+                        "it refers to {source}, which the task migrates as {t}, and its definition names the source (Lifeboat does not rewrite SQL text)"
+                    ));
+                }
+                match self.views.get(oid) {
+                    Some(Some(i)) => needs.push(*i),
+                    Some(None) => {
+                        return Err(format!(
+                            "it refers to the view {source}, which is not created"
+                        ));
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            requires.push(Requirement {
+                sql: RELATION_EXISTS,
+                arg: qualified(&source.schema, &source.table),
+                missing: format!(
+                    "it refers to {}.{}, which the target lacks and the task does not migrate",
+                    display_ident(&source.schema),
+                    display_ident(&source.table)
+                ),
+                fail: false,
+            });
+        }
+        for (oid, signature, in_extension) in procs {
+            match self.functions.get(oid) {
+                Some(Some(i)) => needs.push(*i),
+                Some(None) => {
+                    return Err(format!("it calls {signature}, which is not created"));
+                }
+                None if *in_extension => {}
+                None => requires.push(Requirement {
+                    sql: FUNCTION_EXISTS,
+                    arg: signature.clone(),
+                    missing: format!(
+                        "it calls {signature}, which the target lacks and the task does not migrate"
+                    ),
+                    fail: false,
+                }),
+            }
+        }
+        Ok((needs, requires))
+    }
+}
+
+/// The plan of the source database of `s` for `tables` (its selected tables) and
+/// `objects` (the task's objects in this database).
+pub(crate) async fn load(
+    s: &Session,
+    tables: &[SourceTable],
+    objects: &[&ObjectMapping],
+) -> Result<ObjectPlan, MigrationError> {
+    let mut names = Names {
+        db: &s.database,
+        by_path: objects
+            .iter()
+            .map(|o| (o.source.iter().map(String::as_str).collect(), *o))
+            .collect(),
+        migrated: HashMap::new(),
+        relations: HashMap::new(),
+        views: HashMap::new(),
+        view_targets: HashMap::new(),
+        functions: HashMap::new(),
+    };
+    for t in tables {
+        names
+            .migrated
+            .insert(t.oid, (t.mapping.source.clone(), t.mapping.target.clone()));
+        for p in &t.partitions {
+            names
+                .migrated
+                .insert(p.oid, (p.source.clone(), p.target.clone()));
+        }
+    }
+    let mut plan = ObjectPlan::default();
+    functions(s, &mut names, &mut plan).await?;
+    views(s, &mut names, &mut plan).await?;
+    tables::triggers(s, &names, tables, &mut plan).await?;
+    tables::rules_and_policies(s, &mut names, tables, &mut plan).await?;
+    for t in tables {
+        let sql_name = qualified(&t.mapping.target.schema, &t.mapping.target.table);
+        let label = t.mapping.target.to_string();
+        let on = Some(t.mapping.key.clone());
+        let acl = tables::grants(s, tables::RELATION_ACL, t.oid).await?;
+        plan.objects.extend(tables::grant_defs(
+            &acl,
+            ("TABLE", &sql_name, &label),
+            &t.mapping.target.database,
+            Vec::new(),
+            on,
+        ));
+        plan.objects.extend(tables::sequence_grants(s, t).await?);
+    }
+    let mut oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    oids.extend(names.views.keys());
+    let procs: Vec<u32> = names
+        .functions
+        .iter()
+        .filter(|(_, i)| i.is_some())
+        .map(|(o, _)| *o)
+        .collect();
+    plan.extensions = extensions(s, &oids, &procs).await?;
+    Ok(plan)
+}
+
+async fn functions(
+    s: &Session,
+    names: &mut Names<'_>,
+    plan: &mut ObjectPlan,
+) -> Result<(), MigrationError> {
+    let rows = s
+        .query(
+            "reading the functions of the selected schemas",
+            &format!(
+                "SELECT p.oid, n.nspname::text, p.prokind::text, \
+                        format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)), \
+                        EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                                AND d.objid = p.oid AND d.deptype = 'e'), \
+                        CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, \
+                        obj_description(p.oid, 'pg_proc'), \
+                        p.proacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a \
+                                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') \
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE {} ORDER BY p.oid",
+                mapping::SKIPPED_SCHEMAS
+            ),
+            &[],
+        )
+        .await?;
+    for r in rows {
+        let (oid, schema, kind, signature): (u32, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let Some(target) = names.target(&schema, "") else {
+            continue;
+        };
+        if r.get::<_, bool>(4) {
+            continue; // The extension brings it.
+        }
+        let label = format!("{}.{signature}", display_ident(&target.database));
+        let def: Option<String> = r.get(5);
+        let problem = match (kind.as_str(), def) {
+            ("a" | "w", _) | (_, None) => Err(format!(
+                "{} {label} is not migrated: aggregates and window functions are not; create it in the target by hand",
+                if kind == "w" {
+                    "window function"
+                } else {
+                    "aggregate"
+                }
+            )),
+            _ if target.schema != schema => Err(format!(
+                "function {label} is not created: the task migrates its schema as {}, and its definition names the source schema",
+                display_ident(&target.schema)
+            )),
+            (_, Some(def)) => Ok(def),
+        };
+        let def = match problem {
+            Ok(def) => def,
+            Err(why) => {
+                plan.skipped.push(why);
+                names.functions.insert(oid, None);
+                continue;
+            }
+        };
+        let (kind, keyword) = if kind == "p" {
+            (ObjectKind::Procedure, "PROCEDURE")
+        } else {
+            (ObjectKind::Function, "FUNCTION")
+        };
+        // The target was checked to lack this signature: a plain CREATE then fails
+        // rather than replaces, should one appear in between.
+        let create = match def.strip_prefix("CREATE OR REPLACE ") {
+            Some(rest) => format!("CREATE {rest}"),
+            None => def,
+        };
+        let mut statements = vec![create];
+        if r.get::<_, bool>(7) {
+            statements.push(format!(
+                "REVOKE EXECUTE ON {keyword} {signature} FROM PUBLIC"
+            ));
+        }
+        if let Some(comment) = r.get::<_, Option<String>>(6) {
+            statements.push(format!(
+                "COMMENT ON {keyword} {signature} IS {}",
+                quote_literal(&comment)
+            ));
+        }
+        let index = plan.objects.len();
+        names.functions.insert(oid, Some(index));
+        plan.objects.push(ObjectDef {
+            kind,
+            name: label.clone(),
+            target_db: target.database.clone(),
+            statements,
+            exists: Some((FUNCTION_EXISTS, vec![signature.clone()])),
+            requires: Vec::new(),
+            needs: Vec::new(),
+            on_table: None,
+            sequence_of: None,
+        });
+        let acl = tables::grants(s, tables::FUNCTION_ACL, oid).await?;
+        plan.objects.extend(tables::grant_defs(
+            &acl,
+            (keyword, &signature, &label),
+            &target.database,
+            vec![index],
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// The relations and functions the definitions of `oids` (views, rules or
+/// policies, as catalog `class`) refer to, except `self_oid`'s own relation.
+const REFERENCES: &str = "SELECT d.objid, \
+        coalesce(array_agg(DISTINCT d.refobjid) FILTER (WHERE d.refclassid = 'pg_class'::regclass \
+                 AND d.refobjid <> $3), '{}'), \
+        coalesce(array_agg(DISTINCT d.refobjid) FILTER (WHERE d.refclassid = 'pg_proc'::regclass), '{}') \
+     FROM pg_depend d WHERE d.classid = $1::text::regclass AND d.objid = ANY($2) GROUP BY d.objid";
+
+type Refs = HashMap<u32, (Vec<u32>, Vec<(u32, String, bool)>)>;
+
+/// See [`REFERENCES`]; also learns the names of the relations referred to.
+pub(super) async fn references(
+    s: &Session,
+    names: &mut Names<'_>,
+    class: &str,
+    oids: &[u32],
+    self_oid: u32,
+) -> Result<Refs, MigrationError> {
+    let rows = s
+        .query(
+            "reading what the definitions refer to",
+            REFERENCES,
+            &[&class, &oids, &self_oid],
+        )
+        .await?;
+    let mut out = HashMap::new();
+    let mut all: Vec<u32> = Vec::new();
+    let mut procs: Vec<u32> = Vec::new();
+    for r in &rows {
+        let rels: Vec<u32> = r.get(1);
+        let fns: Vec<u32> = r.get(2);
+        all.extend(&rels);
+        procs.extend(&fns);
+        out.insert(r.get::<_, u32>(0), (rels, fns));
+    }
+    for r in s
+        .query(
+            "reading the names of referred relations",
+            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1)",
+            &[&all],
+        )
+        .await?
+    {
+        names.relations.insert(
+            r.get(0),
+            QualifiedTable {
+                database: names.db.to_string(),
+                schema: r.get(1),
+                table: r.get(2),
+            },
+        );
+    }
+    let functions: HashMap<u32, (String, bool)> = s
+        .query(
+            "reading the functions definitions call",
+            "SELECT p.oid, format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)), \
+                    n.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_depend d \
+                        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') \
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ANY($1)",
+            &[&procs],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    Ok(out
+        .into_iter()
+        .map(|(oid, (rels, fns))| {
+            let fns = fns
+                .into_iter()
+                .filter_map(|f| functions.get(&f).map(|(sig, ext)| (f, sig.clone(), *ext)))
+                .collect();
+            (oid, (rels, fns))
+        })
+        .collect())
+}
+
+async fn views(
+    s: &Session,
+    names: &mut Names<'_>,
+    plan: &mut ObjectPlan,
+) -> Result<(), MigrationError> {
+    let rows = s
+        .query(
+            "reading the views of the selected schemas",
+            &format!(
+                "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, \
+                        pg_get_viewdef(c.oid, true), array_to_string(c.reloptions, ', '), \
+                        obj_description(c.oid, 'pg_class'), \
+                        coalesce((SELECT array_agg(format('COMMENT ON COLUMN %%s.%I IS %L', a.attname, \
+                                          col_description(c.oid, a.attnum)) ORDER BY a.attnum) \
+                                  FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
+                                    AND col_description(c.oid, a.attnum) IS NOT NULL), '{{}}'), \
+                        coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) \
+                                  FROM pg_index i WHERE i.indrelid = c.oid), '{{}}'), \
+                        (SELECT rw.oid FROM pg_rewrite rw WHERE rw.ev_class = c.oid AND rw.rulename = '_RETURN') \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('v', 'm') AND {} \
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                   AND d.objid = c.oid AND d.deptype = 'e') \
+                 ORDER BY c.oid",
+                mapping::SKIPPED_SCHEMAS
+            ),
+            &[],
+        )
+        .await?;
+    let selected: Vec<_> = rows
+        .iter()
+        .filter_map(|r| Some((r, names.target(r.get(1), r.get(2))?)))
+        .collect();
+    let rules: Vec<u32> = selected
+        .iter()
+        .filter_map(|(r, _)| r.get::<_, Option<u32>>(9))
+        .collect();
+    let mut refs: Refs = HashMap::new();
+    for (rule, entry) in references(s, names, "pg_rewrite", &rules, 0).await? {
+        refs.insert(rule, entry);
+    }
+    for (r, target) in &selected {
+        names.view_targets.insert(r.get(0), target.clone());
+    }
+    // Dependencies first: a view is placed once every selected view it refers to is.
+    let mut placed: HashSet<u32> = HashSet::new();
+    let mut order = Vec::new();
+    let refs_of = |r: &tokio_postgres::Row| -> (Vec<u32>, Vec<(u32, String, bool)>) {
+        r.get::<_, Option<u32>>(9)
+            .and_then(|rule| refs.get(&rule).cloned())
+            .unwrap_or_default()
+    };
+    while order.len() < selected.len() {
+        let before = order.len();
+        for (i, (r, _)) in selected.iter().enumerate() {
+            let oid: u32 = r.get(0);
+            if placed.contains(&oid) {
+                continue;
+            }
+            let waits = refs_of(r)
+                .0
+                .iter()
+                .any(|d| *d != oid && names.view_targets.contains_key(d) && !placed.contains(d));
+            if !waits {
+                placed.insert(oid);
+                order.push(i);
+            }
+        }
+        if order.len() == before {
+            // A cycle PostgreSQL would not allow; place the rest as they come.
+            let rest: Vec<usize> = (0..selected.len()).filter(|i| !order.contains(i)).collect();
+            order.extend(rest);
+        }
+    }
+    for i in order {
+        let (r, target) = &selected[i];
+        let oid: u32 = r.get(0);
+        let (rels, procs) = refs_of(r);
+        let materialized = r.get::<_, &str>(3) == "m";
+        let kind = if materialized {
+            ObjectKind::MaterializedView
+        } else {
+            ObjectKind::View
+        };
+        let source = QualifiedTable {
+            database: names.db.to_string(),
+            schema: r.get(1),
+            table: r.get(2),
+        };
+        let (needs, requires) = match names.references(&rels, &procs, &target.database) {
+            Ok(found) => found,
+            Err(why) => {
+                plan.skipped.push(format!(
+                    "{} {target} is not created: {why}",
+                    kind.describe()
+                ));
+                names.views.insert(oid, None);
+                continue;
+            }
+        };
+        let sql_name = qualified(&target.schema, &target.table);
+        let def: &str = r.get(4);
+        let def = def.trim_end().trim_end_matches(';');
+        let with = match r.get::<_, Option<String>>(5) {
+            Some(options) if !options.is_empty() => format!(" WITH ({options})"),
+            _ => String::new(),
+        };
+        let mut statements = Vec::new();
+        if materialized {
+            // Filled by the REFRESH below, after the tables' rows are in.
+            statements.push(format!(
+                "CREATE MATERIALIZED VIEW {sql_name}{with} AS {def} WITH NO DATA"
+            ));
+            let indexes: Vec<String> = r.get(8);
+            if source.schema == target.schema && source.table == target.table {
+                statements.extend(indexes);
+            } else if !indexes.is_empty() {
+                plan.skipped.push(format!(
+                    "the {} indexes of materialized view {target} are not created: it is renamed from {source} and their definitions name the source",
+                    indexes.len()
+                ));
+            }
+            statements.push(format!("REFRESH MATERIALIZED VIEW {sql_name}"));
+        } else {
+            statements.push(format!("CREATE VIEW {sql_name}{with} AS {def}"));
+        }
+        if let Some(comment) = r.get::<_, Option<String>>(6) {
+            let keyword = if materialized {
+                "MATERIALIZED VIEW"
+            } else {
+                "VIEW"
+            };
+            statements.push(format!(
+                "COMMENT ON {keyword} {sql_name} IS {}",
+                quote_literal(&comment)
+            ));
+        }
+        for c in r.get::<_, Vec<String>>(7) {
+            statements.push(c.replacen("%s", &sql_name, 1));
+        }
+        let index = plan.objects.len();
+        names.views.insert(oid, Some(index));
+        plan.objects.push(ObjectDef {
+            kind,
+            name: target.to_string(),
+            target_db: target.database.clone(),
+            statements,
+            exists: Some((RELATION_EXISTS, vec![sql_name.clone()])),
+            requires,
+            needs,
+            on_table: None,
+            sequence_of: None,
+        });
+        let acl = tables::grants(s, tables::RELATION_ACL, oid).await?;
+        plan.objects.extend(tables::grant_defs(
+            &acl,
+            ("TABLE", &sql_name, &target.to_string()),
+            &target.database,
+            vec![index],
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// The extensions whose types or functions the relations `oids` (columns, defaults,
+/// constraints, view and rule definitions, triggers, policies) and the functions
+/// `procs` (argument and result types) use, found through `pg_depend`.
+async fn extensions(
+    s: &Session,
+    oids: &[u32],
+    procs: &[u32],
+) -> Result<Vec<ExtensionNeed>, MigrationError> {
+    let rows = s
+        .query(
+            "reading the extensions the objects need",
+            "WITH used(refclassid, refobjid, classid, objid, objsubid) AS ( \
+                 SELECT d.refclassid, d.refobjid, d.classid, d.objid, d.objsubid FROM pg_depend d \
+                 WHERE (d.classid = 'pg_class'::regclass AND d.objid = ANY($1)) \
+                    OR (d.classid = 'pg_proc'::regclass AND d.objid = ANY($2)) \
+                    OR (d.classid = 'pg_rewrite'::regclass AND d.objid IN (SELECT oid FROM pg_rewrite WHERE ev_class = ANY($1))) \
+                    OR (d.classid = 'pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = ANY($1))) \
+                    OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = ANY($1))) \
+                    OR (d.classid = 'pg_trigger'::regclass AND d.objid IN (SELECT oid FROM pg_trigger WHERE tgrelid = ANY($1))) \
+                    OR (d.classid = 'pg_policy'::regclass AND d.objid IN (SELECT oid FROM pg_policy WHERE polrelid = ANY($1))) \
+               UNION ALL \
+                 SELECT 'pg_type'::regclass::oid, CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END, \
+                        'pg_class'::regclass::oid, a.attrelid, a.attnum::int4 \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ) \
+             SELECT e.extname::text, n.nspname::text, \
+                    string_agg(DISTINCT pg_describe_object(u.classid, u.objid, u.objsubid), ', ') \
+             FROM used u JOIN pg_depend x ON x.classid = u.refclassid AND x.objid = u.refobjid \
+                  AND x.refclassid = 'pg_extension'::regclass AND x.deptype = 'e' \
+             JOIN pg_extension e ON e.oid = x.refobjid JOIN pg_namespace n ON n.oid = e.extnamespace \
+             GROUP BY 1, 2 ORDER BY 1",
+            &[&oids, &procs],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ExtensionNeed {
+            name: r.get(0),
+            schema: r.get(1),
+            needed_by: r.get(2),
+        })
+        .collect())
+}

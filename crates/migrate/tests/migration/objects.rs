@@ -1,0 +1,419 @@
+//! The objects around the tables (issue 14, "Every object a user can lose"):
+//! functions, views on views, materialized views with their indexes, triggers that
+//! fire in the target afterwards (and not during the copy), rules, row-level security
+//! and its policies, grants and extensions; renamed tables, and a restart after the
+//! objects committed.
+
+use std::collections::HashSet;
+
+use lifeboat_migrate::migration::{
+    ConflictMode, MigrationError, ObjectKind, PrecheckStatus, precheck_passed,
+};
+
+use crate::support::{Pair, assert_status, check, column, item, migrate, one};
+
+/// A schema `app` with one of everything; `reader` exists on both sides.
+const APP: &str = "
+    CREATE SCHEMA app;
+    CREATE TABLE app.orders (id int PRIMARY KEY, amount int NOT NULL);
+    CREATE TABLE app.audit (order_id int, op text);
+    CREATE FUNCTION app.log_order() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN INSERT INTO app.audit VALUES (NEW.id, TG_OP); RETURN NEW; END $$;
+    CREATE TRIGGER orders_audit AFTER INSERT ON app.orders
+        FOR EACH ROW EXECUTE FUNCTION app.log_order();
+    CREATE FUNCTION app.double(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 2';
+    CREATE AGGREGATE app.total(int) (SFUNC = int4pl, STYPE = int);
+    CREATE VIEW app.big_orders AS SELECT id, app.double(amount) AS doubled FROM app.orders WHERE amount > 50;
+    COMMENT ON VIEW app.big_orders IS 'orders over 50';
+    COMMENT ON COLUMN app.big_orders.doubled IS 'twice the amount';
+    CREATE VIEW app.biggest AS SELECT max(doubled) AS top FROM app.big_orders;
+    CREATE MATERIALIZED VIEW app.totals AS SELECT count(*) AS n, sum(amount) AS total FROM app.orders;
+    CREATE UNIQUE INDEX totals_n ON app.totals (n);
+    CREATE TABLE app.notes (id int PRIMARY KEY, body text);
+    CREATE RULE notes_kept AS ON DELETE TO app.notes DO INSTEAD NOTHING;
+    ALTER TABLE app.orders ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE app.orders FORCE ROW LEVEL SECURITY;
+    CREATE POLICY big_only ON app.orders AS PERMISSIVE FOR SELECT TO reader USING (amount > 10);
+    GRANT SELECT ON app.orders TO reader;
+    GRANT SELECT ON app.big_orders TO reader;
+    CREATE TABLE app.tickets (id serial PRIMARY KEY);
+    GRANT USAGE ON SEQUENCE app.tickets_id_seq TO reader;
+    INSERT INTO app.orders SELECT i, i FROM generate_series(1, 100) i;
+    INSERT INTO app.notes VALUES (1, 'keep me');";
+
+#[tokio::test]
+async fn a_schema_brings_its_functions_views_triggers_rules_policies_and_grants() {
+    let p = Pair::start().await;
+    p.both("CREATE ROLE reader").await;
+    p.src(APP).await;
+    let task = p.task(&["shop.app=restored.app"], ConflictMode::Error);
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    let objects = item(&items, "schema_objects");
+    assert_eq!(objects.status, PrecheckStatus::Warning, "{objects:#?}");
+    assert!(
+        objects
+            .detail
+            .contains("aggregate restored.app.total(integer) is not migrated"),
+        "{}",
+        objects.detail
+    );
+
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    let created = |kind: ObjectKind, name: &str| {
+        report
+            .objects
+            .iter()
+            .any(|o| o.kind == kind && o.name == name && o.created)
+    };
+    assert!(
+        created(ObjectKind::View, "restored.app.biggest"),
+        "{:#?}",
+        report.objects
+    );
+    assert!(created(ObjectKind::MaterializedView, "restored.app.totals"));
+    assert!(created(
+        ObjectKind::Trigger,
+        "orders_audit on restored.app.orders"
+    ));
+    assert!(created(
+        ObjectKind::Policy,
+        "big_only on restored.app.orders"
+    ));
+    assert!(created(
+        ObjectKind::Rule,
+        "notes_kept on restored.app.notes"
+    ));
+
+    let dst = p.target.connect("restored").await;
+    // The trigger did not fire for the copied rows: audit holds the source's.
+    assert_eq!(
+        one(&dst, "SELECT count(*)::text FROM app.audit").await,
+        "100"
+    );
+    dst.batch_execute("INSERT INTO app.orders VALUES (101, 101)")
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&dst, "SELECT op FROM app.audit WHERE order_id = 101").await,
+        ["INSERT"]
+    );
+    // Functions, a view on a view, comments.
+    assert_eq!(one(&dst, "SELECT app.double(4)::text").await, "8");
+    assert_eq!(
+        one(&dst, "SELECT count(*)::text FROM app.big_orders").await,
+        "51"
+    );
+    assert_eq!(one(&dst, "SELECT top::text FROM app.biggest").await, "202");
+    assert_eq!(
+        one(
+            &dst,
+            "SELECT obj_description('app.big_orders'::regclass, 'pg_class')"
+        )
+        .await,
+        "orders over 50"
+    );
+    assert_eq!(
+        one(
+            &dst,
+            "SELECT col_description('app.big_orders'::regclass, 2)"
+        )
+        .await,
+        "twice the amount"
+    );
+    // The materialized view holds the migrated rows (not the one inserted since),
+    // with its index.
+    assert_eq!(
+        one(&dst, "SELECT n || ':' || total FROM app.totals").await,
+        "100:5050"
+    );
+    assert_eq!(
+        column(
+            &dst,
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'totals'"
+        )
+        .await,
+        ["totals_n"]
+    );
+    // The rule keeps the note.
+    dst.batch_execute("DELETE FROM app.notes").await.unwrap();
+    assert_eq!(one(&dst, "SELECT count(*)::text FROM app.notes").await, "1");
+    // Row-level security, enabled and forced, with its policy.
+    assert_eq!(
+        one(&dst, "SELECT relrowsecurity || ':' || relforcerowsecurity FROM pg_class WHERE oid = 'app.orders'::regclass").await,
+        "true:true"
+    );
+    assert_eq!(
+        one(&dst, "SELECT policyname || ' ' || permissive || ' ' || cmd || ' ' || roles::text || ' ' || qual FROM pg_policies WHERE tablename = 'orders'").await,
+        "big_only PERMISSIVE SELECT {reader} (amount > 10)"
+    );
+    // Grants to a role both sides have.
+    assert_eq!(
+        one(&dst, "SELECT has_table_privilege('reader', 'app.orders', 'SELECT') || ':' || has_table_privilege('reader', 'app.big_orders', 'SELECT') || ':' || has_table_privilege('reader', 'app.notes', 'SELECT')").await,
+        "true:true:false"
+    );
+    assert_eq!(
+        one(&dst, "SELECT has_sequence_privilege('reader', pg_get_serial_sequence('app.tickets', 'id'), 'USAGE')::text").await,
+        "true"
+    );
+    // The aggregate was not migrated, and said so.
+    assert_eq!(
+        one(
+            &dst,
+            "SELECT count(*)::text FROM pg_proc WHERE proname = 'total'"
+        )
+        .await,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_after_the_objects_committed_creates_nothing_twice() {
+    let p = Pair::start().await;
+    p.both("CREATE ROLE reader").await;
+    p.src(APP).await;
+    let task = p.task(&["shop.app"], ConflictMode::Error);
+    let first = migrate(&task, &HashSet::new()).await;
+    let made = first.report().objects.iter().filter(|o| o.created).count();
+    assert!(made >= 8, "{:#?}", first.report().objects);
+    // The caller lost everything it persisted: the journal knows.
+    let second = migrate(&task, &HashSet::new()).await;
+    let report = second.report();
+    assert!(
+        report.objects.iter().all(|o| o.resumed),
+        "{:#?}",
+        report.objects
+    );
+    assert_eq!(report.objects.iter().filter(|o| o.created).count(), made);
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM pg_trigger WHERE tgname = 'orders_audit'"
+        )
+        .await,
+        "1"
+    );
+    p.dst("INSERT INTO app.orders VALUES (101, 101)").await;
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM app.audit WHERE order_id = 101"
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(
+        one(&p.dst, "SELECT count(*)::text FROM pg_policy").await,
+        "1"
+    );
+}
+
+/// The source's shop: a trigger and a view on a table the task renames.
+const RENAMED: &str = "
+    CREATE TABLE orders (id int PRIMARY KEY, amount int);
+    CREATE TABLE audit (order_id int);
+    CREATE FUNCTION log_order() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN INSERT INTO public.audit VALUES (NEW.id); RETURN NEW; END $$;
+    CREATE TRIGGER orders_audit BEFORE INSERT OR UPDATE OF amount ON orders
+        FOR EACH ROW WHEN (NEW.amount > 0) EXECUTE FUNCTION log_order();
+    CREATE VIEW order_view AS SELECT id FROM orders;
+    CREATE RULE orders_kept AS ON DELETE TO orders DO INSTEAD NOTHING;
+    INSERT INTO orders SELECT i, i FROM generate_series(1, 10) i;";
+
+#[tokio::test]
+async fn a_renamed_table_keeps_its_trigger_and_a_view_over_it_is_refused() {
+    let p = Pair::start().await;
+    p.src(RENAMED).await;
+    let task = p.task(
+        &["shop.public", "shop.public.orders=orders_restored"],
+        ConflictMode::Error,
+    );
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    let objects = item(&items, "schema_objects");
+    assert_eq!(objects.status, PrecheckStatus::Warning);
+    let refused = "view shop.public.order_view is not created: it refers to shop.public.orders, which the task migrates as shop.public.orders_restored";
+    assert!(objects.detail.contains(refused), "{}", objects.detail);
+    let rule = "rule orders_kept on shop.public.orders_restored is not created: the task migrates its table shop.public.orders as shop.public.orders_restored, and the rule's definition names the source";
+    assert!(objects.detail.contains(rule), "{}", objects.detail);
+
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    assert!(
+        report.warnings.iter().any(|w| w.contains(refused)),
+        "{:#?}",
+        report.warnings
+    );
+    assert_eq!(
+        one(&p.dst, "SELECT tgrelid::regclass::text || ' ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'orders_audit'").await,
+        "orders_restored CREATE TRIGGER orders_audit BEFORE INSERT OR UPDATE OF amount ON public.orders_restored FOR EACH ROW WHEN ((new.amount > 0)) EXECUTE FUNCTION log_order()"
+    );
+    assert_eq!(one(&p.dst, "SELECT count(*)::text FROM audit").await, "10");
+    p.dst("INSERT INTO orders_restored VALUES (11, 11), (12, 0)")
+        .await;
+    assert_eq!(
+        column(
+            &p.dst,
+            "SELECT order_id::text FROM audit WHERE order_id > 10"
+        )
+        .await,
+        ["11"]
+    );
+    assert_eq!(
+        one(&p.dst, "SELECT to_regclass('order_view')::text").await,
+        ""
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM pg_rewrite WHERE rulename = 'orders_kept'"
+        )
+        .await,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_view_in_the_way_is_a_conflict_or_kept() {
+    let p = Pair::start().await;
+    p.src("CREATE TABLE t (id int); INSERT INTO t VALUES (1); CREATE VIEW v AS SELECT id FROM t;")
+        .await;
+    p.dst("CREATE VIEW v AS SELECT 42 AS mine").await;
+    // A function with the same signature is the user's: kept, never replaced.
+    p.src("CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        .await;
+    p.dst("CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+        .await;
+    let task = p.task(&["shop.public"], ConflictMode::Error);
+    let items = check(&task).await;
+    assert_status(&items, "schema_objects", PrecheckStatus::Failed);
+    let expected = "view shop.public.v already exists in the target (conflict mode error)";
+    assert!(item(&items, "schema_objects").detail.contains(expected));
+    match migrate(&task, &HashSet::new()).await.result {
+        Err(MigrationError::Conflicts(c)) => assert!(c.contains(&expected.to_string()), "{c:?}"),
+        other => panic!("expected a conflict, got {:?}", other.map(|r| r.objects)),
+    }
+    assert_eq!(
+        one(&p.dst, "SELECT to_regclass('t')::text").await,
+        "",
+        "nothing written"
+    );
+
+    let task = p.task(&["shop.public"], ConflictMode::SkipExisting);
+    let out = migrate(&task, &HashSet::new()).await;
+    let v = &out.report().objects;
+    assert!(
+        v.iter()
+            .any(|o| o.name == "shop.public.v" && !o.created && o.note.contains("kept")),
+        "{v:#?}"
+    );
+    assert_eq!(one(&p.dst, "SELECT mine::text FROM v").await, "42");
+    assert!(
+        v.iter()
+            .any(|o| o.name == "shop.public.answer()" && !o.created && o.note.contains("kept")),
+        "{v:#?}"
+    );
+    assert_eq!(one(&p.dst, "SELECT answer()::text").await, "42");
+}
+
+#[tokio::test]
+async fn an_extension_type_brings_its_extension() {
+    let p = Pair::start().await;
+    p.src(
+        "CREATE EXTENSION citext;
+         CREATE TABLE users (id int PRIMARY KEY, email citext NOT NULL);
+         INSERT INTO users VALUES (1, 'Ann@Example.org');",
+    )
+    .await;
+    let task = p.task(&["shop.public.users"], ConflictMode::Error);
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    assert_eq!(
+        item(&items, "extensions").detail,
+        "citext in database shop (created by the task)"
+    );
+    let out = migrate(&task, &HashSet::new()).await;
+    assert!(
+        out.report()
+            .objects
+            .iter()
+            .any(|o| o.kind == ObjectKind::Extension
+                && o.created
+                && o.note.contains("column email of table public.users")),
+        "{:#?}",
+        out.report().objects
+    );
+    // The type behaves as on the source: case does not matter.
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT id::text FROM users WHERE email = 'ann@example.ORG'"
+        )
+        .await,
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn missing_roles_and_functions_fail_the_precheck_until_the_target_has_them() {
+    let p = Pair::start().await;
+    let stamp = "CREATE SCHEMA util;
+        CREATE FUNCTION util.stamp() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN NEW.at := 'stamped'; RETURN NEW; END $$;";
+    p.src(&format!(
+        "CREATE ROLE auditor; {stamp}
+         CREATE TABLE t (id int, at text);
+         CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION util.stamp();
+         ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY audit_all ON t TO auditor USING (true);
+         GRANT SELECT ON t TO auditor;
+         CREATE VIEW v AS SELECT id FROM t;
+         INSERT INTO t VALUES (1);"
+    ))
+    .await;
+    // A view named alone comes with the table it shows.
+    let task = p.task(&["shop.public.t", "shop.public.v"], ConflictMode::Error);
+    let items = check(&task).await;
+    let objects = item(&items, "schema_objects");
+    assert_eq!(objects.status, PrecheckStatus::Failed, "{objects:#?}");
+    for expected in [
+        "trigger t_stamp on shop.public.t: it calls util.stamp(), which the target lacks and the task does not migrate (schema util is not selected)",
+        "policy audit_all on shop.public.t: role auditor does not exist in the target",
+        "grant SELECT on shop.public.t to auditor is not created: role auditor does not exist in the target",
+    ] {
+        assert!(objects.detail.contains(expected), "{}", objects.detail);
+    }
+    assert!(matches!(
+        migrate(&task, &HashSet::new()).await.result,
+        Err(MigrationError::Conflicts(_))
+    ));
+    assert_eq!(one(&p.dst, "SELECT to_regclass('t')::text").await, "");
+
+    p.dst(&format!("CREATE ROLE auditor; {stamp}")).await;
+    let items = check(&task).await;
+    assert_status(&items, "schema_objects", PrecheckStatus::Passed);
+    migrate(&task, &HashSet::new()).await.report();
+    assert_eq!(one(&p.dst, "SELECT count(*)::text FROM v").await, "1");
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(policyname || ' ' || roles::text, ',') FROM pg_policies"
+        )
+        .await,
+        "audit_all {auditor}"
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT has_table_privilege('auditor', 't', 'SELECT')::text"
+        )
+        .await,
+        "true"
+    );
+    p.dst("INSERT INTO t (id) VALUES (2)").await;
+    assert_eq!(
+        one(&p.dst, "SELECT at FROM t WHERE id = 2").await,
+        "stamped"
+    );
+}
