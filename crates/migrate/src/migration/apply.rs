@@ -376,34 +376,16 @@ async fn merge(
             &format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"),
         )
         .await?;
-        let mut taken = relation_names(tgt, &m.target.schema).await?;
-        let saved = choose_free(
-            &with_suffix(&m.target.table, &format!("_overwritten_{}", w.tag)),
-            &mut taken,
-        );
-        let saved_sql = qualified(&m.target.schema, &saved);
-        let matches = existing
-            .key
-            .iter()
-            .map(|k| format!("s.{0} = t.{0}", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        out.rows_replaced = tgt
-            .count(
-                "saving the rows about to be overwritten",
-                &format!("CREATE TABLE {saved_sql} AS SELECT t.* FROM {table} t WHERE EXISTS (SELECT 1 FROM pg_temp.lb_stage s WHERE {matches})"),
-                &[],
-            )
-            .await?;
-        let note = format!(
-            "Lifeboat migration task {}: rows of {} replaced by the source's (conflict mode overwrite)",
-            w.task.spec.task_id, m.target
-        );
-        tgt.execute(
-            "commenting the saved rows' table",
-            &format!("COMMENT ON TABLE {saved_sql} IS {}", quote_literal(&note)),
+        let (saved, replaced) = save_staged_matches(
+            w,
+            tgt,
+            &table,
+            &existing.key,
+            "_overwritten_",
+            "replaced by the source's (conflict mode overwrite)",
         )
         .await?;
+        out.rows_replaced = replaced;
         let updates: Vec<String> = columns
             .iter()
             .filter(|c| !existing.key.contains(c))
@@ -420,6 +402,55 @@ async fn merge(
     }
     out.sequences_set = set_sequences(w, src, tgt, None).await?;
     Ok(())
+}
+
+/// `s.k1 = t.k1 AND s.k2 = t.k2`: a staged row `s` and a target row `t` with the same key.
+pub(crate) fn key_matches(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("s.{0} = t.{0}", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Saves the rows of `from` (the target table, `ONLY` or not) whose key is staged in
+/// `pg_temp.lb_stage` into a new table of the target schema named after the table,
+/// `suffix` and the task (a free name), with a comment saying the rows were `why`.
+/// Returns the new table's name and the rows saved.
+pub(crate) async fn save_staged_matches(
+    w: &TableWork<'_>,
+    tgt: &Session,
+    from: &str,
+    key: &[String],
+    suffix: &str,
+    why: &str,
+) -> Result<(String, u64), MigrationError> {
+    let m = &w.table.mapping;
+    let mut taken = relation_names(tgt, &m.target.schema).await?;
+    let saved = choose_free(
+        &with_suffix(&m.target.table, &format!("{suffix}{}", w.tag)),
+        &mut taken,
+    );
+    let saved_sql = qualified(&m.target.schema, &saved);
+    let rows = tgt
+        .count(
+            "saving the rows about to change",
+            &format!(
+                "CREATE TABLE {saved_sql} AS SELECT t.* FROM {from} t WHERE EXISTS (SELECT 1 FROM pg_temp.lb_stage s WHERE {})",
+                key_matches(key)
+            ),
+            &[],
+        )
+        .await?;
+    let note = format!(
+        "Lifeboat migration task {}: rows of {} {why}",
+        w.task.spec.task_id, m.target
+    );
+    tgt.execute(
+        "commenting the saved rows' table",
+        &format!("COMMENT ON TABLE {saved_sql} IS {}", quote_literal(&note)),
+    )
+    .await?;
+    Ok((saved, rows))
 }
 
 /// Builds the new table under temporary names, then swaps it with the old one.

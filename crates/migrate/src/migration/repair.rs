@@ -26,14 +26,13 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
 use serde_json::value::RawValue;
 
-use crate::diff::{DiffRequest, DiffRow, DiffSink, RowDiffKind, TableName, TablePair};
-use crate::migration::apply::TableWork;
+use crate::diff::{DiffRow, DiffSink, RowDiffKind};
+use crate::migration::apply::{TableWork, key_matches, save_staged_matches};
 use crate::migration::conn::{Session, connect};
 use crate::migration::copy::{self, Copied};
-use crate::migration::names::{
-    choose_free, column_list, display_path, qualified, quote_ident, quote_literal, with_suffix,
-};
+use crate::migration::names::{column_list, display_path, qualified, quote_ident, quote_literal};
 use crate::migration::target::TargetTable;
+use crate::migration::verify::compare_pair;
 use crate::migration::{MigrationError, ProgressEvent, Side, TableOutcome, ddl};
 
 /// Keys per statement when source rows are fetched and target rows deleted: large
@@ -106,36 +105,21 @@ pub(crate) async fn repair(
         .await?;
 
     let key = &spill.key;
-    let matches = key
-        .iter()
-        .map(|k| format!("s.{0} = t.{0}", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let matches = key_matches(key);
     let saving = spill.changed > 0 || (delete && spill.only_in_target > 0);
     let mut saved = None;
     if saving {
-        let mut taken = crate::migration::target::relation_names(tgt, &m.target.schema).await?;
-        let name = choose_free(
-            &with_suffix(&m.target.table, &format!("_repaired_{}", w.tag)),
-            &mut taken,
-        );
-        let saved_sql = qualified(&m.target.schema, &name);
-        tgt.execute(
-            "saving the rows about to be updated",
-            &format!("CREATE TABLE {saved_sql} AS SELECT t.* FROM {only}{table} t WHERE EXISTS (SELECT 1 FROM pg_temp.lb_stage s WHERE {matches})"),
-        )
-        .await?;
-        let note = format!(
-            "Lifeboat migration task {}: rows of {} as they were before the repair changed them (conflict mode repair)",
-            w.task.spec.task_id, m.target
-        );
-        tgt.execute(
-            "commenting the saved rows' table",
-            &format!("COMMENT ON TABLE {saved_sql} IS {}", quote_literal(&note)),
+        let (name, _) = save_staged_matches(
+            w,
+            tgt,
+            &format!("{only}{table}"),
+            key,
+            "_repaired_",
+            "as they were before the repair changed them (conflict mode repair)",
         )
         .await?;
         out.kept_table = Some(display_path(&[&m.target.schema, &name]));
-        saved = Some(saved_sql);
+        saved = Some(qualified(&m.target.schema, &name));
     }
 
     let updates: Vec<String> = columns
@@ -254,35 +238,15 @@ async fn find_differences(
             None
         },
     };
-    let request = DiffRequest {
-        tables: vec![TablePair {
-            source: TableName::new(&m.source.schema, &m.source.table),
-            target: TableName::new(&m.target.schema, &m.target.table),
-        }],
-        limit: 0,
-        ..DiffRequest::default()
-    };
-    let report = crate::diff::diff_in_snapshots(
-        &src.client,
-        Some(w.snapshot),
-        &tgt.client,
-        Some(target_snapshot),
-        &request,
+    let d = compare_pair(
+        (&src.client, Some(w.snapshot)),
+        (&tgt.client, Some(target_snapshot)),
+        m,
+        0,
         &mut sink,
+        "finding the rows that differ",
     )
-    .await
-    .map_err(|e| MigrationError::Table {
-        table: m.label(),
-        reason: format!("finding the rows that differ failed: {e}"),
-        hint: e.hint(),
-    })?;
-    let Some(d) = report.tables.into_iter().next() else {
-        return Err(MigrationError::Table {
-            table: m.label(),
-            reason: "the comparison returned no result".into(),
-            hint: "compare the table with lifeboat diff".into(),
-        });
-    };
+    .await?;
     if !d.keyed {
         return Err(MigrationError::Table {
             table: m.label(),
@@ -459,27 +423,16 @@ async fn preview_table(
         connect(&task.source, Side::Source, &m.source.database),
         connect(&task.target, Side::Target, &m.target.database),
     )?;
-    let request = DiffRequest {
-        tables: vec![TablePair {
-            source: TableName::new(&m.source.schema, &m.source.table),
-            target: TableName::new(&m.target.schema, &m.target.table),
-        }],
-        limit: PREVIEW_ROWS * 3,
-        ..DiffRequest::default()
-    };
     let mut sample = Sample::default();
-    let mut report = crate::diff::diff_tables(&src.client, &tgt.client, &request, &mut sample)
-        .await
-        .map_err(|e| MigrationError::Table {
-            table: m.label(),
-            reason: e.to_string(),
-            hint: e.hint(),
-        })?;
-    let mut d = report.tables.pop().ok_or_else(|| MigrationError::Table {
-        table: m.label(),
-        reason: "the comparison returned no result".into(),
-        hint: "compare the table with lifeboat diff".into(),
-    })?;
+    let mut d = compare_pair(
+        (&src.client, None),
+        (&tgt.client, None),
+        m,
+        0,
+        &mut sample,
+        "the comparison",
+    )
+    .await?;
     d.rows = sample.rows;
     Ok(d)
 }

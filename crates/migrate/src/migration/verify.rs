@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 
-use crate::diff::{DiffRequest, NoSink, TableName, TablePair, diff_tables};
+use crate::diff::{
+    DiffRequest, DiffSink, NoSink, TableDiff, TableName, TablePair, diff_in_snapshots,
+};
 use crate::migration::conn::{Session, connect};
 use crate::migration::mapping::{SourceTable, TableMapping};
 use crate::migration::names::qualified;
@@ -88,28 +90,15 @@ async fn verify_table(
 ) -> Result<TableVerification, MigrationError> {
     let (source_rows, target_rows) =
         tokio::try_join!(count_rows(src, &m.source), count_rows(tgt, &m.target))?;
-    let request = DiffRequest {
-        tables: vec![TablePair {
-            source: TableName::new(&m.source.schema, &m.source.table),
-            target: TableName::new(&m.target.schema, &m.target.table),
-        }],
-        limit: 0,
-        ..DiffRequest::default()
-    };
-    let report = diff_tables(&src.client, &tgt.client, &request, &mut NoSink)
-        .await
-        .map_err(|e| MigrationError::Table {
-            table: m.label(),
-            reason: format!("verification failed: {e}"),
-            hint: e.hint(),
-        })?;
-    let Some(d) = report.tables.into_iter().next() else {
-        return Err(MigrationError::Table {
-            table: m.label(),
-            reason: "verification returned no result".into(),
-            hint: "compare the table with lifeboat diff".into(),
-        });
-    };
+    let d = compare_pair(
+        (&src.client, None),
+        (&tgt.client, None),
+        m,
+        0,
+        &mut NoSink,
+        "verification",
+    )
+    .await?;
     let passed = match expectation {
         Expectation::Identical => {
             d.only_in_source == 0
@@ -164,4 +153,41 @@ async fn count_rows(
     let sql = format!("SELECT count(*) FROM {only}{table}");
     let row = s.query_one("counting rows", &sql, &[]).await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Compares the table pair of `m` with the diff engine, each side in the snapshot named
+/// (or a fresh one), handing every differing row to `sink` and keeping `limit` in the
+/// result; `what` names the comparison in errors.
+pub(crate) async fn compare_pair<S: DiffSink + Send>(
+    source: (&tokio_postgres::Client, Option<&str>),
+    target: (&tokio_postgres::Client, Option<&str>),
+    m: &TableMapping,
+    limit: usize,
+    sink: &mut S,
+    what: &str,
+) -> Result<TableDiff, MigrationError> {
+    let request = DiffRequest {
+        tables: vec![TablePair {
+            source: TableName::new(&m.source.schema, &m.source.table),
+            target: TableName::new(&m.target.schema, &m.target.table),
+        }],
+        limit,
+        ..DiffRequest::default()
+    };
+    let report = diff_in_snapshots(source.0, source.1, target.0, target.1, &request, sink)
+        .await
+        .map_err(|e| MigrationError::Table {
+            table: m.label(),
+            reason: format!("{what} failed: {e}"),
+            hint: e.hint(),
+        })?;
+    report
+        .tables
+        .into_iter()
+        .next()
+        .ok_or_else(|| MigrationError::Table {
+            table: m.label(),
+            reason: format!("{what} returned no result"),
+            hint: "compare the table with lifeboat diff".into(),
+        })
 }
