@@ -234,7 +234,7 @@ fn report_markup(report: &Value) -> Markup {
         }
         h2 { "Tables" }
         table #outcomes {
-            thead { tr { th { "Source" } th { "Target" } th { "Action" } th { "Rows copied" } th { "Inserted" } th { "Skipped" } th { "Replaced" } th { "Updated" } th { "Deleted" } th { "Kept as" } } }
+            thead { tr { th { "Source" } th { "Target" } th { "Action" } th { "Rows read" } th { "Inserted" } th { "Skipped" } th { "Replaced" } th { "Updated" } th { "Deleted" } th { "Kept as" } } }
             tbody { @for t in report["tables"].as_array().unwrap_or(&empty) { tr {
                 td.mono { (t["source"].as_str().unwrap_or_default()) } td.mono { (t["target"].as_str().unwrap_or_default()) }
                 td { (t["action"].as_str().map(|a| a.replace('_', "-")).unwrap_or_else(|| t["action"].to_string())) }
@@ -297,7 +297,7 @@ pub async fn task_page(state: &Shared, ctx: &Ctx, task: &str, error: Option<Erro
             @if !doc.tables.is_empty() {
                 h2 { "Progress by table" }
                 table #table-progress {
-                    thead { tr { th { "Source" } th { "Target" } th { "State" } th { "Progress" } th { "Rows" } th { "Time left" } } }
+                    thead { tr { th { "Source" } th { "Target" } th { "State" } th { "Progress" } th { "Rows read" } th { "Time left" } } }
                     tbody { @for (i, t) in doc.tables.iter().enumerate() { tr {
                         td.mono { (t.source) } td.mono { (t.target) }
                         td { span data-bind={ "t" (i) "_state" } { (t.state) } }
