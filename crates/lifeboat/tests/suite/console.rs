@@ -1008,24 +1008,14 @@ async fn console_lets_a_user_fix_a_wrong_password() {
     // fixed by Edit: a new password, the pre-check passes, the task completes.
     let wrong = server.tmp.path().join("wrong-password");
     std::fs::write(&wrong, "not the password\n").unwrap();
-    let task = server.json(&[
-        "migration",
-        "create",
-        "--source",
+    let args = task_args(
+        &server,
         &src,
-        "--target",
         &dst,
-        "--source-account",
-        "admin",
-        "--source-password-file",
-        server.password_file().to_str().unwrap(),
-        "--target-account",
-        "admin",
-        "--target-password-file",
-        wrong.to_str().unwrap(),
-        "--object",
-        "postgres.public.orders=orders_restored",
-    ]);
+        &wrong,
+        &["--object", "postgres.public.orders=orders_restored"],
+    );
+    let task = server.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let task = task["id"].as_str().unwrap().to_string();
     server.json(&["migration", "authorize", &task]);
     b.client

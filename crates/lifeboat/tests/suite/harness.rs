@@ -518,8 +518,21 @@ pub fn console_session(server: &TestServer, jar: &Path) -> String {
 /// Creates a migration task from `source` to `target` as `admin` on both sides.
 pub fn create_task(server: &TestServer, source: &str, target: &str, extra: &[&str]) -> Value {
     let pw = server.password_file();
-    let pw = pw.to_str().unwrap();
-    let mut args = vec![
+    let args = task_args(server, source, target, &pw, extra);
+    server.json(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `migration create` between `source` and `target` as `admin`, the target's
+/// password read from `target_password`, then `extra`.
+pub fn task_args(
+    server: &TestServer,
+    source: &str,
+    target: &str,
+    target_password: &Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let pw = server.password_file();
+    let mut args: Vec<String> = [
         "migration",
         "create",
         "--source",
@@ -529,12 +542,15 @@ pub fn create_task(server: &TestServer, source: &str, target: &str, extra: &[&st
         "--source-account",
         "admin",
         "--source-password-file",
-        pw,
+        pw.to_str().unwrap(),
         "--target-account",
         "admin",
         "--target-password-file",
-        pw,
-    ];
-    args.extend_from_slice(extra);
-    server.json(&args)
+        target_password.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }

@@ -425,27 +425,20 @@ async fn a_repair_through_the_cli_changes_only_the_rows_that_differ() {
     .unwrap();
 
     // The delete option belongs to repair only.
-    let err = server.fails(&[
-        "migration",
-        "create",
-        "--source",
+    let args = task_args(
+        &server,
         &src,
-        "--target",
         &dst,
-        "--source-account",
-        "admin",
-        "--source-password-file",
-        server.password_file().to_str().unwrap(),
-        "--target-account",
-        "admin",
-        "--target-password-file",
-        server.password_file().to_str().unwrap(),
-        "--object",
-        "postgres.public.orders",
-        "--conflict",
-        "overwrite",
-        "--delete-rows-only-in-target",
-    ]);
+        &server.password_file(),
+        &[
+            "--object",
+            "postgres.public.orders",
+            "--conflict",
+            "overwrite",
+            "--delete-rows-only-in-target",
+        ],
+    );
+    let err = server.fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         err.contains(
             "deleting rows only in the target applies to conflict mode repair, not overwrite"
@@ -552,24 +545,17 @@ async fn a_wrong_password_is_fixed_by_update_before_the_task_starts() {
     let wrong = server.tmp.path().join("wrong-password");
     std::fs::write(&wrong, "not the password\n").unwrap();
     let pw = server.password_file();
-    let task = server.json(&[
-        "migration",
-        "create",
-        "--source",
+    let mut args = task_args(
+        &server,
         &src,
-        "--target",
         &dst,
-        "--source-account",
-        "admin",
-        "--source-password-file",
-        pw.to_str().unwrap(),
-        "--target-account",
-        "nobody",
-        "--target-password-file",
-        wrong.to_str().unwrap(),
-        "--object",
-        "postgres.public.orders",
-    ]);
+        &wrong,
+        &["--object", "postgres.public.orders"],
+    );
+    // A target account that does not exist, with a wrong password.
+    let at = args.iter().position(|a| a == "--target-account").unwrap();
+    args[at + 1] = "nobody".into();
+    let task = server.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let id = task["id"].as_str().unwrap().to_string();
     server.json(&["migration", "authorize", &id]);
     let out = server.cli(&["migration", "precheck", &id, "--output", "json"]);

@@ -329,15 +329,7 @@ async fn merge(
     let table = qualified(&m.target.schema, &m.target.table);
     let columns = w.def.copied_columns();
     let cols = column_list(&columns);
-    // Only the copied columns, with the target's types; no constraints, so rows are
-    // checked once, when they reach the real table.
-    tgt.execute(
-        "creating the staging table",
-        &format!(
-            "CREATE TEMP TABLE lb_stage ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
-        ),
-    )
-    .await?;
+    create_staging(tgt, &table, &cols).await?;
     let copied = copy_rows(w, src, tgt, Dest::One("pg_temp", "lb_stage"), true).await?;
     out.rows_copied = copied.total.rows;
     out.bytes_copied = copied.total.bytes;
@@ -347,15 +339,7 @@ async fn merge(
         .await?;
     (w.progress)(ProgressEvent::TableBuilding { key: m.key.clone() });
     let key = column_list(&existing.key);
-    let overriding = if existing
-        .columns
-        .iter()
-        .any(|c| c.identity == Some('a') && columns.contains(&c.name))
-    {
-        " OVERRIDING SYSTEM VALUE"
-    } else {
-        ""
-    };
+    let overriding = overriding(existing, &columns);
     let insert = format!(
         "INSERT INTO {table} ({cols}){overriding} SELECT {cols} FROM pg_temp.lb_stage ON CONFLICT ({key})"
     );
@@ -402,6 +386,37 @@ async fn merge(
     }
     out.sequences_set = set_sequences(w, src, tgt, None).await?;
     Ok(())
+}
+
+/// Creates `pg_temp.lb_stage` for rows on their way into `table`: only the copied
+/// columns `cols`, with the target's types; no constraints, so rows are checked once,
+/// when they reach the real table. Dropped at commit.
+pub(crate) async fn create_staging(
+    tgt: &Session,
+    table: &str,
+    cols: &str,
+) -> Result<(), MigrationError> {
+    tgt.execute(
+        "creating the staging table",
+        &format!(
+            "CREATE TEMP TABLE lb_stage ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
+        ),
+    )
+    .await
+}
+
+/// ` OVERRIDING SYSTEM VALUE` when one of `columns` is an identity column of the
+/// target that is always generated, so that the source's values go in as they are.
+pub(crate) fn overriding(existing: &TargetTable, columns: &[String]) -> &'static str {
+    if existing
+        .columns
+        .iter()
+        .any(|c| c.identity == Some('a') && columns.contains(&c.name))
+    {
+        " OVERRIDING SYSTEM VALUE"
+    } else {
+        ""
+    }
 }
 
 /// `s.k1 = t.k1 AND s.k2 = t.k2`: a staged row `s` and a target row `t` with the same key.

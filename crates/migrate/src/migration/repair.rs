@@ -27,7 +27,9 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use serde_json::value::RawValue;
 
 use crate::diff::{DiffRow, DiffSink, RowDiffKind};
-use crate::migration::apply::{TableWork, key_matches, save_staged_matches};
+use crate::migration::apply::{
+    TableWork, create_staging, key_matches, overriding, save_staged_matches,
+};
 use crate::migration::conn::{Session, connect};
 use crate::migration::copy::{self, Copied};
 use crate::migration::names::{column_list, display_path, qualified, quote_ident, quote_literal};
@@ -91,13 +93,7 @@ pub(crate) async fn repair(
 
     let columns = w.def.copied_columns();
     let cols = column_list(&columns);
-    tgt.execute(
-        "creating the staging table",
-        &format!(
-            "CREATE TEMP TABLE lb_stage ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
-        ),
-    )
-    .await?;
+    create_staging(tgt, &table, &cols).await?;
     let copied = stage_source_rows(w, src, tgt, &spill.key, spill.fetch, spill.to_fetch).await?;
     out.rows_copied = copied.rows;
     out.bytes_copied = copied.bytes;
@@ -139,15 +135,7 @@ pub(crate) async fn repair(
             )
             .await?;
     }
-    let overriding = if existing
-        .columns
-        .iter()
-        .any(|c| c.identity == Some('a') && columns.contains(&c.name))
-    {
-        " OVERRIDING SYSTEM VALUE"
-    } else {
-        ""
-    };
+    let overriding = overriding(existing, &columns);
     out.rows_inserted = tgt
         .count(
             "inserting the missing rows",
