@@ -64,7 +64,7 @@ async fn reconcile_instances(state: &Shared) {
         let outcome = match rec.status {
             InstanceStatus::Creating if rec.kind == InstanceKind::Temporary => {
                 tracing::info!(instance = %id, "restarting an interrupted temporary instance");
-                tokio::spawn(super::temporary::build(state.clone(), id.clone()));
+                tokio::spawn(super::temporary::build(state.clone(), id.clone(), None));
                 Ok(())
             }
             InstanceStatus::Creating => {

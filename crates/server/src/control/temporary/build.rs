@@ -35,8 +35,10 @@ pub fn prefetch_dir(cluster: &Cluster) -> PathBuf {
 }
 
 /// Builds a temporary instance in status `creating` from scratch; on failure undoes
-/// everything and records why.
-pub async fn build(state: Shared, id: InstanceId) {
+/// everything and records why. `window` is the restorable window the request was
+/// checked against, when it is known to hold the target (a resumed build reads it
+/// again).
+pub async fn build(state: Shared, id: InstanceId, window: Option<RestorableWindow>) {
     let lock = state.instance_lock(&id);
     let _guard = lock.lock().await;
     let Ok(rec) = state.store.instance(&id) else {
@@ -45,7 +47,7 @@ pub async fn build(state: Shared, id: InstanceId) {
     if rec.status != InstanceStatus::Creating {
         return;
     }
-    if let Err(e) = restore_and_recover(&state, &rec).await {
+    if let Err(e) = restore_and_recover(&state, &rec, window).await {
         tracing::error!(temporary = %id, error = %e.message, "temporary instance failed");
         if let Ok(cluster) = cluster_of(&state, &rec) {
             let _ = blocking(move || cluster.discard()).await;
@@ -64,7 +66,11 @@ pub async fn build(state: Shared, id: InstanceId) {
     }
 }
 
-async fn restore_and_recover(state: &Shared, rec: &InstanceRecord) -> Result<()> {
+async fn restore_and_recover(
+    state: &Shared,
+    rec: &InstanceRecord,
+    known: Option<RestorableWindow>,
+) -> Result<()> {
     let master_id = rec
         .master_id
         .clone()
@@ -84,7 +90,10 @@ async fn restore_and_recover(state: &Shared, rec: &InstanceRecord) -> Result<()>
     })
     .await?;
 
-    let window = reach_target(state, rec, &master_id, &target).await?;
+    let window = match known {
+        Some(w) if !beyond_window(&w, &target) => w,
+        _ => reach_target(state, rec, &master_id, &target).await?,
+    };
     let manifests = lifeboat_backup::list_backups(&repo, master_id.as_str()).await?;
     let backup = backup_for(&master_id, manifests, &target)?;
     let mut progress = TemporaryProgress {

@@ -82,12 +82,15 @@ pub async fn create(
     };
     // A target beyond the archived WAL of a running master: the build has the master
     // switch WAL and waits for it (phase `waiting_for_wal`), then checks again.
-    if !(target::beyond_window(&window, &target)
+    let checked = if target::beyond_window(&window, &target)
         && window.gap.is_none()
-        && can_reach_present(&master))
+        && can_reach_present(&master)
     {
+        None
+    } else {
         target::check_in_window(&master.id, &window, None, &target)?;
-    }
+        Some(window)
+    };
     let region = region_of(state, &master.region)?.clone();
 
     let rec = {
@@ -134,7 +137,7 @@ pub async fn create(
         },
     );
     tracing::info!(temporary = %rec.id, master = %master_id, target = ?target, "creating temporary instance");
-    tokio::spawn(build(state.clone(), rec.id.clone()));
+    tokio::spawn(build(state.clone(), rec.id.clone(), checked));
     Ok(state.store.instance(&rec.id)?)
 }
 

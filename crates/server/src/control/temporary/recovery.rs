@@ -19,6 +19,10 @@ use crate::control::{Error, Result, Shared};
 /// How often the build looks at the recovering cluster.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Promotion requests in a row a running, recovering copy may refuse before the build
+/// fails (ten seconds of polls).
+const MAX_PROMOTE_FAILURES: u32 = 100;
+
 /// Follows replay until the copy is promoted; a cluster that stops means recovery
 /// failed, and PostgreSQL's log says why.
 ///
@@ -35,6 +39,7 @@ pub async fn follow(
     feed: &WalFeed,
 ) -> Result<()> {
     let mut promote_requested = false;
+    let mut promote_failures = 0;
     // One connection while it lasts (recovery ends with a new timeline, not a restart).
     let mut connection = None;
     loop {
@@ -67,10 +72,28 @@ pub async fn follow(
             progress.phase = TemporaryPhase::Promoting;
         }
         if !promote_requested || replay.paused_at_target {
-            promote(client)
-                .await
-                .map_err(|e| Error::internal(format!("temporary instance {}: {e}", rec.id)))?;
-            promote_requested = true;
+            // A request can fail because the copy just stopped (a target that is not
+            // in the WAL ends recovery with a FATAL and a shutdown) or just promoted
+            // itself: the next look at its status and state tells which. Only a copy
+            // that keeps refusing while it runs and recovers is an error.
+            match promote(client).await {
+                Ok(()) => {
+                    promote_requested = true;
+                    promote_failures = 0;
+                }
+                Err(e) => {
+                    tracing::info!(temporary = %rec.id, error = %e, "promotion request not taken; looking at the copy again");
+                    promote_failures += 1;
+                    if promote_failures >= MAX_PROMOTE_FAILURES {
+                        return Err(Error::internal(format!(
+                            "temporary instance {}: {e}",
+                            rec.id
+                        )));
+                    }
+                    connection = None;
+                    continue;
+                }
+            }
         }
         save_progress(state, &rec.id, progress);
     }
