@@ -321,6 +321,48 @@ async fn console_walks_the_whole_recovery_in_a_browser() {
         assert!(!error.contains(api_words), "{error}");
     }
     b.screenshot("temporary-outside-window").await;
+    // The answer came through a redirect, and the chosen point is still drawn where
+    // the user put it.
+    let url = b.client.current_url().await.unwrap();
+    assert!(
+        url.path().ends_with("/temporary") && url.query().is_some_and(|q| q.contains("flash=")),
+        "{url}"
+    );
+    let label = || async {
+        b.client
+            .execute(
+                "return document.querySelector('svg.timeline .chosen-label').textContent",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let drawn = label().await;
+    assert!(drawn.starts_with("chosen 2020-01-01 00:00:00"), "{drawn}");
+    // A reload shows the same answer and sends nothing again.
+    b.client.refresh().await.unwrap();
+    let again = b
+        .wait_text("#create-temporary .error", "the window error again", |t| {
+            t.contains("outside the restorable window")
+        })
+        .await;
+    assert_eq!(again, error);
+    assert_eq!(b.client.current_url().await.unwrap(), url);
+    assert_eq!(label().await, drawn);
+    let instances = server.json(&["instance", "list"]);
+    assert_eq!(
+        instances
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "temporary")
+            .count(),
+        0,
+        "no temporary instance was asked for: {instances}"
+    );
     b.click("#latest").await;
     let latest: i64 = b
         .find("#latest")
@@ -746,6 +788,107 @@ async fn console_refuses_a_wrong_token_and_a_post_without_its_csrf_token() {
     assert_eq!(status, 303);
     let (status, _) = curl(&server, &jar, &["URL/console/instances"]);
     assert_eq!(status, 303);
+}
+
+/// A browser (which sends a `Referer`) gets every form's answer through a redirect to
+/// the form's page: reloading it shows the same answer and sends nothing again.
+#[tokio::test]
+async fn console_answers_a_form_with_a_redirect_so_a_reload_sends_nothing_twice() {
+    let mut server = TestServer::start();
+    let jar = server.tmp.path().join("cookies");
+    let (_, page) = curl(&server, &jar, &["URL/console/sign-in"]);
+    let form_page = "URL/console/sign-in";
+    let (status, answer) = curl(
+        &server,
+        &jar,
+        &[
+            "-e",
+            form_page,
+            "-d",
+            &format!("token=wrong&csrf={}", csrf_of(&page)),
+            "URL/console/sign-in",
+        ],
+    );
+    assert_eq!(status, 303, "{answer}");
+    assert!(
+        answer.contains("location: /console/sign-in?error=wrong"),
+        "{answer}"
+    );
+    let (status, page) = curl(&server, &jar, &["URL/console/sign-in?error=wrong"]);
+    assert_eq!(status, 200);
+    assert!(page.contains("That token is wrong"), "{page}");
+    assert!(!page.contains("wrong&amp;csrf"), "{page}");
+    let (status, _) = sign_in_with(&server, &jar, &server.token());
+    assert_eq!(status, 303);
+
+    // A diff of an instance that does not exist: the error comes back after a redirect
+    // to the diff page, and stays there on every reload.
+    let (_, page) = curl(&server, &jar, &["URL/console/diff"]);
+    let csrf = csrf_of(&page);
+    let (status, answer) = curl(
+        &server,
+        &jar,
+        &[
+            "-e",
+            "URL/console/diff?source=",
+            "-d",
+            &format!("csrf={csrf}&source=pg-nosuch&target=pg-nosuch2&database=shop&other=public.t"),
+            "URL/console/diff",
+        ],
+    );
+    assert_eq!(status, 303, "{answer}");
+    let location = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("no location: {answer}"))
+        .trim()
+        .to_string();
+    assert!(
+        location.starts_with("/console/diff?source=&flash="),
+        "{location}"
+    );
+    let shown = format!("URL{location}");
+    for _ in 0..2 {
+        let (status, page) = curl(&server, &jar, &[&shown]);
+        assert_eq!(status, 404, "{page}");
+        assert!(page.contains("pg-nosuch"), "{page}");
+        assert!(
+            page.contains(r#"value="shop""#),
+            "the typed database is kept: {page}"
+        );
+    }
+    // Another session never sees it; after a restart it is gone.
+    let other = server.tmp.path().join("other-cookies");
+    let (status, _) = sign_in_with(&server, &other, &server.token());
+    assert_eq!(status, 303);
+    let (status, page) = curl(&server, &other, &[&shown]);
+    assert_eq!(status, 303);
+    assert!(
+        page.lines()
+            .any(|l| l.trim() == "location: /console/diff?source="),
+        "{page}"
+    );
+    server.kill();
+    server.spawn();
+    let (status, page) = curl(&server, &jar, &[&shown]);
+    assert_eq!(status, 303);
+    assert!(
+        page.lines()
+            .any(|l| l.trim() == "location: /console/diff?source="),
+        "{page}"
+    );
+    // Without a Referer (a script), the answer comes at once.
+    let (status, page) = curl(
+        &server,
+        &jar,
+        &[
+            "-d",
+            &format!("csrf={csrf}&source=pg-nosuch&target=pg-nosuch2&other=public.t"),
+            "URL/console/diff",
+        ],
+    );
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains("pg-nosuch"), "{page}");
 }
 
 #[tokio::test]

@@ -6,11 +6,14 @@
 //! and every POST the session's CSRF token ([`session::guard`]). A failure a form
 //! caused re-renders that form with the API's message beside it; other failures become
 //! a page that says what failed and what to do ([`layout::Failure`]), never a bare 500.
+//! A form's answer reaches the browser through a redirect to the form's page
+//! ([`flash`]), so reloading never submits a form twice.
 //! Long operations (temporary instance creation, base backups, pre-checks, migrations)
 //! show progress through small `fetch` polling of `*.json` routes.
 //!
 //! # Layout
-//! - [`session`]: sign-in, sessions, the guard (session + CSRF).
+//! - [`session`] and [`flash`]: sign-in, sessions, the guard (session + CSRF), and
+//!   redirect after POST.
 //! - [`layout`], [`assets`], [`form`]: the page shell, CSS and JS, form fields.
 //! - [`instances`]: the region selector, the instance list, basic information,
 //!   accounts and whitelist.
@@ -24,6 +27,7 @@
 mod assets;
 mod diff;
 mod events;
+mod flash;
 mod form;
 mod instances;
 mod layout;

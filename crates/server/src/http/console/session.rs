@@ -22,6 +22,7 @@ use lifeboat_store::StoreError;
 use maud::html;
 use sha2::{Digest, Sha256};
 
+use super::flash::{self, Flashes};
 use super::form::Fields;
 use super::layout;
 use crate::control::Shared;
@@ -39,6 +40,8 @@ const MAX_FORM: usize = 1 << 20;
 /// The console's sessions, kept in the metadata store.
 pub struct Sessions {
     state: Shared,
+    /// Pages answering a POST, shown again after the redirect.
+    flashes: Flashes,
 }
 
 /// The store's key for a session id: its SHA-256, so the store holds no usable cookie.
@@ -52,7 +55,10 @@ fn unix_now() -> i64 {
 
 impl Sessions {
     pub fn new(state: Shared) -> Self {
-        Self { state }
+        Self {
+            state,
+            flashes: Flashes::default(),
+        }
     }
 
     /// A new session: (its id, for the cookie; its CSRF token).
@@ -144,8 +150,16 @@ pub async fn guard(
             "This page needs a console session; it has ended or was never started.",
         );
     };
+    let key = digest(&session);
+    if req.method() == Method::GET
+        && let Some(id) = flash::flash_id(req.uri())
+    {
+        return sessions.flashes.show(&key, &id, req.uri());
+    }
+    let mut back_to = None;
     if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
+        back_to = flash::form_page(&parts.headers);
         let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
             return layout::message_page(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -171,16 +185,96 @@ pub async fn guard(
     req.extensions_mut().insert(Ctx {
         session,
         csrf,
-        sessions,
+        sessions: sessions.clone(),
     });
-    next.run(req).await
+    let response = next.run(req).await;
+    match back_to {
+        Some(page) => sessions.flashes.keep(&key, &page, response).await,
+        None => response,
+    }
 }
 
 /// A failed sign-in answers no sooner than this, which slows guessing.
 const FAILED_SIGN_IN_DELAY: Duration = Duration::from_secs(1);
 
-pub async fn sign_in_page(State(state): State<Shared>) -> Response {
-    sign_in_form(&state, None, StatusCode::OK)
+/// Why a sign-in was refused; a browser is sent back to the form with it
+/// (`?error=...`), so a reload does not send the secret again.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Refusal {
+    /// The form's nonce did not match its cookie.
+    Stale,
+    /// Nothing was typed.
+    Empty,
+    /// Neither the admin password nor the token.
+    Wrong,
+}
+
+impl Refusal {
+    fn status(self) -> StatusCode {
+        match self {
+            Refusal::Stale => StatusCode::FORBIDDEN,
+            Refusal::Empty => StatusCode::BAD_REQUEST,
+            Refusal::Wrong => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Refusal::Stale => "stale",
+            Refusal::Empty => "empty",
+            Refusal::Wrong => "wrong",
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        [Refusal::Stale, Refusal::Empty, Refusal::Wrong]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
+    fn message(self, admin: bool) -> &'static str {
+        match (self, admin) {
+            (Refusal::Stale, _) => {
+                "This sign-in form is out of date or did not come from this console; enter the token again."
+            }
+            (Refusal::Empty, true) => "Enter the admin password or the API token.",
+            (Refusal::Empty, false) => "Enter the API token.",
+            (Refusal::Wrong, true) => {
+                "That is neither the admin password nor the API token. Check the password, or copy the token again from <data dir>/api-token."
+            }
+            (Refusal::Wrong, false) => {
+                "That token is wrong. Copy it again from <data dir>/api-token."
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct SignInQuery {
+    error: Option<String>,
+}
+
+pub async fn sign_in_page(
+    State(state): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<SignInQuery>,
+) -> Response {
+    let admin = state.config.console.admin_password_hash.is_some();
+    let message = q
+        .error
+        .as_deref()
+        .and_then(Refusal::parse)
+        .map(|r| r.message(admin));
+    sign_in_form(&state, message, StatusCode::OK)
+}
+
+/// A refused sign-in: a browser (which sends a `Referer`) goes back to the form with
+/// the reason; anything else gets the form with it at once.
+fn refuse(state: &Shared, headers: &HeaderMap, why: Refusal) -> Response {
+    if headers.contains_key(header::REFERER) {
+        return Redirect::to(&format!("/console/sign-in?error={}", why.code())).into_response();
+    }
+    let admin = state.config.console.admin_password_hash.is_some();
+    sign_in_form(state, Some(why.message(admin)), why.status())
 }
 
 fn sign_in_form(state: &Shared, error: Option<&str>, status: StatusCode) -> Response {
@@ -224,23 +318,12 @@ pub async fn sign_in(
     let expected = cookie_value(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     let given = fields.get("csrf").unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return sign_in_form(
-            &state,
-            Some(
-                "This sign-in form is out of date or did not come from this console; enter the token again.",
-            ),
-            StatusCode::FORBIDDEN,
-        );
+        return refuse(&state, &headers, Refusal::Stale);
     }
     let admin_hash = state.config.console.admin_password_hash.clone();
     let given = fields.get("token").unwrap_or_default();
     if given.trim().is_empty() {
-        let what = if admin_hash.is_some() {
-            "Enter the admin password or the API token."
-        } else {
-            "Enter the API token."
-        };
-        return sign_in_form(&state, Some(what), StatusCode::BAD_REQUEST);
+        return refuse(&state, &headers, Refusal::Empty);
     }
     let started = Instant::now();
     let mut accepted = constant_time_eq(given.trim().as_bytes(), state.token.as_bytes());
@@ -256,12 +339,7 @@ pub async fn sign_in(
     if !accepted {
         tracing::warn!("console sign-in refused: wrong token or password");
         tokio::time::sleep(FAILED_SIGN_IN_DELAY.saturating_sub(started.elapsed())).await;
-        let what = if admin_hash.is_some() {
-            "That is neither the admin password nor the API token. Check the password, or copy the token again from <data dir>/api-token."
-        } else {
-            "That token is wrong. Copy it again from <data dir>/api-token."
-        };
-        return sign_in_form(&state, Some(what), StatusCode::UNAUTHORIZED);
+        return refuse(&state, &headers, Refusal::Wrong);
     }
     let id = match sessions.create() {
         Ok((id, _)) => id,
