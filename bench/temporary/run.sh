@@ -5,7 +5,7 @@
 # a temporary instance is created, against its TPS without one. Not a test: it prints
 # figures (also to $ROOT/results.txt) for bench/temporary/RESULTS.md.
 #
-#   bench/temporary/run.sh      # SCALE=50 WRITE_SECS=180 ROOT=/var/tmp/lifeboat-bench-temp
+#   bench/temporary/run.sh      # SCALE=50 WRITE_SECS=180 PREPARED=true ROOT=/var/tmp/lifeboat-bench-temp
 #
 # The master runs PostgreSQL 15, the newest major Debian 12's pgBackRest reads.
 # Needs: root, PostgreSQL 15 server binaries, pgbench, psql, pgbackrest (installed from
@@ -16,6 +16,8 @@ SCALE=${SCALE:-50}
 WRITE_SECS=${WRITE_SECS:-180}
 TPS_SECS=${TPS_SECS:-60}
 CLIENTS=${CLIENTS:-4}
+# Lifeboat's default; PREPARED=false measures temporary instances that restore files.
+PREPARED=${PREPARED:-true}
 ROOT=${ROOT:-/var/tmp/lifeboat-bench-temp}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,6 +51,8 @@ cat > "$ROOT/lifeboat.toml" <<TOML
 [backup]
 archive_timeout = "10s"
 schedule = "1000h"
+[temporary_instance]
+prepared_copies = $PREPARED
 [[region]]
 name = "local"
 ports = "25432-25440"
@@ -131,6 +135,16 @@ quiesce() {
     [ "$quiet" -ge 3 ] && break
     sleep 1
   done
+  # A prepared copy being made (after the backup, or after a temporary instance
+  # took the previous one) would weigh on whichever restore runs meanwhile; Lifeboat's
+  # restores start once it is there, as on a server between two mistakes.
+  if [ "$PREPARED" = true ]; then
+    for _ in $(seq 600); do
+      copies=$(ls "$ROOT/data/regions/local/prepared/$MASTER" 2>/dev/null || true)
+      [ -n "$copies" ] && ! echo "$copies" | grep -q '\.' && break
+      sleep 1
+    done
+  fi
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 }
 # One Lifeboat temporary instance to the target. $1: a label. Sets LB_SECS and GOT.
@@ -147,7 +161,8 @@ lifeboat_restore() {
   GOT=$("$PGBIN/psql" -X -qtA "host=127.0.0.1 port=$TPORT user=admin dbname=postgres" -c "SELECT count(*) FROM pgbench_history")
   cp "$ROOT/data/regions/local/instances/$TEMP/postgres.log" "$ROOT/temp-postgres-$1.log" 2>/dev/null || true
   "$LB" temp delete "$TEMP" >/dev/null
-  report "lifeboat temp create to ready ($1): $LB_SECS s (pgbench_history rows: $GOT); replay: $(grep -h -o 'redo done at.*' "$ROOT/temp-postgres-$1.log" | head -1)"
+  FROM_COPY=$(echo "$temp_json" | field '.get("progress", {}).get("files_from_prepared_copy")')
+  report "lifeboat temp create to ready ($1): $LB_SECS s (pgbench_history rows: $GOT; files from the prepared copy: $FROM_COPY); replay: $(grep -h -o 'redo done at.*' "$ROOT/temp-postgres-$1.log" | head -1)"
   [ "$GOT" = "$EXPECTED" ] || report "WARNING: lifeboat row count differs (expected $EXPECTED)"
 }
 

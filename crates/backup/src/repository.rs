@@ -287,16 +287,8 @@ impl Repository {
             return Ok(());
         };
         spawn_io(move || {
-            let dir = std::fs::File::open(&root)
-                .map_err(BackupError::io(format!("cannot open {}", root.display())))?;
-            use std::os::fd::AsRawFd;
-            // SAFETY: the descriptor is valid for the duration of the call.
-            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-                return Err(BackupError::io(format!("cannot sync {}", root.display()))(
-                    std::io::Error::last_os_error(),
-                ));
-            }
-            Ok(())
+            lifeboat_postgres::disk::sync_filesystem(&root)
+                .map_err(BackupError::io(format!("cannot sync {}", root.display())))
         })
         .await
     }

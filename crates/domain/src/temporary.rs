@@ -40,6 +40,9 @@ pub struct TemporaryProgress {
     pub backup_id: Option<String>,
     pub bytes_done: u64,
     pub bytes_total: u64,
+    /// The files came from the backup's prepared copy, restored ahead of need.
+    #[serde(default)]
+    pub files_from_prepared_copy: bool,
     /// The last WAL position replayed.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub replay_lsn: Option<Lsn>,

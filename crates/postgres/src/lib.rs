@@ -31,6 +31,7 @@ pub mod accounts;
 pub mod archiver;
 pub mod binaries;
 pub mod cluster;
+pub mod disk;
 mod error;
 pub mod ident;
 pub mod os_user;

@@ -99,6 +99,10 @@ pub struct TemporaryInstanceConfig {
     /// replay WAL without evicting pages at every record, and a bound on what a
     /// temporary instance takes from the master's machine.
     pub shared_buffers: String,
+    /// Keep each master's newest base backup restored ahead of need, so a temporary
+    /// instance starts from it without restoring files (costs one copy of the data
+    /// directory's size per master on the region's disk).
+    pub prepared_copies: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +239,7 @@ impl Default for TemporaryInstanceConfig {
         Self {
             ttl: Duration::from_secs(48 * 3600),
             shared_buffers: "512MB".into(),
+            prepared_copies: true,
         }
     }
 }

@@ -258,7 +258,8 @@ async fn temporary_instances_are_released_when_their_time_is_up() {
 
 #[tokio::test]
 async fn a_corrupted_backup_fails_the_restore_naming_the_file_and_leaves_nothing() {
-    let server = TestServer::start_archiving("");
+    // The restore itself is under test: no prepared copy made before the damage.
+    let server = TestServer::start_archiving("[temporary_instance]\nprepared_copies = false");
     let (id, _, admin) = server.backed_up_master("shop").await;
     let t = now_and_switch(&admin).await;
     server.wait_window_reaches(&id, t).await;
@@ -485,7 +486,7 @@ async fn a_full_disk_fails_the_restore_clearly_and_the_next_try_works() {
     };
     let (a, b) = port_range(8);
     let server = TestServer::with_config(&format!(
-        "[backup]\narchive_timeout = \"1s\"\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\ndata_root = \"{}\"\n",
+        "[backup]\narchive_timeout = \"1s\"\n[temporary_instance]\nprepared_copies = false\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\ndata_root = \"{}\"\n",
         disk.dir.path().display()
     ));
     let (id, _, admin) = server.backed_up_master("shop").await;
@@ -527,4 +528,129 @@ async fn a_full_disk_fails_the_restore_clearly_and_the_next_try_works() {
     drop(copy);
     drop(server);
     drop(disk);
+}
+
+/// The prepared copies of a master's newest base backup, by backup id.
+fn prepared_copies(server: &TestServer, master: &str) -> Vec<String> {
+    let dir = server.data_dir.join("regions/local/prepared").join(master);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn newest_backup(server: &TestServer, master: &str) -> String {
+    let list = server.json(&["backup", "list", master]);
+    list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .max()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_temporary_instance_takes_the_prepared_copy_and_a_new_one_is_made() {
+    let mut server = TestServer::start_archiving("");
+    let (id, _, admin) = server.backed_up_master("shop").await;
+    create_orders(&admin, 3000).await;
+    server.json(&["backup", "run", &id, "--wait"]);
+    let backup = newest_backup(&server, &id);
+    // Made from the repository after the backup, under the backup's id.
+    server
+        .wait_for("the prepared copy of the newest backup", || {
+            (prepared_copies(&server, &id) == [backup.clone()]).then_some(())
+        })
+        .await;
+    let copy = server
+        .data_dir
+        .join("regions/local/prepared")
+        .join(&id)
+        .join(&backup);
+    assert!(copy.join("PG_VERSION").is_file());
+    assert!(copy.join("backup_label").is_file());
+    admin
+        .batch_execute("DELETE FROM orders WHERE id > 1000")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+
+    server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    let temp = server.json(&["temp", "show", &id]);
+    assert_eq!(temp["status"], "running", "{temp}");
+    assert_eq!(temp["progress"]["files_from_prepared_copy"], true, "{temp}");
+    assert_eq!(temp["progress"]["backup_id"], backup.as_str(), "{temp}");
+    let copy_client = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
+    assert_eq!(count_rows(&copy_client, "orders").await, 1000);
+    // Taken, not copied: a new one for the next temporary instance is made.
+    server
+        .wait_for("a new prepared copy", || {
+            (prepared_copies(&server, &id) == [backup.clone()]).then_some(())
+        })
+        .await;
+    drop(copy_client);
+    server.json(&["temp", "delete", &id_of(&temp)]);
+
+    // A copy left half-written by a crash goes at the next start; the complete one
+    // stays.
+    let partial = server
+        .data_dir
+        .join("regions/local/prepared")
+        .join(&id)
+        .join("20200101T000000Z.partial");
+    std::fs::create_dir_all(partial.join("base")).unwrap();
+    server.kill();
+    server.spawn();
+    server
+        .wait_for("the partial copy removed", || {
+            (!partial.exists()).then_some(())
+        })
+        .await;
+    assert_eq!(prepared_copies(&server, &id), [backup.clone()]);
+
+    // A temporary instance from an older backup restores the files, exactly.
+    let before_backup = server.json(&["backup", "window", &id]);
+    let earliest = before_backup["earliest"].as_str().unwrap().to_string();
+    server.json(&["temp", "create", &id, "--at", &earliest, "--wait"]);
+    let old = server.json(&["temp", "show", &id]);
+    assert_eq!(old["progress"]["files_from_prepared_copy"], false, "{old}");
+    assert_ne!(old["progress"]["backup_id"], backup.as_str(), "{old}");
+    server.json(&["temp", "delete", &id_of(&old)]);
+    assert_eq!(prepared_copies(&server, &id), [backup.clone()]);
+
+    // Deleting the master removes its copy.
+    server.json(&["instance", "delete", &id]);
+    assert!(
+        !server
+            .data_dir
+            .join("regions/local/prepared")
+            .join(&id)
+            .exists(),
+        "the deleted master's prepared copy is left"
+    );
+}
+
+#[tokio::test]
+async fn without_prepared_copies_a_temporary_instance_restores_the_files() {
+    let server = TestServer::start_archiving("[temporary_instance]\nprepared_copies = false");
+    let (id, _, admin) = server.backed_up_master("shop").await;
+    create_orders(&admin, 500).await;
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+    server.json(&["temp", "create", &id, "--at", &t.to_rfc3339(), "--wait"]);
+    let temp = server.json(&["temp", "show", &id]);
+    assert_eq!(
+        temp["progress"]["files_from_prepared_copy"], false,
+        "{temp}"
+    );
+    let copy_client = connect(port_of(&temp), "admin", PASSWORD).await.unwrap();
+    assert_eq!(count_rows(&copy_client, "orders").await, 500);
+    assert!(prepared_copies(&server, &id).is_empty());
 }

@@ -79,6 +79,9 @@ pub async fn finish_create(state: Shared, id: InstanceId) -> Result<()> {
         return Ok(());
     }
     let result = build_master(&state, &id).await;
+    if result.is_ok() {
+        super::temporary::prepared::refresh(&state, &id);
+    }
     if let Err(err) = &result {
         tracing::warn!(instance = %id, error = %err.message, "create failed; cleaning up");
         if let Ok(rec) = state.store.instance(&id)
@@ -223,6 +226,9 @@ pub async fn finish_delete(state: Shared, id: InstanceId) -> Result<()> {
         cluster.remove_files()
     })
     .await?;
+    if rec.kind == InstanceKind::Master {
+        super::temporary::prepared::remove_all(&state, &rec.region, &id);
+    }
     state.store.delete_instance(&id)?;
     tracing::info!(instance = %id, "instance deleted");
     Ok(())

@@ -84,6 +84,8 @@ async fn reconcile_instances(state: &Shared) {
         }
     }
     sweep_orphans(state).await;
+    let s = state.clone();
+    let _ = tokio::task::spawn_blocking(move || super::temporary::prepared::refresh_all(&s)).await;
 }
 
 async fn ensure_running(state: &Shared, rec: &lifeboat_store::InstanceRecord) -> Result<()> {

@@ -5,10 +5,10 @@
 //! measured with `statvfs` on the target's data directory. Sizes come from
 //! `pg_total_relation_size` on the source (tables with their indexes and TOAST).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
+
+use lifeboat_postgres::disk::free_bytes;
 
 use crate::migration::conn::Session;
 use crate::migration::precheck::{PrecheckContext, PrecheckItem};
@@ -108,20 +108,6 @@ pub(crate) fn time_item(left: Duration, copy_bytes: u64) -> PrecheckItem {
     }
 }
 
-/// Bytes available to unprivileged users on the filesystem holding `path`.
-fn free_bytes(path: &Path) -> std::io::Result<u64> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: statvfs fills the zeroed struct we own; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
-}
-
 fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -159,7 +145,7 @@ mod tests {
         );
         assert_eq!(time_item(Duration::from_secs(600), 1 << 30).status, Warning);
         assert_eq!(time_item(Duration::ZERO, 0).status, Failed);
-        assert!(free_bytes(Path::new("/")).unwrap() > 0);
+        assert!(free_bytes(std::path::Path::new("/")).unwrap() > 0);
         assert_eq!(bytes(1536), "1.5 KiB");
     }
 }

@@ -219,6 +219,7 @@ pub async fn start_backup(
                 if let Err(e) = apply_retention(&task_state, &rec).await {
                     tracing::warn!(instance = %id, error = %e.message, "retention failed");
                 }
+                crate::control::temporary::prepared::refresh(&task_state, &id);
             }
             Err(e) => {
                 tracing::error!(instance = %id, error = %e.message, "base backup failed");

@@ -15,9 +15,9 @@ use lifeboat_postgres::recovery::{RecoverySettings, write_recovery_signal};
 use lifeboat_postgres::{Cluster, ClusterSettings, PgError, render_hba};
 use lifeboat_store::{InstanceRecord, StoreError};
 
-use super::save_progress;
 use super::target::{backup_for, beyond_window, check_in_window, recovery_target};
 use super::wal_feed::WalFeed;
+use super::{prepared, save_progress};
 use crate::config::RegionConfig;
 use crate::control::backups::inventory::restorable_window;
 use crate::control::backups::present::{ARCHIVE_WAIT, can_reach_present, reach_present};
@@ -47,7 +47,13 @@ pub async fn build(state: Shared, id: InstanceId, window: Option<RestorableWindo
     if rec.status != InstanceStatus::Creating {
         return;
     }
-    if let Err(e) = restore_and_recover(&state, &rec, window).await {
+    let outcome = restore_and_recover(&state, &rec, window).await;
+    // The next temporary instance finds a prepared copy again (made once this one no
+    // longer needs the disk).
+    if let Some(master) = &rec.master_id {
+        prepared::refresh(&state, master);
+    }
+    if let Err(e) = outcome {
         tracing::error!(temporary = %id, error = %e.message, "temporary instance failed");
         if let Ok(cluster) = cluster_of(&state, &rec) {
             let _ = blocking(move || cluster.discard()).await;
@@ -108,15 +114,28 @@ async fn restore_and_recover(
     // it is replayed; the guard stops the feeder whichever way this function ends.
     let feed = WalFeed::start(&repo, &master_id, &backup, &cluster, &env.user);
     let started = std::time::Instant::now();
-    restore_files(state, rec, &repo, &backup, &cluster, &progress).await?;
-    progress.bytes_done = backup.logical_size;
-    tracing::info!(
-        temporary = %rec.id,
-        backup = %backup.id,
-        bytes = backup.logical_size,
-        seconds = started.elapsed().as_secs_f64(),
-        "files restored"
+    let (s, region_name, m, b, data) = (
+        state.clone(),
+        rec.region.clone(),
+        master_id.clone(),
+        backup.id.clone(),
+        cluster.data_dir(),
     );
+    progress.files_from_prepared_copy =
+        blocking(move || prepared::take(&s, &region_name, &m, &b, &data)).await?;
+    if progress.files_from_prepared_copy {
+        tracing::info!(temporary = %rec.id, backup = %backup.id, "files taken from the backup's prepared copy");
+    } else {
+        restore_files(state, rec, &repo, &backup, &cluster, &progress).await?;
+        tracing::info!(
+            temporary = %rec.id,
+            backup = %backup.id,
+            bytes = backup.logical_size,
+            seconds = started.elapsed().as_secs_f64(),
+            "files restored"
+        );
+    }
+    progress.bytes_done = backup.logical_size;
 
     let recover_to = recovery_target(&window, &target);
     configure_recovery(state, rec, &cluster, &region, &master_id, &recover_to)?;

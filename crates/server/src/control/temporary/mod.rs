@@ -13,8 +13,11 @@
 //! - [`target`]: the recovery target, the window check, the backup to start from.
 //! - [`mod@build`]: restore, configure and start the copy; [`recovery`]: follow it to the
 //!   target and promote; [`wal_feed`]: WAL fetched ahead of replay.
+//! - [`prepared`]: each master's newest base backup restored ahead of need, which a
+//!   build takes instead of restoring the files.
 
 pub mod build;
+pub mod prepared;
 pub mod recovery;
 pub mod target;
 pub mod wal_feed;
