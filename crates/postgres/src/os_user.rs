@@ -93,6 +93,27 @@ impl OsUser {
         ))
     }
 
+    /// Lets this user pass through `dir` (to the directories of its own below it) and
+    /// nobody else: group = this user's group, mode 0710. When Lifeboat runs as this
+    /// user, 0700. Where the group cannot be given (Lifeboat neither root nor in it),
+    /// others may pass too (0711), but never list or read.
+    pub fn share_dir(&self, dir: &Path) -> Result<(), PgError> {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |mode: u32| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(
+                PgError::io(format!("cannot set the mode of {}", dir.display())),
+            )
+        };
+        // SAFETY: geteuid cannot fail.
+        if self.uid == unsafe { libc::geteuid() } {
+            return set(0o700);
+        }
+        match std::os::unix::fs::chown(dir, None, Some(self.gid)) {
+            Ok(()) => set(0o710),
+            Err(_) => set(0o711),
+        }
+    }
+
     /// Checks, as this user, that `dir` can be entered and written: every parent must be
     /// traversable, which a root-owned data directory under /root is not.
     pub fn check_writable(&self, dir: &Path) -> Result<(), PgError> {

@@ -92,7 +92,12 @@ pub async fn serve(
         libc::umask(0o077);
     }
     let config = Config::load(opts.config_path.as_deref())?;
-    let data_dir = prepare_data_dir(&opts.data_dir)?;
+    // Clusters run as this user; the directories down to theirs are shared with its
+    // group only. Unknown (no such user), nothing is shared: the binaries check at
+    // start says what to do.
+    let clusters_user =
+        lifeboat_postgres::OsUser::for_clusters(config.postgres.os_user.as_deref()).ok();
+    let data_dir = prepare_data_dir(&opts.data_dir, clusters_user.as_ref())?;
     let store = Store::open(&data_dir.join("lifeboat.db"))
         .with_context(|| format!("cannot open the metadata store in {}", data_dir.display()))?;
     restrict(&data_dir.join("lifeboat.db"), 0o600)?;
@@ -118,7 +123,7 @@ pub async fn serve(
             .ancestors()
             .take_while(|d| d.starts_with(top) && *d != data_dir)
         {
-            restrict(d, 0o711)?;
+            share(d, clusters_user.as_ref())?;
         }
         privacy::tighten(&root, &backups::lifeboat_binary(&data_dir));
     }
@@ -185,7 +190,10 @@ pub async fn serve(
 
 /// Creates the data directory if needed and checks that it is usable; returns it as an
 /// absolute path (clusters and their archive command are given absolute paths).
-fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+fn prepare_data_dir(
+    dir: &Path,
+    clusters_user: Option<&lifeboat_postgres::OsUser>,
+) -> anyhow::Result<PathBuf> {
     let hint = "choose a writable directory with --data-dir or LIFEBOAT_DATA_DIR";
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}; {hint}", dir.display()))?;
@@ -201,11 +209,21 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     })?;
     let _ = std::fs::remove_file(&probe);
     // Clusters run as another OS user and must pass through to their own directories.
-    restrict(&dir, 0o711)?;
+    share(&dir, clusters_user)?;
     Ok(dir)
 }
 
 mod privacy;
+
+/// Lets the clusters' OS user pass through `dir`, and nobody else.
+fn share(dir: &Path, clusters_user: Option<&lifeboat_postgres::OsUser>) -> anyhow::Result<()> {
+    match clusters_user {
+        Some(u) => u
+            .share_dir(dir)
+            .with_context(|| format!("cannot share {} with OS user {}", dir.display(), u.name)),
+        None => restrict(dir, 0o700),
+    }
+}
 
 fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))

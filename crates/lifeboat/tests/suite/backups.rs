@@ -338,6 +338,41 @@ async fn another_local_user_can_read_nothing_lifeboat_keeps() {
             .collect()
     };
     assert_eq!(readable(&server), Vec::<String>::new());
+    // Not even the way down is open to others: the directories the clusters' OS user
+    // passes through are shared with its group only.
+    use std::os::unix::fs::MetadataExt;
+    let postgres_gid = String::from_utf8(
+        std::process::Command::new("id")
+            .args(["-g", "postgres"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse::<u32>()
+    .unwrap();
+    for d in [
+        server.data_dir.clone(),
+        server.data_dir.join("regions"),
+        server.data_dir.join("regions/local"),
+        server.data_dir.join("regions/local/instances"),
+        server.data_dir.join("bin"),
+    ] {
+        let meta = std::fs::metadata(&d).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o710, "{}", d.display());
+        assert_eq!(meta.gid(), postgres_gid, "{}", d.display());
+        let entered = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", "sh", "-c", "cd \"$1\"", "sh"])
+            .arg(&d)
+            .status()
+            .unwrap();
+        assert!(
+            !entered.success(),
+            "nobody can pass through {}",
+            d.display()
+        );
+    }
 
     // Files an older server left open to others are tightened at the next start.
     let store_wal = server.data_dir.join("lifeboat.db-wal");

@@ -613,7 +613,7 @@ async fn a_temporary_instance_takes_the_prepared_copy_and_a_new_one_is_made() {
             (!partial.exists()).then_some(())
         })
         .await;
-    assert_eq!(prepared_copies(&server, &id), [backup.clone()]);
+    assert_eq!(prepared_copies(&server, &id), std::slice::from_ref(&backup));
 
     // A temporary instance from an older backup restores the files, exactly.
     let before_backup = server.json(&["backup", "window", &id]);
@@ -623,7 +623,7 @@ async fn a_temporary_instance_takes_the_prepared_copy_and_a_new_one_is_made() {
     assert_eq!(old["progress"]["files_from_prepared_copy"], false, "{old}");
     assert_ne!(old["progress"]["backup_id"], backup.as_str(), "{old}");
     server.json(&["temp", "delete", &id_of(&old)]);
-    assert_eq!(prepared_copies(&server, &id), [backup.clone()]);
+    assert_eq!(prepared_copies(&server, &id), std::slice::from_ref(&backup));
 
     // Deleting the master removes its copy.
     server.json(&["instance", "delete", &id]);

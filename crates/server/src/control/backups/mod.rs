@@ -50,8 +50,8 @@ pub fn repository_config_file(state: &Shared, region: &RegionConfig) -> PathBuf 
 /// Puts in place what PostgreSQL needs to archive into each region's repository: a copy
 /// of this binary it can execute, and the repository config it can read. Called at start.
 pub fn prepare(state: &Shared) -> anyhow::Result<()> {
-    install_binary(&state.data_dir)?;
     let user = state.os_user().ok();
+    install_binary(&state.data_dir, user.as_ref())?;
     for region in &state.config.regions {
         let config = region.repository_config(&state.data_dir);
         let path = repository_config_file(state, region);
@@ -75,14 +75,18 @@ pub fn prepare(state: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Links (or copies) the running binary to `<data dir>/bin/lifeboat`, mode 0755, so the
-/// clusters' OS user can run it whatever directory the binary was started from.
-fn install_binary(data_dir: &Path) -> anyhow::Result<()> {
+/// Links (or copies) the running binary to `<data dir>/bin/lifeboat`, mode 0755 in a
+/// directory only the clusters' OS user may pass, so that user can run it whatever
+/// directory the binary was started from.
+fn install_binary(data_dir: &Path, user: Option<&lifeboat_postgres::OsUser>) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let exe = std::env::current_exe()?;
     let dir = data_dir.join("bin");
     std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    match user {
+        Some(u) => u.share_dir(&dir)?,
+        None => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?,
+    }
     let dest = lifeboat_binary(data_dir);
     let tmp = dir.join(".lifeboat.tmp");
     let _ = std::fs::remove_file(&tmp);
