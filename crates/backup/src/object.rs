@@ -248,7 +248,7 @@ impl Codec {
             BackupError::corrupt(
                 key,
                 format!(
-                    "the object fails authentication ({}): its bytes are damaged or truncated, or it was moved here from another name",
+                    "the object fails authentication ({}): its bytes are damaged or truncated, it was moved here from another name, or the region's key is not the one it was written with",
                     e.cipher()
                 ),
             )

@@ -305,7 +305,9 @@ impl Config {
             region
                 .repository_config(Path::new("/"))
                 .key()
-                .map_err(|e| anyhow::anyhow!("region '{}': {e}; hint: {}", region.name, e.hint()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("region '{}': {e}; hint: {}", region.name, e.hint())
+                })?;
         }
         // A bin_dir that holds nothing yet is told at start and answered with 503 until
         // it does; one that holds a major Lifeboat does not run is a mistake to fix now.
@@ -494,17 +496,26 @@ mod tests {
         let err = |lines: String| region_with(&lines).unwrap_err().to_string();
 
         let e = err("repository_cipher = \"aes-256-gcm\"\n".into());
-        assert!(e.contains("region 'east'") && e.contains("needs repository_key_file"), "{e}");
+        assert!(
+            e.contains("region 'east'") && e.contains("needs repository_key_file"),
+            "{e}"
+        );
         assert!(e.contains("openssl rand -hex 32"), "{e}");
 
         let e = err(format!("repository_key_file = \"{}\"\n", good.display()));
-        assert!(e.contains("region 'east'") && e.contains("without repository_cipher"), "{e}");
+        assert!(
+            e.contains("region 'east'") && e.contains("without repository_cipher"),
+            "{e}"
+        );
 
         let e = err(format!(
             "repository_cipher = \"aes-128-cbc\"\nrepository_key_file = \"{}\"\n",
             good.display()
         ));
-        assert!(e.contains("aes-256-gcm") && e.contains("chacha20-poly1305"), "{e}");
+        assert!(
+            e.contains("aes-256-gcm") && e.contains("chacha20-poly1305"),
+            "{e}"
+        );
 
         let with_key = |path: &Path| {
             err(format!(
@@ -516,12 +527,18 @@ mod tests {
         let e = with_key(&missing);
         assert!(e.contains("region 'east'"), "{e}");
         assert!(e.contains(&missing.display().to_string()), "{e}");
-        assert!(e.contains("cannot read it") && e.contains("openssl rand -hex 32"), "{e}");
+        assert!(
+            e.contains("cannot read it") && e.contains("openssl rand -hex 32"),
+            "{e}"
+        );
 
         let sub = tempfile::tempdir().unwrap();
         let short = key_file(sub.path(), &"5a".repeat(16), 0o600);
         let e = with_key(&short);
-        assert!(e.contains(&short.display().to_string()) && e.contains("32 characters"), "{e}");
+        assert!(
+            e.contains(&short.display().to_string()) && e.contains("32 characters"),
+            "{e}"
+        );
 
         let sub = tempfile::tempdir().unwrap();
         let readable = key_file(sub.path(), &"5a".repeat(32), 0o644);
