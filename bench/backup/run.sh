@@ -31,7 +31,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-backup}
 want() { [ "$PARTS" = all ] || [ "$PARTS" = "$1" ]; }
 
 ! want compare || command -v pgbackrest >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
-(cd "$HERE" && cargo build --release -q -p lifeboat-backup --example bench_backup --example bench_restore --bin lifeboat-wal)
+(cd "$HERE" && cargo build --release -q -p lifeboat-backup --example bench_backup --example bench_restore --example bench_codec --bin lifeboat-wal)
 
 as_pg() { runuser -u postgres -- "$@"; }
 psql_() { "$PGBIN/psql" -X -q -t -A -h "$ROOT/pg" -p "$PORT" -U lifeboat -d postgres "$@"; }
@@ -278,6 +278,14 @@ if want encryption; then
         e=$(median < "$ROOT/enc-encrypted-$what.times")
         report "encryption ($CIPHER) $what, median of $ROUNDS: clear $c s, encrypted $e s, encrypted/clear $(echo "scale=3; $e / $c" | bc)"
     done
+    # The CPU cost alone, on one thread: the relation files (as a base backup stores
+    # them, zstd 3) and the WAL (as wal-push stores it, zstd 1).
+    report "codec, relation files: $("$CARGO_TARGET_DIR/release/examples/bench_codec" --files "$ROOT/pg/data/base" \
+        --limit-mib 1024 --level 3 --rounds "$ROUNDS" --cipher "$CIPHER")"
+    report "codec, WAL: $("$CARGO_TARGET_DIR/release/examples/bench_codec" --files "$ROOT/walcopy" \
+        --limit-mib 1024 --level 1 --rounds "$ROUNDS" --cipher "$CIPHER")"
+    report "codec, random bytes (incompressible): $("$CARGO_TARGET_DIR/release/examples/bench_codec" --random-mib 512 \
+        --level 3 --rounds "$ROUNDS" --cipher "$CIPHER")"
 fi
 
 echo "results in $ROOT/results.txt"
