@@ -59,13 +59,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             Codec::encrypted(Encryption::new(cipher, &RepositoryKey::from_bytes(key))),
         ),
     ];
-    // [codec][encode, restore, verify] -> seconds of each round
-    let mut times = vec![vec![Vec::new(); 3]; 2];
+    // [codec][encode, restore, verify, digest] -> seconds of each round
+    let mut times = vec![vec![Vec::new(); 4]; 2];
     for round in 0..rounds {
         // Alternate which goes first, so neither always pays for warming up.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let codec = &codecs[i].1;
+            let t = Instant::now();
+            for raw in &chunks {
+                std::hint::black_box(codec.digest(raw));
+            }
+            times[i][3].push(t.elapsed().as_secs_f64());
             let t = Instant::now();
             let stored: Vec<(String, Vec<u8>)> = chunks
                 .iter()
@@ -99,7 +104,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     out.insert("cipher".into(), cipher.name().into());
     out.insert("bytes".into(), bytes.into());
     out.insert("chunks".into(), chunks.len().into());
-    for (j, what) in ["encode", "restore_decode", "verify_decode"].iter().enumerate() {
+    for (j, what) in ["encode", "restore_decode", "verify_decode", "digest"].iter().enumerate() {
         let c = median(&times[0][j]);
         let e = median(&times[1][j]);
         out.insert(
