@@ -104,7 +104,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     out.insert("cipher".into(), cipher.name().into());
     out.insert("bytes".into(), bytes.into());
     out.insert("chunks".into(), chunks.len().into());
-    for (j, what) in ["encode", "restore_decode", "verify_decode", "digest"].iter().enumerate() {
+    for (j, what) in ["encode", "restore_decode", "verify_decode", "digest"]
+        .iter()
+        .enumerate()
+    {
         let c = median(&times[0][j]);
         let e = median(&times[1][j]);
         out.insert(
@@ -116,7 +119,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }),
         );
     }
-    out.insert("cipher_alone_mib_per_s".into(), cipher_alone(cipher, &chunks).into());
+    out.insert(
+        "cipher_alone_mib_per_s".into(),
+        cipher_alone(cipher, &chunks).into(),
+    );
     println!("{}", serde_json::Value::Object(out));
     Ok(())
 }
@@ -175,7 +181,7 @@ fn read_chunks(dir: &Path, limit: u64) -> std::io::Result<Vec<Vec<u8>>> {
             }
         }
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut chunks = Vec::new();
     let mut total = 0u64;
     for (_, path) in files {
