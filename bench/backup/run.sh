@@ -4,6 +4,11 @@
 # $ROOT/results.txt) for bench/backup/RESULTS.md.
 #
 #   sudo bench/backup/run.sh            # SCALE=50 PORT=55432 ROOT=/var/tmp/lifeboat-bench
+#   sudo PARTS=encryption bench/backup/run.sh   # only the encryption-at-rest comparison
+#
+# PARTS: "all" (default), "compare" (against pgBackRest) or "encryption" (Lifeboat's
+# base backup, restore and WAL push into a clear and an encrypted repository, the
+# same data in the same run, ROUNDS times each, interleaved).
 #
 # Needs: root (clusters run as the OS user postgres), PostgreSQL 15 server binaries,
 # pgbench, pgbackrest (installed here from Debian when missing), cargo.
@@ -16,12 +21,17 @@ PGBENCH_SECS=${PGBENCH_SECS:-120}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-8}
 PUSH_SEGMENTS=${PUSH_SEGMENTS:-64}   # 64 x 16 MiB = 1 GiB of WAL
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PARTS=${PARTS:-all}
+ROUNDS=${ROUNDS:-3}
+CIPHER=${CIPHER:-aes-256-gcm}
 INSTANCE=pg-bench1
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-backup}
 
-command -v pgbackrest >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
-(cd "$HERE" && cargo build --release -q -p lifeboat-backup --example bench_backup --example bench_restore --bin lifeboat-wal)
+want() { [ "$PARTS" = all ] || [ "$PARTS" = "$1" ]; }
+
+! want compare || command -v pgbackrest >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >/dev/null; }
+(cd "$HERE" && cargo build --release -q -p lifeboat-backup --example bench_backup --example bench_restore --example bench_codec --bin lifeboat-wal)
 
 as_pg() { runuser -u postgres -- "$@"; }
 psql_() { "$PGBIN/psql" -X -q -t -A -h "$ROOT/pg" -p "$PORT" -U lifeboat -d postgres "$@"; }
@@ -67,6 +77,7 @@ psql_ -c "CHECKPOINT"
 report "pgbench -i -s $SCALE: $(secs "$t0" "$(now)") s; database $(psql_ -c "SELECT pg_size_pretty(pg_database_size('postgres'))")"
 report "data directory: $(du -sb "$ROOT/pg/data" | cut -f1) bytes (pg_wal: $(du -sb "$ROOT/pg/data/pg_wal" | cut -f1))"
 
+if want compare; then
 # --- base backups -------------------------------------------------------------------
 lifeboat_backup() {  # label, extra args
     local label=$1; shift
@@ -200,4 +211,81 @@ t0=$(now)
 as_pg sh -c "for f in $ROOT/walcopy/*; do pgbackrest --config=$ROOT/pgbr-push.conf --stanza=bench archive-push \$f || exit 1; done"
 t1=$(now)
 report "pgbackrest archive-push (zst, sync) of $n segments, one process each: $(secs "$t0" "$t1") s, stored $(du -sb "$ROOT/pgbr-push/archive" | cut -f1) bytes"
+fi
+
+# --- encryption at rest: the same work into a clear and an encrypted repository -------
+# Base backup (first backup into an empty repository, so every chunk is hashed, compressed,
+# sealed and written), restore of its files, and WAL pushed one process per segment as
+# archive_command does; clear and encrypted alternate within each round so that other
+# load on the machine falls on both alike. Figures are the medians of ROUNDS rounds.
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+seconds_of() { sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/'; }
+repo_config() {  # file, directory, clear|encrypted
+    {
+        echo "repository = \"file\""
+        echo "path = \"$2\""
+        if [ "$3" = encrypted ]; then
+            echo "repository_cipher = \"$CIPHER\""
+            echo "repository_key_file = \"$ROOT/repository.key\""
+        fi
+    } > "$1"
+    chmod 644 "$1"
+}
+if want encryption; then
+    (umask 077; openssl rand -hex 32 > "$ROOT/repository.key")
+    chown postgres: "$ROOT/repository.key"   # wal-push runs as postgres, as archive_command does
+    if [ ! -d "$ROOT/walcopy" ]; then
+        mkdir -p "$ROOT/walcopy"
+        n=0
+        for f in "$ROOT"/pg/data/pg_wal/000000010000000[0-9A-F]*; do
+            [ -f "$f" ] && [ "${#f}" -eq $((${#ROOT} + 40)) ] || continue
+            cp "$f" "$ROOT/walcopy/"
+            n=$((n + 1)); [ "$n" -ge "$PUSH_SEGMENTS" ] && break
+        done
+        chown -R postgres: "$ROOT/walcopy"
+    fi
+    segments=$(find "$ROOT/walcopy" -type f | wc -l)
+    rm -f "$ROOT"/enc-*.times
+    for round in $(seq "$ROUNDS"); do
+        for mode in clear encrypted; do
+            dir="$ROOT/enc-$mode"
+            rm -rf "$dir" "$dir-wal" "$ROOT/enc-restore"
+            mkdir -p "$dir" "$dir-wal"
+            chown postgres: "$dir" "$dir-wal"
+            repo_config "$dir.toml" "$dir" "$mode"
+            repo_config "$dir-wal.toml" "$dir-wal" "$mode"
+            drop_caches
+            out=$("$CARGO_TARGET_DIR/release/examples/bench_backup" --dir "$ROOT/pg" --port "$PORT" \
+                --repo-config "$dir.toml" --instance "$INSTANCE")
+            echo "$out" | seconds_of >> "$ROOT/enc-$mode-backup.times"
+            report "round $round, $mode: base backup $out, repository $(du -sb "$dir" | cut -f1) bytes"
+            drop_caches
+            out=$("$CARGO_TARGET_DIR/release/examples/bench_restore" --repo-config "$dir.toml" \
+                --instance "$INSTANCE" --dest "$ROOT/enc-restore")
+            echo "$out" | seconds_of >> "$ROOT/enc-$mode-restore.times"
+            report "round $round, $mode: restore $out"
+            drop_caches
+            t0=$(now)
+            as_pg sh -c "for f in $ROOT/walcopy/*; do $ROOT/bin/lifeboat-wal wal-push --repo-config $dir-wal.toml --instance $INSTANCE \$f || exit 1; done"
+            t1=$(now)
+            secs "$t0" "$t1" >> "$ROOT/enc-$mode-push.times"
+            report "round $round, $mode: wal-push of $segments segments, one process each: $(secs "$t0" "$t1") s, stored $(du -sb "$dir-wal" | cut -f1) bytes"
+        done
+    done
+    rm -rf "$ROOT/enc-restore"
+    for what in backup restore push; do
+        c=$(median < "$ROOT/enc-clear-$what.times")
+        e=$(median < "$ROOT/enc-encrypted-$what.times")
+        report "encryption ($CIPHER) $what, median of $ROUNDS: clear $c s, encrypted $e s, encrypted/clear $(echo "scale=3; $e / $c" | bc)"
+    done
+    # The CPU cost alone, on one thread: the relation files (as a base backup stores
+    # them, zstd 3) and the WAL (as wal-push stores it, zstd 1).
+    report "codec, relation files: $("$CARGO_TARGET_DIR/release/examples/bench_codec" --files "$ROOT/pg/data/base" \
+        --limit-mib 1024 --level 3 --rounds "$ROUNDS" --cipher "$CIPHER")"
+    report "codec, WAL: $("$CARGO_TARGET_DIR/release/examples/bench_codec" --files "$ROOT/walcopy" \
+        --limit-mib 1024 --level 1 --rounds "$ROUNDS" --cipher "$CIPHER")"
+    report "codec, random bytes (incompressible): $("$CARGO_TARGET_DIR/release/examples/bench_codec" --random-mib 512 \
+        --level 3 --rounds "$ROUNDS" --cipher "$CIPHER")"
+fi
+
 echo "results in $ROOT/results.txt"

@@ -3,7 +3,7 @@
 //! `pg_backup_start` and `pg_backup_stop` run on one session that stays open for the
 //! whole copy (closing it aborts the backup, which is what we want on any error). Files
 //! are cut into chunks of [`CHUNK_SIZE`]; each chunk is stored once, zstd-compressed,
-//! under its sha256, so a chunk already referenced by an earlier backup is not stored
+//! under its digest (its sha256, or in an encrypted repository its keyed HMAC), so a chunk already referenced by an earlier backup is not stored
 //! again and a second backup of an unchanged cluster stores almost nothing. Chunks,
 //! not files, are the unit of parallelism, so one large relation file is read and
 //! compressed on every core.
@@ -27,7 +27,7 @@ use crate::BackupError;
 use crate::datadir::{self, Found};
 use crate::lsn::Lsn;
 use crate::manifest::{self, FileEntry, FileKind, MANIFEST_FORMAT, Manifest};
-use crate::object::{self, Sha256Sum};
+use crate::object::{Codec, Digest};
 use crate::repository::{Durability, Repository};
 
 /// Bytes per content chunk: big enough that a 1 GB relation segment is about a hundred
@@ -98,6 +98,9 @@ pub async fn run_backup(
         .label
         .clone()
         .unwrap_or_else(|| format!("lifeboat {id}"));
+    // An encrypted repository's first backup writes its marker; a backup never writes
+    // into a repository encrypted with another key.
+    repo.mark_encryption().await?;
     let known = durable_chunks(repo, instance).await?;
 
     let client = cluster.connect("postgres").await?;
@@ -178,11 +181,8 @@ pub async fn run_backup(
 /// backup (so flushed before its manifest was written) and still present. Content
 /// objects of an interrupted backup may never have reached the disk, and a damaged
 /// object removed with [`crate::verify::remove_damaged`] must be stored again.
-async fn durable_chunks(
-    repo: &Repository,
-    instance: &str,
-) -> Result<HashSet<Sha256Sum>, BackupError> {
-    let referenced: HashSet<Sha256Sum> = manifest::list_backups(repo, instance)
+async fn durable_chunks(repo: &Repository, instance: &str) -> Result<HashSet<Digest>, BackupError> {
+    let referenced: HashSet<Digest> = manifest::list_backups(repo, instance)
         .await?
         .iter()
         .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter()))
@@ -206,7 +206,7 @@ fn label_timeline(label: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn hex_digest(h: &str) -> Option<Sha256Sum> {
+fn hex_digest(h: &str) -> Option<Digest> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(h, &mut out).ok()?;
     Some(out)
@@ -231,13 +231,13 @@ async fn copy_files(
     repo: &Repository,
     instance: &str,
     found: Vec<Found>,
-    known: HashSet<Sha256Sum>,
+    known: HashSet<Digest>,
     options: &BackupOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Copied, BackupError> {
     let total: u64 = found.iter().map(|f| f.size).sum();
     let mut jobs = Vec::new();
-    let mut digests: Vec<Vec<Option<Sha256Sum>>> = Vec::with_capacity(found.len());
+    let mut digests: Vec<Vec<Option<Digest>>> = Vec::with_capacity(found.len());
     for (i, f) in found.iter().enumerate() {
         let n = if f.is_dir {
             0
@@ -269,11 +269,14 @@ async fn copy_files(
             async move {
                 let path = found[job.file].abs.clone();
                 let k = known.clone();
-                let read = tokio::task::spawn_blocking(move || read_chunk(&path, &job, &k, level))
-                    .await
-                    .map_err(|e| BackupError::io("copy task failed")(std::io::Error::other(e)))??;
-                if let Some(stored) = read.stored {
-                    let key = manifest::content_key(instance, &hex::encode(read.digest));
+                let codec = repo.codec().clone();
+                let owner = instance.to_string();
+                let read = tokio::task::spawn_blocking(move || {
+                    read_chunk(&codec, &owner, &path, &job, &k, level)
+                })
+                .await
+                .map_err(|e| BackupError::io("copy task failed")(std::io::Error::other(e)))??;
+                if let Some((key, stored)) = read.stored {
                     let n = stored.len() as u64;
                     repo.put(&key, Bytes::from(stored), Durability::Deferred)
                         .await?;
@@ -302,7 +305,7 @@ async fn copy_files(
         .into_iter()
         .zip(digests)
         .map(|(f, d)| {
-            let d: Vec<Sha256Sum> = d.into_iter().flatten().collect();
+            let d: Vec<Digest> = d.into_iter().flatten().collect();
             FileEntry {
                 path: f.rel,
                 kind: if f.is_dir {
@@ -329,18 +332,20 @@ async fn copy_files(
 }
 
 struct ReadChunk {
-    digest: Sha256Sum,
-    /// The compressed object, when the content is not stored yet.
-    stored: Option<Vec<u8>>,
+    digest: Digest,
+    /// The object's key and the object, when the content is not stored yet.
+    stored: Option<(String, Vec<u8>)>,
 }
 
 /// Reads one chunk. A file that shrank or vanished while the backup runs is read as
 /// zeros past its end, like pg_basebackup does: the WAL replayed from the backup's start
 /// truncates or removes it again, and the manifest keeps the size it had when scanned.
 fn read_chunk(
+    codec: &Codec,
+    instance: &str,
     path: &std::path::Path,
     job: &Job,
-    known: &Mutex<HashSet<Sha256Sum>>,
+    known: &Mutex<HashSet<Digest>>,
     level: i32,
 ) -> Result<ReadChunk, BackupError> {
     use std::os::unix::fs::FileExt;
@@ -368,12 +373,14 @@ fn read_chunk(
             ));
         }
     }
-    let digest = object::sha256(&buf);
+    let digest = codec.digest(&buf);
     let present = known.lock().map(|k| k.contains(&digest)).unwrap_or(false);
     let stored = if present {
         None
     } else {
-        Some(object::encode_with(&buf, &digest, level)?)
+        let key = manifest::content_key(instance, &hex::encode(digest));
+        let object = codec.encode_with(&key, &buf, &digest, level)?;
+        Some((key, object))
     };
     Ok(ReadChunk { digest, stored })
 }

@@ -13,12 +13,19 @@
 //! secret_access_key_file = "/etc/lifeboat/s3-secret"   # or secret_access_key
 //! allow_http = true
 //! ```
+//! Either may be encrypted ([`crate::encryption`]):
+//! ```toml
+//! repository_cipher = "aes-256-gcm"   # or "chacha20-poly1305"
+//! repository_key_file = "/etc/lifeboat/repository.key"
+//! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::BackupError;
+use crate::encryption::{Cipher, Encryption, RepositoryKey};
+use crate::object::Codec;
 
 /// The settings of one region's backup repository.
 /// Unknown fields are ignored so the server can `#[serde(flatten)]` this into its
@@ -46,6 +53,12 @@ pub struct RepositoryConfig {
     /// Allows an `http://` endpoint (loopback test servers, private networks).
     #[serde(default)]
     pub allow_http: bool,
+    /// Encrypts every object with this cipher, under the key in `repository_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_cipher: Option<Cipher>,
+    /// 64 hex digits (32 random bytes); an absolute path. Only with `repository_cipher`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_key_file: Option<PathBuf>,
 }
 
 /// A parsed [`RepositoryConfig::repository`].
@@ -67,6 +80,8 @@ impl RepositoryConfig {
             secret_access_key: None,
             secret_access_key_file: None,
             allow_http: false,
+            repository_cipher: None,
+            repository_key_file: None,
         }
     }
 
@@ -124,6 +139,35 @@ impl RepositoryConfig {
         Err(BackupError::Config(format!(
             "repository '{repo}' is neither \"file\", file:///dir nor s3://bucket/prefix"
         )))
+    }
+
+    /// The key of an encrypted repository, read and checked; `None` in clear. A cipher
+    /// without a key file, or a key file without a cipher, is refused.
+    pub fn key(&self) -> Result<Option<(Cipher, RepositoryKey)>, BackupError> {
+        match (self.repository_cipher, &self.repository_key_file) {
+            (None, None) => Ok(None),
+            (Some(c), None) => Err(BackupError::Config(format!(
+                "repository_cipher = \"{c}\" needs repository_key_file, the file holding the key; make one with `{}` and keep a copy away from this host",
+                crate::encryption::key_file::make_key_command(Path::new("FILE"))
+            ))),
+            (None, Some(path)) => Err(BackupError::Config(format!(
+                "repository_key_file = \"{}\" is set without repository_cipher; add repository_cipher = \"aes-256-gcm\" (or \"chacha20-poly1305\") to encrypt the repository, or remove the key file line",
+                path.display()
+            ))),
+            (Some(c), Some(path)) if !path.is_absolute() => Err(BackupError::Config(format!(
+                "repository_key_file \"{}\" must be an absolute path (repository_cipher = \"{c}\")",
+                path.display()
+            ))),
+            (Some(c), Some(path)) => Ok(Some((c, RepositoryKey::load(path)?))),
+        }
+    }
+
+    /// How objects of this repository are written and read.
+    pub fn codec(&self) -> Result<Codec, BackupError> {
+        Ok(match self.key()? {
+            None => Codec::clear(),
+            Some((cipher, key)) => Codec::encrypted(Encryption::new(cipher, &key)),
+        })
     }
 
     /// The secret key, from the file when one is named.
@@ -184,5 +228,61 @@ mod tests {
             ..RepositoryConfig::local("/x")
         };
         assert!(c.location().is_err());
+    }
+
+    #[test]
+    fn a_cipher_and_a_key_file_go_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "ab".repeat(32)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let with = |cipher: Option<&str>, file: Option<&Path>| -> Result<Codec, BackupError> {
+            let mut text = "repository = \"file\"\npath = \"/r\"\n".to_string();
+            if let Some(c) = cipher {
+                text.push_str(&format!("repository_cipher = \"{c}\"\n"));
+            }
+            if let Some(f) = file {
+                text.push_str(&format!("repository_key_file = \"{}\"\n", f.display()));
+            }
+            let c: RepositoryConfig =
+                toml::from_str(&text).map_err(|e| BackupError::Config(e.to_string()))?;
+            c.codec()
+        };
+        assert!(with(None, None).unwrap().cipher().is_none());
+        assert_eq!(
+            with(Some("chacha20-poly1305"), Some(&key))
+                .unwrap()
+                .cipher(),
+            Some(Cipher::ChaCha20Poly1305)
+        );
+        let e = with(Some("aes-256-gcm"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("needs repository_key_file") && e.contains("openssl rand"),
+            "{e}"
+        );
+        let e = with(None, Some(&key)).unwrap_err().to_string();
+        assert!(e.contains("without repository_cipher"), "{e}");
+        let e = with(Some("aes-256-gcm"), Some(Path::new("k")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute"), "{e}");
+        let e = with(Some("aes-128-ecb"), Some(&key))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("aes-256-gcm") && e.contains("chacha20-poly1305"),
+            "{e}"
+        );
+        let missing = dir.path().join("missing");
+        let e = with(Some("aes-256-gcm"), Some(&missing)).unwrap_err();
+        assert!(matches!(e, BackupError::KeyFile { .. }), "{e}");
+        // The config written for archive_command keeps both.
+        let mut c = RepositoryConfig::local("/r");
+        c.repository_cipher = Some(Cipher::Aes256Gcm);
+        c.repository_key_file = Some(key.clone());
+        let saved = dir.path().join("repository.toml");
+        c.save(&saved).unwrap();
+        assert_eq!(RepositoryConfig::load(&saved).unwrap(), c);
     }
 }

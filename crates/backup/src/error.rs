@@ -32,6 +32,14 @@ pub enum BackupError {
     /// A stored object does not match its checksum, or cannot be decoded.
     #[error("{object} is corrupt: {reason}")]
     Corrupt { object: String, reason: String },
+    /// A repository key file cannot be used (missing, unreadable, readable by others,
+    /// not a key).
+    #[error("repository key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    /// The repository (or one object of it) was written with another key or cipher,
+    /// or without encryption, than the region is configured with.
+    #[error("{object}: {reason}")]
+    KeyMismatch { object: String, reason: String },
     /// A name that is not a WAL segment, history or backup history file.
     #[error("'{0}' is not a WAL file name")]
     BadWalName(String),
@@ -111,6 +119,11 @@ impl BackupError {
             Self::NotFound { .. } => "the repository does not hold it; run `lifeboat backup verify ID` to see what is missing".into(),
             Self::WalConflict { .. } => "two clusters may be archiving into the same instance prefix (a restored copy with archive_mode on?); stop the other one and keep the stored file".into(),
             Self::Corrupt { .. } => "the stored copy is damaged; run `lifeboat backup verify ID`, take a new base backup, and restore from another backup".into(),
+            Self::KeyFile { path, .. } => format!(
+                "for a new repository make a key with `{}`; for an existing one put back the key it was written with (its backups cannot be read without it). Keep a copy of the key away from this host",
+                crate::encryption::key_file::make_key_command(path)
+            ),
+            Self::KeyMismatch { .. } => "give the region the repository_cipher and repository_key_file the repository was written with (its lifeboat-encryption.json names the cipher; without the key its backups cannot be read), or point the region at another repository".into(),
             Self::BadWalName(_) => "archive_command must pass %p, restore_command %f and %p".into(),
             Self::NoSuchBackup(_) => "run `lifeboat backup list ID` to see the complete backups".into(),
             Self::Unsupported { .. } => "move tablespaces into the default tablespace before backing up".into(),

@@ -13,6 +13,8 @@
 //!
 //! ```text
 //! <repository root>/
+//!   lifeboat-encryption.json              only in an encrypted repository: its cipher
+//!                                         and key check value, in clear
 //!   <instance id>/                        e.g. pg-3kq9x2/
 //!     wal/
 //!       000000010000000000000003          archived WAL segment
@@ -20,20 +22,25 @@
 //!       000000010000000000000003.00000028.backup
 //!     data/
 //!       3f/3f9a...e1                      content object: one chunk (<= 8 MiB) of some
-//!                                         file, named by the sha256 of its content,
+//!                                         file, named by the digest of its content
+//!                                         (sha256; keyed HMAC when encrypted),
 //!                                         shared by every backup that contains it
 //!     backups/
 //!       20261124T075500Z/manifest.json    a backup exists iff its manifest does
 //! ```
 //!
 //! Every object (WAL, content, manifest) has the same format ([`object`]): a header with
-//! the sha256 and length of the content, then a zstd frame, so any object can be
-//! verified on its own and a half-written one is never accepted.
+//! the digest and length of the content, then a zstd frame, so any object can be
+//! verified on its own and a half-written one is never accepted. In an encrypted
+//! repository ([`encryption`]) the frame is encrypted and every object authenticated,
+//! bound to its key; the repository's [`object::Codec`] does both, for every reader
+//! and writer.
 //!
 //! # Using it
 //!
 //! ```text
-//! Repository::open(&RepositoryConfig)                  one per region
+//! Repository::open(&RepositoryConfig)                  one per region (reads its key)
+//! repo.mark_encryption()                               at start: key checked, marker
 //! repo.prepare_instance(id, Some(&os_user))            before archiving starts (local repo)
 //! wal::archive_command(lifeboat, config, id)           -> archive_command setting
 //! wal_push_command / wal_fetch_command                 what `lifeboat wal-push/-fetch` run
@@ -51,7 +58,8 @@
 //! - [`config`]: [`RepositoryConfig`], the region's repository settings.
 //! - [`repository`]: [`Repository`], atomic and durable object storage over
 //!   `object_store` (local directory or S3).
-//! - [`object`]: the stored object format.
+//! - [`object`]: the stored object format, in clear or encrypted ([`object::Codec`]).
+//! - [`encryption`]: ciphers, the keys derived from a key file, the marker object.
 //! - [`wal`]: WAL push and fetch, and the entry points for `archive_command` and
 //!   `restore_command`.
 //! - [`prefetch`]: fetching WAL ahead of replay during a restore.
@@ -72,6 +80,7 @@ pub mod archive_status;
 pub mod base_backup;
 pub mod config;
 pub mod datadir;
+pub mod encryption;
 mod error;
 pub mod events;
 pub mod lsn;

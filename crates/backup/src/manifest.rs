@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::BackupError;
 use crate::lsn::Lsn;
-use crate::object::{self, Sha256Sum};
+use crate::object::{self, Digest};
 use crate::repository::{Durability, Repository};
 
 /// The manifest format written by this version.
@@ -79,7 +79,8 @@ pub struct FileEntry {
     /// its own, and this names the whole file's content in one value.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub checksum: String,
-    /// The content, in order: hex sha256 of each chunk of [`crate::CHUNK_SIZE`] bytes
+    /// The content, in order: the hex digest (sha256, or its keyed HMAC in an encrypted
+    /// repository) of each chunk of [`crate::CHUNK_SIZE`] bytes
     /// (the last may be shorter), each stored once as a content object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<String>,
@@ -104,7 +105,7 @@ pub fn content_key(instance: &str, sha256_hex: &str) -> String {
 }
 
 /// The file checksum of [`FileEntry::checksum`] from the chunk digests.
-pub fn file_checksum(chunks: &[Sha256Sum]) -> String {
+pub fn file_checksum(chunks: &[Digest]) -> String {
     let mut all = Vec::with_capacity(chunks.len() * 32);
     for c in chunks {
         all.extend_from_slice(c);
@@ -144,13 +145,10 @@ impl Manifest {
     pub async fn store(&self, repo: &Repository) -> Result<(), BackupError> {
         let json = serde_json::to_vec(self)
             .map_err(|e| BackupError::Config(format!("cannot serialize manifest: {e}")))?;
-        let (stored, _) = object::encode(&json, 3)?;
-        repo.put(
-            &manifest_key(&self.instance, &self.id),
-            Bytes::from(stored),
-            Durability::Durable,
-        )
-        .await
+        let key = manifest_key(&self.instance, &self.id);
+        let (stored, _) = repo.codec().encode(&key, &json, 3)?;
+        repo.put(&key, Bytes::from(stored), Durability::Durable)
+            .await
     }
 
     /// Reads and checks one manifest.
@@ -165,7 +163,7 @@ impl Manifest {
             Err(e) if e.is_not_found() => return Err(BackupError::NoSuchBackup(backup_id.into())),
             Err(e) => return Err(e),
         };
-        let (_, json) = object::decode(&key, &stored)?;
+        let (_, json) = repo.codec().decode(&key, &stored)?;
         serde_json::from_slice(&json)
             .map_err(|e| BackupError::corrupt(&key, format!("bad manifest: {e}")))
     }
@@ -203,9 +201,11 @@ pub async fn load_backups(
     for id in list_backup_ids(repo, instance).await? {
         match Manifest::load(repo, instance, &id).await {
             Ok(m) => good.push(m),
-            Err(e @ (BackupError::Corrupt { .. } | BackupError::NoSuchBackup(_))) => {
-                bad.push((id, e))
-            }
+            Err(
+                e @ (BackupError::Corrupt { .. }
+                | BackupError::KeyMismatch { .. }
+                | BackupError::NoSuchBackup(_)),
+            ) => bad.push((id, e)),
             Err(e) => return Err(e),
         }
     }

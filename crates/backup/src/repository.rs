@@ -26,6 +26,7 @@ use object_store::path::Path as StorePath;
 
 use crate::BackupError;
 use crate::config::{RepositoryConfig, RepositoryLocation};
+use crate::object::Codec;
 
 /// How soon a write must be durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,9 @@ pub struct Repository {
     prefix: String,
     /// For messages: `file:///dir` or `s3://bucket/prefix`.
     description: String,
+    /// How objects are written and read: every reader and writer of objects takes it
+    /// from here, so one repository is never read with another's key.
+    codec: Codec,
 }
 
 impl std::fmt::Debug for Repository {
@@ -74,8 +78,14 @@ impl std::fmt::Debug for Repository {
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Repository {
-    /// Opens the repository a config names. A local directory is created if missing.
+    /// Opens the repository a config names, with its key when it is encrypted (the
+    /// key file is read and checked). A local directory is created if missing.
     pub fn open(config: &RepositoryConfig) -> Result<Self, BackupError> {
+        let codec = config.codec()?;
+        Ok(Self::open_clear(config)?.with_codec(codec))
+    }
+
+    fn open_clear(config: &RepositoryConfig) -> Result<Self, BackupError> {
         match config.location()? {
             RepositoryLocation::Local { dir } => Self::local(&dir),
             RepositoryLocation::S3 { bucket, prefix } => {
@@ -102,6 +112,7 @@ impl Repository {
                     local_root: None,
                     description: format!("s3://{bucket}/{prefix}"),
                     prefix,
+                    codec: Codec::clear(),
                 })
             }
         }
@@ -118,7 +129,19 @@ impl Repository {
             local_root: Some(dir.to_path_buf()),
             prefix: String::new(),
             description: format!("file://{}", dir.display()),
+            codec: Codec::clear(),
         })
+    }
+
+    /// The same repository, its objects written and read with `codec`.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// How this repository's objects are written and read ([`crate::object`]).
+    pub fn codec(&self) -> &Codec {
+        &self.codec
     }
 
     /// `file:///dir` or `s3://bucket/prefix`, for messages.
@@ -270,6 +293,25 @@ impl Repository {
                 last_modified: m.last_modified,
             })
             .collect())
+    }
+
+    /// The key of some object of the repository other than `except`, or `None` when
+    /// it holds no other: whether a repository is in use, without listing it all.
+    pub async fn any_object(&self, except: &str) -> Result<Option<String>, BackupError> {
+        let root = (!self.prefix.is_empty()).then(|| StorePath::from(self.prefix.as_str()));
+        let mut listing = self.store.list(root.as_ref());
+        loop {
+            match listing.try_next().await {
+                Ok(Some(meta)) => {
+                    let key = self.key_of(&meta.location);
+                    if key != except {
+                        return Ok(Some(key));
+                    }
+                }
+                Ok(None) | Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(BackupError::store(self.description(), e)),
+            }
+        }
     }
 
     /// Deletes an object; deleting a missing object succeeds.

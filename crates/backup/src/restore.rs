@@ -18,7 +18,7 @@ use lifeboat_postgres::OsUser;
 use crate::BackupError;
 use crate::base_backup::{CHUNK_SIZE, Progress, ProgressFn};
 use crate::manifest::{self, FileKind, Manifest};
-use crate::object;
+use crate::object::Codec;
 use crate::repository::Repository;
 
 /// How a restore runs.
@@ -53,6 +53,7 @@ pub async fn restore(
     options: &RestoreOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Manifest, BackupError> {
+    repo.check_encryption().await?;
     let manifest = Manifest::load(repo, instance, backup_id).await?;
     prepare_dest(dest)?;
     let owner = options.owner.clone();
@@ -125,11 +126,13 @@ pub async fn restore(
                     .get(&key)
                     .await
                     .map_err(|e| in_file(&job.rel, &key, e))?;
-                let n = tokio::task::spawn_blocking(move || write_chunk(&job, &key, &stored))
-                    .await
-                    .map_err(|e| {
-                        BackupError::io("restore task failed")(std::io::Error::other(e))
-                    })??;
+                let codec = repo.codec().clone();
+                let n =
+                    tokio::task::spawn_blocking(move || write_chunk(&codec, &job, &key, &stored))
+                        .await
+                        .map_err(|e| {
+                            BackupError::io("restore task failed")(std::io::Error::other(e))
+                        })??;
                 let d = done.fetch_add(n, Ordering::Relaxed) + n;
                 progress(Progress {
                     bytes_done: d,
@@ -212,10 +215,16 @@ struct ChunkJob {
     digest: String,
 }
 
-fn write_chunk(job: &ChunkJob, key: &str, stored: &[u8]) -> Result<u64, BackupError> {
-    let (header, raw) =
-        object::decode_restoring(key, stored).map_err(|e| in_file(&job.rel, key, e))?;
-    let problem = if hex::encode(header.sha256) != job.digest {
+fn write_chunk(
+    codec: &Codec,
+    job: &ChunkJob,
+    key: &str,
+    stored: &[u8],
+) -> Result<u64, BackupError> {
+    let (header, raw) = codec
+        .decode_restoring(key, stored)
+        .map_err(|e| in_file(&job.rel, key, e))?;
+    let problem = if hex::encode(header.digest) != job.digest {
         Some("the object holds other content than its name says".to_string())
     } else if raw.len() as u64 != job.len {
         Some(format!(

@@ -1,8 +1,8 @@
 //! Verify: re-reads every stored object of an instance and checks it.
 //!
 //! - every manifest decodes;
-//! - every content object a backup references exists, decodes, and holds the content
-//!   its name (sha256) says; a problem names each backup file that uses the object;
+//! - every content object a backup references exists, decodes (is authenticated, in
+//!   an encrypted repository), and holds the content its name (digest) says; a problem names each backup file that uses the object;
 //! - every WAL object decodes and its checksum matches;
 //! - the WAL of each backup (start to stop segment) is present, and the WAL from the
 //!   oldest backup's start to the last archived segment has no missing segment.
@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::BackupError;
 use crate::manifest;
-use crate::object;
 use crate::repository::Repository;
 use crate::wal::{self, WalFileKind};
 
@@ -69,6 +68,9 @@ pub async fn verify(
     instance: &str,
     parallelism: usize,
 ) -> Result<VerifyReport, BackupError> {
+    // A wrong or missing key fails the whole verify, naming the repository, rather
+    // than reporting every object as damaged (which remove_damaged would act on).
+    repo.check_encryption().await?;
     let mut report = VerifyReport::default();
     let (backups, unreadable) = manifest::load_backups(repo, instance).await?;
     for (id, e) in unreadable {
@@ -121,10 +123,11 @@ pub async fn verify(
                 Ok(stored) => {
                     let k = key.clone();
                     let n = stored.len() as u64;
+                    let codec = repo.codec().clone();
                     tokio::task::spawn_blocking(move || {
-                        let (h, _) = object::decode(&k, &stored)?;
+                        let (h, _) = codec.decode(&k, &stored)?;
                         match digest {
-                            Some(d) if hex::encode(h.sha256) != d => Err(BackupError::corrupt(
+                            Some(d) if hex::encode(h.digest) != d => Err(BackupError::corrupt(
                                 &k,
                                 "the object holds other content than its name says",
                             )),

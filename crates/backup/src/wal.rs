@@ -12,7 +12,7 @@ use std::path::Path;
 use bytes::Bytes;
 
 use crate::BackupError;
-use crate::object::{self, HEADER_LEN};
+use crate::object::MAX_HEADER_LEN;
 use crate::repository::{Durability, PutOutcome, Repository};
 
 /// zstd level for WAL: WAL compresses well even at a low level, and the push must keep
@@ -83,11 +83,12 @@ pub async fn wal_push(
     let raw = tokio::fs::read(path)
         .await
         .map_err(BackupError::io(format!("cannot read {}", path.display())))?;
+    let key = wal_key(instance, &name);
+    let (codec, k) = (repo.codec().clone(), key.clone());
     let (stored, digest) =
-        tokio::task::spawn_blocking(move || object::encode(&raw, WAL_COMPRESSION_LEVEL))
+        tokio::task::spawn_blocking(move || codec.encode(&k, &raw, WAL_COMPRESSION_LEVEL))
             .await
             .map_err(|e| BackupError::io("compression task failed")(std::io::Error::other(e)))??;
-    let key = wal_key(instance, &name);
     let stored = Bytes::from(stored);
     match repo
         .put_if_absent(&key, stored.clone(), Durability::Durable)
@@ -95,21 +96,24 @@ pub async fn wal_push(
     {
         PutOutcome::Created => Ok(PushOutcome::Stored),
         PutOutcome::AlreadyExists => {
-            let head = repo.get_prefix(&key, HEADER_LEN as u64).await?;
-            match object::header(&key, &head) {
-                Ok(h) if h.sha256 == digest => Ok(PushOutcome::AlreadyArchived),
+            let head = repo.get_prefix(&key, MAX_HEADER_LEN as u64).await?;
+            match repo.codec().header(&key, &head) {
+                Ok(h) if h.digest == digest => Ok(PushOutcome::AlreadyArchived),
                 Ok(h) => Err(BackupError::WalConflict {
                     name,
-                    stored: hex::encode(h.sha256),
+                    stored: hex::encode(h.digest),
                     new: hex::encode(digest),
                 }),
                 // No valid header: only a write that never completed leaves that, and
-                // it was never reported archived, so replacing it loses nothing.
-                Err(_) => {
+                // it was never reported archived, so replacing it loses nothing. (An
+                // object of the other kind, clear or encrypted, is an error: it was
+                // complete, and is not ours to replace.)
+                Err(BackupError::Corrupt { .. }) => {
                     tracing::warn!(object = %key, "replacing an incomplete WAL object");
                     repo.put(&key, stored, Durability::Durable).await?;
                     Ok(PushOutcome::Stored)
                 }
+                Err(e) => Err(e),
             }
         }
     }
@@ -131,8 +135,9 @@ pub async fn wal_fetch(
         Err(e) => return Err(e),
     };
     let dest = dest.to_path_buf();
+    let codec = repo.codec().clone();
     tokio::task::spawn_blocking(move || {
-        let (_, raw) = object::decode_restoring(&key, &stored)?;
+        let (_, raw) = codec.decode_restoring(&key, &stored)?;
         write_atomically(&dest, &raw)
     })
     .await

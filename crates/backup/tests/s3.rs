@@ -22,7 +22,7 @@ use crate::util::{
 };
 
 /// A moto server in its own process group, stopped when dropped.
-struct Moto {
+pub struct Moto {
     child: Child,
     port: u16,
 }
@@ -30,7 +30,7 @@ struct Moto {
 impl Moto {
     /// Starts moto (installing it if needed); `None` with the reason printed when it
     /// cannot be had on this machine.
-    fn start() -> Option<Self> {
+    pub fn start() -> Option<Self> {
         use std::os::unix::process::CommandExt;
         let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/start-moto.sh");
@@ -96,6 +96,12 @@ impl Drop for Moto {
 }
 
 fn s3_repo(moto: &Moto, bucket: &str) -> TestRepo {
+    let (tmp, config) = s3_config(moto, bucket);
+    TestRepo::with_config(tmp, config)
+}
+
+/// A new bucket's repository config, and a temp dir for its config file.
+pub fn s3_config(moto: &Moto, bucket: &str) -> (tempfile::TempDir, RepositoryConfig) {
     moto.create_bucket(bucket);
     let tmp = tempfile::Builder::new().prefix("lb-s3-").tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -109,8 +115,10 @@ fn s3_repo(moto: &Moto, bucket: &str) -> TestRepo {
         secret_access_key: Some("testing".into()),
         secret_access_key_file: None,
         allow_http: true,
+        repository_cipher: None,
+        repository_key_file: None,
     };
-    TestRepo::with_config(tmp, config)
+    (tmp, config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,5 +8,6 @@ mod util;
 
 mod backup_restore;
 mod corruption;
+mod encryption;
 mod s3;
 mod wal_archive;

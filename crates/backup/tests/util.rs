@@ -72,6 +72,27 @@ impl TestRepo {
     }
 }
 
+/// Writes a repository key (64 hex digits, every byte `byte`) to `dir/name`, mode 0600
+/// and owned by the clusters' OS user, which runs `archive_command` and must read it.
+pub fn key_file(dir: &Path, name: &str, byte: u8) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{}\n", hex::encode([byte; 32]))).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    OsUser::for_clusters(None).unwrap().chown(&path).unwrap();
+    path
+}
+
+/// `config` encrypted with `cipher`, under a key written in `dir`.
+pub fn encrypted(
+    mut config: RepositoryConfig,
+    dir: &Path,
+    cipher: lifeboat_backup::encryption::Cipher,
+) -> RepositoryConfig {
+    config.repository_cipher = Some(cipher);
+    config.repository_key_file = Some(key_file(dir, "repository.key", 0x5a));
+    config
+}
+
 /// This crate's `lifeboat-wal` binary, standing in for `lifeboat wal-push`/`wal-fetch`.
 pub fn wal_command_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lifeboat-wal"))

@@ -23,6 +23,8 @@
 //! address = "127.0.0.1"
 //! ports = "15432-15999"
 //! repository = "file"
+//! # repository_cipher = "aes-256-gcm"                    # or "chacha20-poly1305"; off by default
+//! # repository_key_file = "/etc/lifeboat/repository.key" # 64 hex digits: openssl rand -hex 32
 //! ```
 
 use std::net::SocketAddr;
@@ -161,6 +163,13 @@ pub struct RegionConfig {
     /// Endpoint and credentials of an S3 repository.
     #[serde(default)]
     pub s3: Option<S3Options>,
+    /// Encrypts every object of the repository with this cipher (off when absent).
+    #[serde(default)]
+    pub repository_cipher: Option<lifeboat_backup::encryption::Cipher>,
+    /// The key of an encrypted repository: an absolute path to a file of 64 hex digits
+    /// that other users cannot read. Only with `repository_cipher`.
+    #[serde(default)]
+    pub repository_key_file: Option<PathBuf>,
 }
 
 /// How to reach an S3-compatible repository.
@@ -282,6 +291,8 @@ impl Config {
                 ports: default_ports(),
                 repository: default_repository(),
                 s3: None,
+                repository_cipher: None,
+                repository_key_file: None,
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -294,6 +305,14 @@ impl Config {
             }
             lifeboat_domain::names::validate_instance_name(&region.name)
                 .map_err(|e| anyhow::anyhow!("invalid region name: {e}; {}", e.hint))?;
+            // A cipher without its key (or a key that cannot be used) is told now, not
+            // at the first backup: the key is read and checked here.
+            region
+                .repository_config(Path::new("/"))
+                .key()
+                .map_err(|e| {
+                    anyhow::anyhow!("region '{}': {e}; hint: {}", region.name, e.hint())
+                })?;
         }
         // A bin_dir that holds nothing yet is told at start and answered with 503 until
         // it does; one that holds a major Lifeboat does not run is a mistake to fix now.
@@ -345,6 +364,8 @@ impl RegionConfig {
             c.secret_access_key_file = s3.secret_access_key_file.clone();
             c.allow_http = s3.allow_http;
         }
+        c.repository_cipher = self.repository_cipher;
+        c.repository_key_file = self.repository_key_file.clone();
         c
     }
 }
@@ -433,5 +454,103 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field"), "{e}");
+    }
+
+    /// A region's key file, mode 0600, in a temp dir.
+    fn key_file(dir: &Path, text: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("repository.key");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    fn region_with(lines: &str) -> anyhow::Result<Config> {
+        parse(&format!("[[region]]\nname = \"east\"\n{lines}"))
+    }
+
+    #[test]
+    fn an_encrypted_region_reads_its_key_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path(), &format!("{}\n", "5a".repeat(32)), 0o600);
+        let c = region_with(&format!(
+            "repository_cipher = \"aes-256-gcm\"\nrepository_key_file = \"{}\"\n",
+            key.display()
+        ))
+        .unwrap();
+        let repo = c.regions[0].repository_config(Path::new("/d"));
+        assert_eq!(
+            repo.repository_cipher,
+            Some(lifeboat_backup::encryption::Cipher::Aes256Gcm)
+        );
+        assert_eq!(repo.repository_key_file.as_deref(), Some(key.as_path()));
+        let c = region_with(&format!(
+            "repository_cipher = \"chacha20-poly1305\"\nrepository_key_file = \"{}\"\n",
+            key.display()
+        ))
+        .unwrap();
+        assert!(c.regions[0].repository_cipher.is_some());
+        // Off by default.
+        assert!(parse("").unwrap().regions[0].repository_cipher.is_none());
+    }
+
+    #[test]
+    fn every_bad_encryption_setting_is_refused_naming_the_region_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = key_file(dir.path(), &"5a".repeat(32), 0o600);
+        let err = |lines: String| region_with(&lines).unwrap_err().to_string();
+
+        let e = err("repository_cipher = \"aes-256-gcm\"\n".into());
+        assert!(
+            e.contains("region 'east'") && e.contains("needs repository_key_file"),
+            "{e}"
+        );
+        assert!(e.contains("openssl rand -hex 32"), "{e}");
+
+        let e = err(format!("repository_key_file = \"{}\"\n", good.display()));
+        assert!(
+            e.contains("region 'east'") && e.contains("without repository_cipher"),
+            "{e}"
+        );
+
+        let e = err(format!(
+            "repository_cipher = \"aes-128-cbc\"\nrepository_key_file = \"{}\"\n",
+            good.display()
+        ));
+        assert!(
+            e.contains("aes-256-gcm") && e.contains("chacha20-poly1305"),
+            "{e}"
+        );
+
+        let with_key = |path: &Path| {
+            err(format!(
+                "repository_cipher = \"aes-256-gcm\"\nrepository_key_file = \"{}\"\n",
+                path.display()
+            ))
+        };
+        let missing = dir.path().join("missing.key");
+        let e = with_key(&missing);
+        assert!(e.contains("region 'east'"), "{e}");
+        assert!(e.contains(&missing.display().to_string()), "{e}");
+        assert!(
+            e.contains("cannot read it") && e.contains("openssl rand -hex 32"),
+            "{e}"
+        );
+
+        let sub = tempfile::tempdir().unwrap();
+        let short = key_file(sub.path(), &"5a".repeat(16), 0o600);
+        let e = with_key(&short);
+        assert!(
+            e.contains(&short.display().to_string()) && e.contains("32 characters"),
+            "{e}"
+        );
+
+        let sub = tempfile::tempdir().unwrap();
+        let readable = key_file(sub.path(), &"5a".repeat(32), 0o644);
+        let e = with_key(&readable);
+        assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+
+        let e = with_key(Path::new("relative.key"));
+        assert!(e.contains("absolute"), "{e}");
     }
 }

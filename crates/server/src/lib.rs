@@ -146,7 +146,7 @@ pub async fn serve(
         secrets,
     ));
     reconcile::before_serving(&state)?;
-    backups::prepare(&state)?;
+    backups::prepare(&state).await?;
     let found = state.installations(|_| false);
     for why in found.refused() {
         tracing::warn!(reason = %why, "a PostgreSQL installation is not used");

@@ -2,6 +2,7 @@ mod backups;
 mod console;
 mod contract;
 mod diff;
+mod encryption;
 mod errors;
 mod events;
 mod harness;

@@ -47,17 +47,29 @@ pub fn repository_config_file(state: &Shared, region: &RegionConfig) -> PathBuf 
     region.data_root(&state.data_dir).join("repository.toml")
 }
 
+/// The copy of an encrypted region's key that `archive_command` and `restore_command`
+/// read (mode 0600, owned by the clusters' OS user, which may not read the original).
+pub fn repository_key_copy(state: &Shared, region: &RegionConfig) -> PathBuf {
+    region.data_root(&state.data_dir).join("repository.key")
+}
+
 /// Puts in place what PostgreSQL needs to archive into each region's repository: a copy
-/// of this binary it can execute, and the repository config it can read. Called at start.
-pub fn prepare(state: &Shared) -> anyhow::Result<()> {
+/// of this binary it can execute, and the repository config (and key) it can read.
+/// Checks each repository's encryption against the region's key, and writes the
+/// marker of a new encrypted repository. Called at start.
+pub async fn prepare(state: &Shared) -> anyhow::Result<()> {
     let user = state.os_user().ok();
     install_binary(&state.data_dir, user.as_ref())?;
     for region in &state.config.regions {
+        let in_region = |e: lifeboat_backup::BackupError| {
+            let key = region
+                .repository_key_file
+                .as_ref()
+                .map(|k| format!(" (repository_key_file {})", k.display()))
+                .unwrap_or_default();
+            anyhow::anyhow!("region '{}'{key}: {e}; hint: {}", region.name, e.hint())
+        };
         let config = region.repository_config(&state.data_dir);
-        let path = repository_config_file(state, region);
-        config
-            .save(&path)
-            .map_err(|e| anyhow::anyhow!("region '{}': {e}; hint: {}", region.name, e.hint()))?;
         let repo = Repository::open(&config).map_err(|e| {
             anyhow::anyhow!(
                 "region '{}': cannot open the backup repository: {e}; hint: {}",
@@ -65,6 +77,33 @@ pub fn prepare(state: &Shared) -> anyhow::Result<()> {
                 e.hint()
             )
         })?;
+        match repo.mark_encryption().await {
+            Ok(()) => {}
+            // An unreachable repository must not keep the server from starting; a
+            // backup, a restore and verify check the key again before they run.
+            Err(e) if e.is_retryable() => tracing::warn!(
+                region = %region.name,
+                error = %e,
+                "cannot check the backup repository's encryption now; backups, restores and verify check it before they run"
+            ),
+            Err(e) => return Err(in_region(e)),
+        }
+        let mut for_commands = config.clone();
+        let copy = repository_key_copy(state, region);
+        match config.key().map_err(in_region)? {
+            Some((_, key)) => {
+                key.save(&copy).map_err(in_region)?;
+                if let Some(user) = &user {
+                    user.chown(&copy)?;
+                }
+                for_commands.repository_key_file = Some(copy);
+            }
+            None => {
+                let _ = std::fs::remove_file(&copy);
+            }
+        }
+        let path = repository_config_file(state, region);
+        for_commands.save(&path).map_err(in_region)?;
         if let Some(user) = &user {
             user.chown(&path)?;
             if let Some(root) = repo.local_root() {
