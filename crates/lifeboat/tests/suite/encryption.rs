@@ -24,9 +24,10 @@ fn write_key(dir: &Path, name: &str, byte: u8) -> PathBuf {
     path
 }
 
+/// Restores read the repository itself: no prepared copy made before a byte is flipped.
 fn config(ports: (u16, u16), encryption: &str) -> String {
     format!(
-        "[backup]\narchive_timeout = \"1s\"\n[[region]]\nname = \"local\"\nports = \"{}-{}\"\n{encryption}",
+        "[backup]\narchive_timeout = \"1s\"\n[temporary_instance]\nprepared_copies = false\n[[region]]\nname = \"local\"\nports = \"{}-{}\"\n{encryption}",
         ports.0, ports.1
     )
 }
