@@ -223,16 +223,3 @@ async fn checksum(c: &tokio_postgres::Client) -> (i64, String) {
         .unwrap();
     (r.get(0), r.get(1))
 }
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}

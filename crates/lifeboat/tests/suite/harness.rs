@@ -243,16 +243,7 @@ impl TestServer {
     }
 
     pub fn instance_dirs(&self) -> Vec<String> {
-        let dir = self.data_dir.join("regions/local/instances");
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|e| {
-                e.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        names_in(&self.data_dir.join("regions/local/instances"))
     }
 
     pub fn instance_dir(&self, id: &str) -> PathBuf {
@@ -351,6 +342,33 @@ pub fn port_of(v: &Value) -> u16 {
 
 pub fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
+}
+
+/// The names in a directory, sorted; none when it does not exist.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Every file below `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 pub fn write_file(path: &Path, content: &[u8]) {

@@ -316,19 +316,6 @@ async fn checksum(c: &tokio_postgres::Client) -> (i64, i64) {
     .unwrap()
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_creation_interrupted_by_a_crash_is_built_again_at_start() {
     let mut server = TestServer::start_archiving("");
@@ -532,16 +519,7 @@ async fn a_full_disk_fails_the_restore_clearly_and_the_next_try_works() {
 
 /// The prepared copies of a master's newest base backup, by backup id.
 fn prepared_copies(server: &TestServer, master: &str) -> Vec<String> {
-    let dir = server.data_dir.join("regions/local/prepared").join(master);
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    names_in(&server.data_dir.join("regions/local/prepared").join(master))
 }
 
 fn newest_backup(server: &TestServer, master: &str) -> String {
