@@ -4,10 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lifeboat_backup::restore::RestoreOptions;
-use lifeboat_backup::{
-    BackupOptions, expire, list_backups, restorable_window, restore, run_backup, verify,
-};
+use lifeboat_backup::{BackupOptions, expire, list_backups, restorable_window, run_backup, verify};
 use lifeboat_postgres::testing::TestCluster;
 
 use crate::util::{
@@ -90,29 +87,7 @@ async fn restores_to_a_point_in_time_in_a_new_cluster() {
     assert_eq!(window.backups, vec![first.id.clone()]);
 
     // Restore to the noted time in a new cluster: rows 1..=200 exactly.
-    let restored = RestoredCluster::prepare();
-    let options = RestoreOptions {
-        owner: Some(restored.cluster.user.clone()),
-        ..RestoreOptions::default()
-    };
-    restore(
-        &repo.repo,
-        INSTANCE,
-        &first.id,
-        &restored.cluster.data_dir(),
-        &options,
-        &no_progress,
-    )
-    .await
-    .unwrap();
-    restored
-        .recover(&lifeboat_postgres::recovery::RecoverySettings {
-            // Fetching ahead, as temporary instances do; the spool is in the instance dir.
-            restore_command: repo.restore_command(Some(&restored.cluster.dir.join("wal-prefetch"))),
-            target: lifeboat_domain::RestoreTarget::Time(target.fixed_offset()),
-            pause_at_target: false,
-        })
-        .await;
+    let restored = RestoredCluster::restored_to(&repo, &first.id, target, true).await;
     let rc = restored.cluster.connect("postgres").await.unwrap();
     let row = rc
         .query_one("SELECT count(*), min(id), max(id), sum(id) FROM t", &[])

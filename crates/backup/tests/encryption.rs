@@ -164,28 +164,7 @@ async fn round_trip(repo: &TestRepo, config: &RepositoryConfig) {
     let report = verify(&repo.repo, INSTANCE, 4).await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert!(report.objects_checked as usize >= wal_objects);
-    let restored = RestoredCluster::prepare();
-    let options = RestoreOptions {
-        owner: Some(restored.cluster.user.clone()),
-        ..RestoreOptions::default()
-    };
-    restore(
-        &repo.repo,
-        INSTANCE,
-        &backup.id,
-        &restored.cluster.data_dir(),
-        &options,
-        &no_progress,
-    )
-    .await
-    .unwrap();
-    restored
-        .recover(&lifeboat_postgres::recovery::RecoverySettings {
-            restore_command: repo.restore_command(None),
-            target: lifeboat_domain::RestoreTarget::Time(target.fixed_offset()),
-            pause_at_target: false,
-        })
-        .await;
+    let restored = RestoredCluster::restored_to(repo, &backup.id, target, false).await;
     let rc = restored.cluster.connect("postgres").await.unwrap();
     assert_eq!(checksum(&rc).await, expected);
     drop(rc);

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lifeboat_backup::repository::Durability;
-use lifeboat_backup::restore::RestoreOptions;
 use lifeboat_backup::{
     BackupError, BackupOptions, PushOutcome, RepositoryConfig, manifest, restorable_window,
-    restore, run_backup, verify, wal_push,
+    run_backup, verify, wal_push,
 };
 use lifeboat_postgres::testing::{TestCluster, free_port, skip};
 
@@ -199,28 +198,7 @@ async fn s3_repository_archives_backs_up_and_restores() {
         "{window:?}"
     );
 
-    let restored = RestoredCluster::prepare();
-    let options = RestoreOptions {
-        owner: Some(restored.cluster.user.clone()),
-        ..RestoreOptions::default()
-    };
-    restore(
-        &repo.repo,
-        INSTANCE,
-        &backup.id,
-        &restored.cluster.data_dir(),
-        &options,
-        &no_progress,
-    )
-    .await
-    .unwrap();
-    restored
-        .recover(&lifeboat_postgres::recovery::RecoverySettings {
-            restore_command: repo.restore_command(None),
-            target: lifeboat_domain::RestoreTarget::Time(target.fixed_offset()),
-            pause_at_target: false,
-        })
-        .await;
+    let restored = RestoredCluster::restored_to(&repo, &backup.id, target, false).await;
     let rc = restored.cluster.connect("postgres").await.unwrap();
     let n: i64 = rc
         .query_one("SELECT count(*) FROM t", &[])

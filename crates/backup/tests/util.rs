@@ -181,6 +181,41 @@ impl RestoredCluster {
         Self { cluster, _tmp: tmp }
     }
 
+    /// A new cluster restored from `backup_id` of [`INSTANCE`] in `repo` and recovered to
+    /// `target`, promoted; with `prefetch`, its `restore_command` fetches WAL ahead into
+    /// the instance directory, as temporary instances do.
+    pub async fn restored_to(
+        repo: &TestRepo,
+        backup_id: &str,
+        target: chrono::DateTime<chrono::Utc>,
+        prefetch: bool,
+    ) -> Self {
+        let restored = Self::prepare();
+        let options = lifeboat_backup::RestoreOptions {
+            owner: Some(restored.cluster.user.clone()),
+            ..lifeboat_backup::RestoreOptions::default()
+        };
+        lifeboat_backup::restore(
+            &repo.repo,
+            INSTANCE,
+            backup_id,
+            &restored.cluster.data_dir(),
+            &options,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+        let spool = restored.cluster.dir.join("wal-prefetch");
+        restored
+            .recover(&lifeboat_postgres::recovery::RecoverySettings {
+                restore_command: repo.restore_command(prefetch.then_some(spool.as_path())),
+                target: lifeboat_domain::RestoreTarget::Time(target.fixed_offset()),
+                pause_at_target: false,
+            })
+            .await;
+        restored
+    }
+
     /// Writes the recovery settings, starts, and waits until promoted.
     pub async fn recover(&self, recovery: &lifeboat_postgres::recovery::RecoverySettings) {
         let settings = settings_for(&self.cluster, None, recovery.settings());
