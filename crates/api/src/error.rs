@@ -60,6 +60,8 @@ pub enum ErrorCode {
     PrecheckStale,
     /// The archived WAL ends before the recovery target.
     RecoveryShortOfTarget,
+    /// The instance's backups in the repository are written by another server.
+    NotOwner,
 
     // The machine or the instances.
     /// PostgreSQL's server binaries are not installed.
@@ -117,6 +119,7 @@ impl ErrorCode {
             Self::PrecheckRequired => "precheck_required",
             Self::PrecheckStale => "precheck_stale",
             Self::RecoveryShortOfTarget => "recovery_short_of_target",
+            Self::NotOwner => "not_owner",
             Self::PostgresBinariesMissing => "postgres_binaries_missing",
             Self::OsUserMissing => "os_user_missing",
             Self::DataDirUnusable => "data_dir_unusable",

@@ -55,6 +55,15 @@ pub enum BackupError {
     /// Driving the cluster failed.
     #[error(transparent)]
     Postgres(#[from] lifeboat_postgres::PgError),
+    /// The repository entry of an instance is written by another Lifeboat server.
+    #[error(
+        "the backups of {instance} in the repository are written by the Lifeboat server {owner}, not by this one ({this})"
+    )]
+    NotOwner {
+        instance: String,
+        owner: String,
+        this: String,
+    },
     /// A program such as pg_waldump failed.
     #[error("{program} failed: {message}")]
     Command { program: String, message: String },
@@ -128,6 +137,9 @@ impl BackupError {
             Self::NoSuchBackup(_) => "run `lifeboat backup list ID` to see the complete backups".into(),
             Self::Unsupported { .. } => "move tablespaces into the default tablespace before backing up".into(),
             Self::Sql { .. } | Self::Postgres(_) => "check that the instance is running; its postgres.log says more".into(),
+            Self::NotOwner { instance, .. } => format!(
+                "two servers never write one instance's backups: restore from them with `lifeboat instance clone {instance} --at TIME --name NAME`, which makes a new master with backups of its own"
+            ),
             Self::Command { .. } => "check that PostgreSQL's binaries are installed".into(),
             Self::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 "the disk holding the path named above is full: free space on it (or move the region's data_root to a larger disk) and try again".into()

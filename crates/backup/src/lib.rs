@@ -16,6 +16,8 @@
 //!   lifeboat-encryption.json              only in an encrypted repository: its cipher
 //!                                         and key check value, in clear
 //!   <instance id>/                        e.g. pg-3kq9x2/
+//!     instance.json                       what the instance is and which server
+//!                                         writes its backups ([`description`])
 //!     wal/
 //!       000000010000000000000003          archived WAL segment
 //!       00000002.history                  timeline history file
@@ -64,6 +66,7 @@
 //!   `restore_command`.
 //! - [`prefetch`]: fetching WAL ahead of replay during a restore.
 //! - [`archive_status`]: the last archived WAL file and the last failure, for `show`.
+//! - [`description`]: the repository's description of each instance, and whose it is.
 //! - [`datadir`]: what a base backup copies from a data directory.
 //! - [`base_backup`]: base backups through `pg_backup_start`/`pg_backup_stop`.
 //! - [`manifest`]: the manifest that makes a backup exist.
@@ -80,6 +83,7 @@ pub mod archive_status;
 pub mod base_backup;
 pub mod config;
 pub mod datadir;
+pub mod description;
 pub mod encryption;
 mod error;
 pub mod events;
@@ -98,6 +102,7 @@ pub mod window;
 
 pub use base_backup::{BackupOptions, CHUNK_SIZE, Progress, ProgressFn, run_backup};
 pub use config::RepositoryConfig;
+pub use description::InstanceDescription;
 pub use error::BackupError;
 pub use lsn::Lsn;
 pub use manifest::{BackupSummary, Manifest, list_backups};

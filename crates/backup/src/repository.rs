@@ -295,6 +295,29 @@ impl Repository {
             .collect())
     }
 
+    /// The names of the "directories" right under `prefix` ("" for the root): the
+    /// first path segment of every key below it.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, BackupError> {
+        let trimmed = prefix.trim_end_matches('/');
+        let path = match (trimmed.is_empty(), self.prefix.is_empty()) {
+            (true, true) => None,
+            (true, false) => Some(StorePath::from(self.prefix.as_str())),
+            (false, _) => Some(self.path(trimmed)),
+        };
+        let listed = match self.store.list_with_delimiter(path.as_ref()).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(BackupError::store(self.description(), e)),
+        };
+        let mut dirs: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    }
+
     /// The key of some object of the repository other than `except`, or `None` when
     /// it holds no other: whether a repository is in use, without listing it all.
     pub async fn any_object(&self, except: &str) -> Result<Option<String>, BackupError> {

@@ -118,6 +118,7 @@ impl App {
                 privileged_account: "admin".into(),
                 pending_verifier: None,
                 restore_target: None,
+                restored_from: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })
             .unwrap()

@@ -33,6 +33,9 @@ pub struct InstanceRecord {
     pub restore_target: Option<RestoreTarget>,
     /// How far the creation of a temporary instance got.
     pub progress: Option<TemporaryProgress>,
+    /// The master whose backups a clone or a kept temporary instance was restored
+    /// from (it may be known only from the backup repository).
+    pub restored_from: Option<InstanceId>,
 }
 
 /// What a new instance starts with.
@@ -49,6 +52,8 @@ pub struct NewInstance {
     pub privileged_account: String,
     pub pending_verifier: Option<String>,
     pub restore_target: Option<RestoreTarget>,
+    /// See [`InstanceRecord::restored_from`].
+    pub restored_from: Option<InstanceId>,
     pub whitelist: Vec<WhitelistEntry>,
 }
 
@@ -68,7 +73,7 @@ pub struct WhitelistRecord {
 
 const COLUMNS: &str = "id, name, kind, status, region, port, engine_version, network_type, \
      master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier, \
-     restore_target, progress";
+     restore_target, progress, restored_from";
 
 fn now() -> String {
     Utc::now().to_rfc3339()
@@ -102,6 +107,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
     let (status_detail, privileged_account, pending_verifier) =
         (row.get(11)?, row.get(12)?, row.get(13)?);
     let (restore_target, progress): (Option<String>, Option<String>) = (row.get(14)?, row.get(15)?);
+    let restored_from: Option<String> = row.get(16)?;
     Ok((|| {
         Ok(InstanceRecord {
             id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
@@ -127,6 +133,9 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
             progress: progress
                 .map(|p| serde_json::from_str(&p).map_err(|_| corrupt("progress", &p)))
                 .transpose()?,
+            restored_from: restored_from
+                .map(|m| InstanceId::parse(&m).map_err(|_| corrupt("restored-from id", &m)))
+                .transpose()?,
         })
     })())
 }
@@ -137,7 +146,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL)"),
+            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15)"),
             params![
                 new.id.as_str(),
                 new.name,
@@ -153,6 +162,7 @@ impl Store {
                 new.privileged_account,
                 new.pending_verifier,
                 new.restore_target.as_ref().map(json),
+                new.restored_from.as_ref().map(|m| m.as_str()),
             ],
         );
         if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
@@ -205,6 +215,33 @@ impl Store {
 
     /// Moves an instance to `status`, when its current status allows it (see
     /// [`InstanceStatus`]'s transitions); the check and the write are one step.
+    /// Makes the temporary instance `id` a master named `name`: it no longer expires
+    /// and no longer counts as its master's temporary instance; it remembers the master
+    /// it was restored from.
+    pub fn keep_temporary(&self, id: &InstanceId, name: &str) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE instances SET kind = ?2, name = ?3, restored_from = master_id, master_id = NULL, expires_at = NULL \
+             WHERE id = ?1 AND kind = ?4",
+            params![
+                id.as_str(),
+                InstanceKind::Master.as_str(),
+                name,
+                InstanceKind::Temporary.as_str()
+            ],
+        );
+        match changed {
+            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.contains("instances.name") =>
+            {
+                Err(StoreError::DuplicateName(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+            Ok(0) => Err(StoreError::NotFound(format!("temporary instance {id}"))),
+            Ok(_) => Ok(()),
+        }
+    }
+
     pub fn set_status(
         &self,
         id: &InstanceId,
@@ -472,6 +509,7 @@ mod tests {
             privileged_account: "admin".into(),
             pending_verifier: Some("SCRAM-SHA-256$x".into()),
             restore_target: None,
+            restored_from: None,
             whitelist: vec![WhitelistEntry::localhost()],
         }
     }

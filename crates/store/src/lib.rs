@@ -63,6 +63,26 @@ impl Store {
         })
     }
 
+    /// This server's id: the one recorded, else `fresh` recorded now. It names the
+    /// server in the backup repository entries it owns.
+    pub fn server_id(&self, fresh: impl FnOnce() -> String) -> Result<String, StoreError> {
+        let conn = self.conn();
+        let found: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT id FROM server_identity LIMIT 1",
+            [],
+            |r| r.get(0),
+        ))?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let id = fresh();
+        conn.execute(
+            "INSERT INTO server_identity (id, created_at) VALUES (?1, ?2)",
+            rusqlite::params![id, chrono::Utc::now().to_rfc3339()],
+        )?;
+        Ok(id)
+    }
+
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (each statement is
         // atomic), so a poisoned lock is safe to reuse.

@@ -122,6 +122,16 @@ CREATE TABLE database_names (
     PRIMARY KEY (instance_id, db_oid, datname)
 );
 "#,
+    r#"
+-- The master whose backups a clone or a kept temporary instance was restored from. Not
+-- a reference: the master may be known only from the backup repository.
+ALTER TABLE instances ADD COLUMN restored_from TEXT;
+-- This server's id, written into the repository entries it owns.
+CREATE TABLE server_identity (
+    id         TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -57,6 +57,7 @@ async fn an_interrupted_create_is_finished() {
             privileged_account: "owner".into(),
             pending_verifier: Some(scram_verifier(PASSWORD)),
             restore_target: None,
+            restored_from: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })
         .unwrap();
@@ -194,6 +195,7 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
         privileged_account: "admin".into(),
         pending_verifier: None,
         restore_target: None,
+        restored_from: None,
         whitelist: vec![],
     })
     .unwrap();
@@ -243,6 +245,7 @@ async fn a_master_whose_temporary_instance_was_released_can_be_deleted() {
         privileged_account: "admin".into(),
         pending_verifier: None,
         restore_target: None,
+        restored_from: None,
         whitelist: vec![],
     })
     .unwrap();

@@ -137,6 +137,9 @@ impl From<BackupError> for Error {
         if e.is_not_found() {
             return Self::not_found(e.to_string(), hint);
         }
+        if matches!(e, BackupError::NotOwner { .. }) {
+            return Self::new(ErrorCode::NotOwner, e.to_string(), hint);
+        }
         Self::new(ErrorCode::BackupFailed, e.to_string(), hint)
     }
 }

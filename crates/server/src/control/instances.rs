@@ -57,6 +57,7 @@ pub async fn create_master(state: Shared, req: CreateMaster) -> Result<InstanceR
             privileged_account: req.account.clone(),
             pending_verifier: Some(verifier.clone()),
             restore_target: None,
+            restored_from: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })?
     };
@@ -487,6 +488,7 @@ mod tests {
                 privileged_account: "admin".into(),
                 pending_verifier: Some(scram_verifier("correct horse battery")),
                 restore_target: None,
+                restored_from: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })
             .unwrap();

@@ -34,7 +34,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PortRangeExhausted
         | PrecheckRequired
         | PrecheckStale
-        | RecoveryShortOfTarget => StatusCode::CONFLICT,
+        | RecoveryShortOfTarget
+        | NotOwner => StatusCode::CONFLICT,
         PostgresBinariesMissing | OsUserMissing | DataDirUnusable | InstanceUnreachable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

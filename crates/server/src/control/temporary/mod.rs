@@ -128,6 +128,7 @@ pub async fn create(
             privileged_account: master.privileged_account.clone(),
             pending_verifier: None,
             restore_target: Some(target.clone()),
+            restored_from: None,
             whitelist: whitelist.clone(),
         })?
     };
