@@ -99,3 +99,50 @@ pub struct ArchivingView {
     /// True when the last attempt failed and nothing was archived since.
     pub failing: bool,
 }
+
+/// One master whose backups a region's repository holds, as the repository itself
+/// describes it: one this server manages, one it deleted, or one it does not know
+/// (written by another server, e.g. one whose host is gone).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RepositoryEntryView {
+    /// The master's instance id (its entry's name in the repository).
+    pub id: String,
+    pub region: String,
+    /// Its name, engine version and privileged account, from the repository's
+    /// description (absent for an entry written before descriptions existed).
+    pub name: Option<String>,
+    pub engine_version: Option<String>,
+    pub privileged_account: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// The master it was restored from, for a clone or a kept temporary instance.
+    pub restored_from: Option<String>,
+    /// The id of the Lifeboat server that writes its backups.
+    pub owner: Option<String>,
+    /// `managed` (an instance of this server), `deleted` (this server deleted it;
+    /// its backups remain), `other_server` (another server writes it) or
+    /// `undescribed` (no description, and not an instance of this server).
+    pub relation: String,
+    /// The settings it ran with that are not PostgreSQL's defaults.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// Complete base backups in the repository.
+    pub backups: usize,
+    pub window: WindowView,
+}
+
+/// What `lifeboat repository list` prints.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RepositoryList {
+    /// This server's id, as repository entries name their owner.
+    pub server_id: String,
+    pub regions: Vec<String>,
+    pub entries: Vec<RepositoryEntryView>,
+}
+
+/// The query of `GET /repository`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryQuery {
+    /// Only this region's repository.
+    pub region: Option<String>,
+}

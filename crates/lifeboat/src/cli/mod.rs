@@ -11,6 +11,7 @@ mod diff;
 mod instance;
 mod migration;
 mod output;
+mod repository;
 mod temp;
 mod zone;
 
@@ -96,6 +97,10 @@ enum Command {
     /// Base backups and the restorable window of a master.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// What the regions' backup repositories hold, including masters this server does
+    /// not know.
+    #[command(subcommand)]
+    Repository(repository::RepositoryCommand),
     /// Data migration tasks: copy chosen objects between instances.
     #[command(subcommand)]
     Migration(migration::MigrationCommand),
@@ -198,6 +203,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Command::Account(c) => access::run_account(&client, args.output, c).await?,
                 Command::Whitelist(c) => access::run_whitelist(&client, args.output, c).await?,
                 Command::Backup(c) => return backup::run(&client, args.output, c).await,
+                Command::Repository(c) => {
+                    return repository::run(&client, args.output, c).await;
+                }
                 Command::Temp(c) => return temp::run(&client, args.output, c).await,
                 Command::Diff(a) => return diff::run(&client, args.output, a).await,
                 Command::Migration(c) => return migration::run(&client, args.output, c).await,

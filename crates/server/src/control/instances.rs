@@ -112,6 +112,9 @@ async fn build_master(state: &Shared, id: &InstanceId) -> Result<()> {
     .await?;
 
     super::backups::prepare_instance(state, &rec)?;
+    // Claimed before the cluster first archives into it: an entry another server
+    // writes is never written by this one.
+    super::backups::entries::describe(state, &rec).await?;
     let mut cluster = cluster;
     for attempt in 1..=PORT_ATTEMPTS {
         write_config(state, &rec, &cluster, &region)?;
@@ -143,6 +146,8 @@ async fn build_master(state: &Shared, id: &InstanceId) -> Result<()> {
     state.store.set_engine_version(id, &cluster.bins.version)?;
     // Backed up before anyone uses it: the restorable window starts with the instance.
     let rec = state.store.instance(id)?;
+    // Now with its settings and exact version.
+    super::backups::entries::describe(state, &rec).await?;
     super::backups::take_first_backup(state, &rec).await?;
     // Its names from the first minute, for the events found in its WAL.
     if let Err(e) = super::events::names::snapshot(state, &rec).await {
@@ -229,6 +234,7 @@ pub async fn finish_delete(state: Shared, id: InstanceId) -> Result<()> {
     .await?;
     if rec.kind == InstanceKind::Master {
         super::temporary::prepared::remove_all(&state, &rec.region, &id);
+        super::backups::entries::describe_deleted(&state, &rec).await;
     }
     state.store.delete_instance(&id)?;
     tracing::info!(instance = %id, "instance deleted");

@@ -16,6 +16,8 @@
 //! - a directory under a region's `instances/` with no live record: its cluster is
 //!   stopped and the directory removed (an instance deleted while the server was down,
 //!   or a create that crashed before its record was written).
+//! - every master is described in its repository entry (entries written by an
+//!   earlier version get their description).
 //! - migration tasks that were migrating resume; a pre-check cut short starts over.
 
 use lifeboat_domain::{InstanceId, InstanceKind, InstanceStatus};
@@ -84,6 +86,7 @@ async fn reconcile_instances(state: &Shared) {
         }
     }
     sweep_orphans(state).await;
+    super::backups::entries::describe_all(state).await;
     let s = state.clone();
     let _ = tokio::task::spawn_blocking(move || super::temporary::prepared::refresh_all(&s)).await;
 }

@@ -12,10 +12,13 @@
 //! - this module: the repository, archive settings, taking a backup, retention.
 //! - [`schedule`]: when a master is due a backup, and the scheduler.
 //! - [`inventory`]: the backups, the restorable window, verification.
+//! - [`entries`]: each master's description in the repository, whose entry it is,
+//!   and the masters a repository holds that this server does not manage.
 //! - [`archiving`]: how archiving goes, for `instance show`.
 //! - [`present`]: a window that reaches the present, by a WAL switch on the master.
 
 pub mod archiving;
+pub mod entries;
 pub mod inventory;
 pub mod present;
 pub mod schedule;
@@ -278,6 +281,7 @@ async fn run_backup(
     rec: &InstanceRecord,
     run_id: i64,
 ) -> Result<(String, i64, i64)> {
+    entries::require_owned(state, rec).await?;
     let repo = repository_of(state, rec)?;
     let cluster = cluster_of(state, rec)?;
     let store_state = state.clone();
@@ -325,6 +329,7 @@ async fn run_backup(
 
 /// Expires backups older than the retention, keeping the WAL every kept backup needs.
 pub async fn apply_retention(state: &Shared, rec: &InstanceRecord) -> Result<()> {
+    entries::require_owned(state, rec).await?;
     let repo = repository_of(state, rec)?;
     let keep = chrono::Duration::from_std(state.config.backup.retention)
         .map_err(|_| Error::internal("backup retention is out of range"))?;

@@ -5,11 +5,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lifeboat_api::ErrorBody;
-use lifeboat_api::backups::{BackupList, BackupRunView, VerifyView, WindowView};
+use lifeboat_api::backups::{
+    BackupList, BackupRunView, RepositoryList, RepositoryQuery, VerifyView, WindowView,
+};
 use lifeboat_api::events::{EventList, EventsQuery};
 use lifeboat_domain::BackupTrigger;
 
 use crate::control::backups;
+use crate::control::backups::entries::backup_source;
 use crate::control::backups::inventory::{self, run_view};
 use crate::control::registry::instance;
 use crate::control::{Error, Shared};
@@ -35,7 +38,7 @@ pub async fn list_backups(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<BackupList>, Error> {
-    let rec = instance(&state, &id)?;
+    let rec = backup_source(&state, &id).await?;
     Ok(Json(inventory::list(&state, &rec).await?))
 }
 
@@ -45,7 +48,7 @@ pub async fn window(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<WindowView>, Error> {
-    let rec = instance(&state, &id)?;
+    let rec = backup_source(&state, &id).await?;
     Ok(Json(inventory::window(&state, &rec).await?))
 }
 
@@ -60,7 +63,7 @@ pub async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<EventList>, Error> {
     let Query(q) = query?;
-    let rec = instance(&state, &id)?;
+    let rec = backup_source(&state, &id).await?;
     Ok(Json(crate::control::events::list(&state, &rec, &q).await?))
 }
 
@@ -70,6 +73,21 @@ pub async fn verify(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<VerifyView>, Error> {
-    let rec = instance(&state, &id)?;
+    let rec = backup_source(&state, &id).await?;
     Ok(Json(inventory::verify(&state, &rec).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/repository", params(RepositoryQuery),
+    responses(
+        (status = 200, body = RepositoryList, description = "The masters whose backups the regions' repositories hold, with their windows"),
+        (status = 400, body = ErrorBody, description = "An unknown region"),
+    ))]
+pub async fn repository(
+    State(state): State<Shared>,
+    query: Result<Query<RepositoryQuery>, QueryRejection>,
+) -> Result<Json<RepositoryList>, Error> {
+    let Query(q) = query?;
+    Ok(Json(
+        backups::entries::list(&state, q.region.as_deref()).await?,
+    ))
 }

@@ -37,6 +37,7 @@ use crate::control::Shared;
         backups::window,
         backups::verify,
         backups::events,
+        backups::repository,
         temporary::create_temporary,
         temporary::show_temporary,
         diff::diff,
@@ -100,6 +101,7 @@ pub fn router(state: &Shared) -> Router<Shared> {
         .route("/instances/{id}/backups/verify", post(backups::verify))
         .route("/instances/{id}/window", get(backups::window))
         .route("/instances/{id}/events", get(backups::events))
+        .route("/repository", get(backups::repository))
         .route("/diff", post(diff::diff))
         .route(
             "/migrations",
