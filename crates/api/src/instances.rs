@@ -68,6 +68,10 @@ pub struct InstanceView {
     pub created_at: DateTime<Utc>,
     /// The master of a temporary instance.
     pub master_id: Option<String>,
+    /// The master whose backups a clone or a kept temporary instance was restored
+    /// from.
+    #[serde(default)]
+    pub restored_from: Option<String>,
     /// When a temporary instance is released.
     pub expires_at: Option<DateTime<Utc>>,
     /// Seconds left before release, for temporary instances.

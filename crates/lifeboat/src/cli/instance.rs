@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Local, Utc};
 use clap::Subcommand;
 use lifeboat_api::instances::{CreateInstanceRequest, InstanceView};
+use lifeboat_api::temporary::CloneInstance;
+use lifeboat_domain::InstanceStatus;
 use serde_json::json;
 
 use super::Output;
@@ -42,6 +44,41 @@ pub enum InstanceCommand {
     Stop { id: String },
     /// Start a stopped instance.
     Start { id: String },
+    /// Create a permanent master from a master's backups at one point: the accounts
+    /// and passwords it had then, backed up from its first second. The source is an
+    /// instance of this server or a master listed by `lifeboat repository list` (one
+    /// this server deleted, or one written by a server whose host is gone).
+    Clone {
+        /// The master whose backups are restored.
+        source_id: String,
+        /// The new master's name.
+        #[arg(long)]
+        name: String,
+        /// RFC 3339, 'YYYY-MM-DD HH:MM:SS[.ffffff]' read in --tz, or 'now'.
+        #[arg(long, conflicts_with_all = ["lsn", "restore_point", "before", "before_xid"])]
+        at: Option<String>,
+        /// Time zone of --at when it has no offset (IANA name); default the server's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Restore to a WAL position instead, e.g. 0/3000028.
+        #[arg(long, conflicts_with_all = ["restore_point", "before", "before_xid"])]
+        lsn: Option<String>,
+        /// Restore to a restore point made with pg_create_restore_point.
+        #[arg(long, conflicts_with_all = ["before", "before_xid"])]
+        restore_point: Option<String>,
+        /// Restore to just before an event (ev-..., from `lifeboat backup events`).
+        #[arg(long, conflicts_with = "before_xid")]
+        before: Option<String>,
+        /// Restore to just before the transaction with this id committed.
+        #[arg(long)]
+        before_xid: Option<u32>,
+        /// The PostgreSQL major: a clone runs its backups' major, so only that one.
+        #[arg(long)]
+        engine_version: Option<u32>,
+        /// Wait until the new master is running, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::Result<()> {
@@ -115,6 +152,57 @@ pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::
                 println!("Instance {} is {}.", v.id, v.status)
             })
         }
+        InstanceCommand::Clone {
+            source_id,
+            name,
+            at,
+            tz,
+            lsn,
+            restore_point,
+            before,
+            before_xid,
+            engine_version,
+            wait,
+        } => {
+            if at.is_none()
+                && lsn.is_none()
+                && restore_point.is_none()
+                && before.is_none()
+                && before_xid.is_none()
+            {
+                anyhow::bail!(
+                    "no recovery target; hint: give --at TIME, --lsn LSN, --restore-point NAME, --before EVENT or --before-xid XID"
+                );
+            }
+            let body = CloneInstance {
+                name,
+                at,
+                tz,
+                lsn,
+                restore_point,
+                before,
+                before_xid,
+                engine_version,
+            };
+            let created: InstanceView = client
+                .post(&format!("/instances/{}/clone", enc(&source_id)), &body)
+                .await?;
+            if out == Output::Table {
+                println!(
+                    "Creating master {} ({}) from the backups of {source_id}, restored to {}.",
+                    created.id,
+                    created.name,
+                    super::temp::target_text(&created)
+                );
+            }
+            if !wait {
+                return output::print(out, &created, |v| {
+                    println!("Follow it with `lifeboat instance show {}`.", v.id)
+                });
+            }
+            let done = wait_created(client, &created.id, out).await?;
+            output::print(out, &done, show)
+        }
         InstanceCommand::Start { id } => {
             let view: InstanceView = client
                 .action(&format!("/instances/{}/start", enc(&id)))
@@ -123,6 +211,32 @@ pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::
                 println!("Instance {} is {}.", v.id, v.status)
             })
         }
+    }
+}
+
+/// Polls a new instance until it is no longer being created; an error when it failed.
+async fn wait_created(client: &Client, id: &str, out: Output) -> anyhow::Result<InstanceView> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if out != Output::Table {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let v: InstanceView = client.get(&format!("/instances/{}", enc(id))).await?;
+        if let Some(p) = &v.progress {
+            spinner.set_message(super::temp::phase_text(p));
+            spinner.tick();
+        }
+        if v.status != InstanceStatus::Creating {
+            spinner.finish_and_clear();
+            if v.status == InstanceStatus::Failed {
+                anyhow::bail!(
+                    "instance {id} failed: {}",
+                    v.status_detail.clone().unwrap_or_default()
+                );
+            }
+            return Ok(v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     }
 }
 
@@ -205,6 +319,9 @@ pub fn show(v: &InstanceView) {
     }
     if let Some(m) = &v.master_id {
         rows.push(("master", m.clone()));
+    }
+    if let Some(m) = &v.restored_from {
+        rows.push(("restored from", m.clone()));
     }
     if let Some(at) = v.expires_at {
         let left = v.time_left_seconds.map(duration).unwrap_or_default();

@@ -51,8 +51,12 @@ pub async fn run(client: &Client, out: Output, cmd: RepositoryCommand) -> anyhow
                                 e.engine_version.clone().unwrap_or_else(|| "-".into()),
                                 relation_text(&e.relation, e.owner.as_deref()),
                                 e.backups.to_string(),
-                                e.window.earliest.map_or_else(|| "-".into(), |t| zone.format(t)),
-                                e.window.latest.map_or_else(|| "-".into(), |t| zone.format(t)),
+                                e.window
+                                    .earliest
+                                    .map_or_else(|| "-".into(), |t| zone.format(t)),
+                                e.window
+                                    .latest
+                                    .map_or_else(|| "-".into(), |t| zone.format(t)),
                             ]
                         })
                         .collect(),

@@ -47,6 +47,14 @@ pub enum TempCommand {
     Show { master_id: String },
     /// Release a temporary instance now.
     Delete { temp_id: String },
+    /// Keep a temporary instance as a master: it no longer expires, and is backed up
+    /// from now on. Its master may then have another temporary instance.
+    Keep {
+        temp_id: String,
+        /// The name it keeps as a master.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Result<ExitCode> {
@@ -119,6 +127,21 @@ pub async fn run(client: &Client, out: Output, cmd: TempCommand) -> anyhow::Resu
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        TempCommand::Keep { temp_id, name } => {
+            let v: InstanceView = client
+                .post(
+                    &format!("/instances/{}/keep", enc(&temp_id)),
+                    &lifeboat_api::temporary::KeepTemporary { name },
+                )
+                .await?;
+            output::print(out, &v, |v| {
+                println!(
+                    "{} is now the master {}, backed up from now on; it is no longer released automatically.",
+                    v.id, v.name
+                );
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         TempCommand::Delete { temp_id } => {
             let _: serde_json::Value = client
                 .delete(&format!("/instances/{}", enc(&temp_id)))
@@ -145,7 +168,7 @@ fn unlogged_note(v: &InstanceView) {
     }
 }
 
-fn target_text(v: &InstanceView) -> String {
+pub fn target_text(v: &InstanceView) -> String {
     match &v.restore_target {
         Some(RestoreTarget::Time(t)) => t.to_rfc3339(),
         Some(RestoreTarget::Lsn(l)) => format!("LSN {l}"),
@@ -164,7 +187,7 @@ fn target_text(v: &InstanceView) -> String {
     }
 }
 
-fn phase_text(p: &TemporaryProgress) -> String {
+pub fn phase_text(p: &TemporaryProgress) -> String {
     match p.phase {
         TemporaryPhase::RestoringFiles => format!(
             "restoring files of backup {}: {} of {}",

@@ -19,6 +19,7 @@
 //! - [`backups`]: archiving settings, base backups, the schedule, retention, the
 //!   repository's views, archiving health.
 //! - [`temporary`]: temporary instances: the target, the build, recovery, release.
+//! - [`clones`]: permanent masters made from backups: clones, kept temporary instances.
 //! - [`migrations`]: migration tasks: the stored task, access, pre-check, the runner.
 //! - [`events`]: the transactions that destroyed data, found in the archived WAL.
 //! - [`diff`]: comparing tables of two instances; [`catalog`]: what an instance holds.
@@ -27,6 +28,7 @@
 
 pub mod backups;
 pub mod catalog;
+pub mod clones;
 pub mod diff;
 pub mod error;
 pub mod events;

@@ -64,7 +64,10 @@ async fn reconcile_instances(state: &Shared) {
     for rec in &records {
         let id = rec.id.clone();
         let outcome = match rec.status {
-            InstanceStatus::Creating if rec.kind == InstanceKind::Temporary => {
+            // A temporary instance or a clone: restored from backups.
+            InstanceStatus::Creating
+                if rec.kind == InstanceKind::Temporary || rec.restore_target.is_some() =>
+            {
                 tracing::info!(instance = %id, "restarting an interrupted temporary instance");
                 tokio::spawn(super::temporary::build(state.clone(), id.clone(), None));
                 Ok(())

@@ -84,6 +84,7 @@ fn build(
             .then(|| rec.progress.clone().unwrap_or_default()),
         created_at: rec.created_at,
         master_id: rec.master_id.as_ref().map(|m| m.to_string()),
+        restored_from: rec.restored_from.as_ref().map(|m| m.to_string()),
         expires_at: rec.expires_at,
         time_left_seconds,
         psql: format!("psql \"{connection_string}\""),

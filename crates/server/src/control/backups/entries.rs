@@ -173,7 +173,8 @@ fn stand_in(id: &InstanceId, region: &str, desc: Option<&InstanceDescription>) -
         status_detail: Some(format!(
             "known only from the backup repository of region '{region}'"
         )),
-        privileged_account: desc.map_or_else(|| "postgres".into(), |d| d.privileged_account.clone()),
+        privileged_account: desc
+            .map_or_else(|| "postgres".into(), |d| d.privileged_account.clone()),
         pending_verifier: None,
         restore_target: None,
         progress: None,

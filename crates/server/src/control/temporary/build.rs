@@ -19,6 +19,7 @@ use super::target::{backup_for, beyond_window, check_in_window, recovery_target}
 use super::wal_feed::WalFeed;
 use super::{prepared, save_progress};
 use crate::config::RegionConfig;
+use crate::control::backups::entries::backup_source;
 use crate::control::backups::inventory::restorable_window;
 use crate::control::backups::present::{ARCHIVE_WAIT, can_reach_present, reach_present};
 use crate::control::backups::{lifeboat_binary, repository, repository_config_file};
@@ -34,7 +35,13 @@ pub fn prefetch_dir(cluster: &Cluster) -> PathBuf {
     cluster.dir.join("wal-prefetch")
 }
 
-/// Builds a temporary instance in status `creating` from scratch; on failure undoes
+/// The master whose backups `rec` is restored from: a temporary instance's master, or
+/// the source of a clone.
+pub fn source_of(rec: &InstanceRecord) -> Option<InstanceId> {
+    rec.master_id.clone().or_else(|| rec.restored_from.clone())
+}
+
+/// Builds a temporary instance (or a clone) in status `creating` from scratch; on failure undoes
 /// everything and records why. `window` is the restorable window the request was
 /// checked against, when it is known to hold the target (a resumed build reads it
 /// again).
@@ -50,8 +57,10 @@ pub async fn build(state: Shared, id: InstanceId, window: Option<RestorableWindo
     let outcome = restore_and_recover(&state, &rec, window).await;
     // The next temporary instance finds a prepared copy again (made once this one no
     // longer needs the disk).
-    if let Some(master) = &rec.master_id {
-        prepared::refresh(&state, master);
+    if let Some(master) = source_of(&rec)
+        && state.store.find_instance(&master).ok().flatten().is_some()
+    {
+        prepared::refresh(&state, &master);
     }
     if let Err(e) = outcome {
         tracing::error!(temporary = %id, error = %e.message, "temporary instance failed");
@@ -77,10 +86,8 @@ async fn restore_and_recover(
     rec: &InstanceRecord,
     known: Option<RestorableWindow>,
 ) -> Result<()> {
-    let master_id = rec
-        .master_id
-        .clone()
-        .ok_or_else(|| Error::internal("temporary instance without a master"))?;
+    let master_id =
+        source_of(rec).ok_or_else(|| Error::internal("restored instance without a master"))?;
     let target = rec
         .restore_target
         .clone()
@@ -157,6 +164,10 @@ async fn restore_and_recover(
     let _ = std::fs::remove_dir_all(prefetch_dir(&cluster));
 
     take_accounts(state, rec, &cluster).await?;
+    // A clone now becomes the master it was asked to be, backed up from here on.
+    if rec.kind == lifeboat_domain::InstanceKind::Master {
+        crate::control::clones::become_master(state, rec, &cluster, &region).await?;
+    }
     // Said in `temp show` and the console: their rows are not in any restore.
     match crate::control::catalog::unlogged_tables(state, rec).await {
         Ok(tables) => progress.unlogged_tables = tables,
@@ -182,7 +193,7 @@ async fn reach_target(
     master_id: &InstanceId,
     target: &RestoreTarget,
 ) -> Result<RestorableWindow> {
-    let master = state.store.instance(master_id)?;
+    let master = backup_source(state, master_id.as_str()).await?;
     let no_window = || {
         Error::new(
             ErrorCode::NoBackup,

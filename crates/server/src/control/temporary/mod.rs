@@ -61,39 +61,7 @@ pub async fn create(
             "give the id of the master it was restored from",
         ));
     }
-    let requested = target::parse_target(&req, *chrono::Local::now().offset(), Utc::now())?;
-    // Restored with the master's own major.
-    state.pg_of(&master)?;
-    let Some(window) = restorable_window(state, &master).await? else {
-        return Err(Error::new(
-            ErrorCode::NoBackup,
-            format!(
-                "instance {} has no complete base backup with its WAL yet",
-                master.id
-            ),
-            format!(
-                "wait for its first backup, or take one: lifeboat backup run {} --wait",
-                master.id
-            ),
-        ));
-    };
-    let target = match requested {
-        Requested::Target(t) => t,
-        Requested::BeforeEvent(_) | Requested::BeforeXid(_) => RestoreTarget::BeforeTransaction(
-            transaction_of(state, &master, window.clone(), &requested).await?,
-        ),
-    };
-    // A target beyond the archived WAL of a running master: the build has the master
-    // switch WAL and waits for it (phase `waiting_for_wal`), then checks again.
-    let checked = if target::beyond_window(&window, &target)
-        && window.gap.is_none()
-        && can_reach_present(&master)
-    {
-        None
-    } else {
-        target::check_in_window(&master.id, &window, None, &target)?;
-        Some(window)
-    };
+    let (target, checked) = resolve_target(state, &master, &req).await?;
     let region = region_of(state, &master.region)?.clone();
 
     let rec = {
@@ -143,6 +111,51 @@ pub async fn create(
     tracing::info!(temporary = %rec.id, master = %master_id, target = ?target, "creating temporary instance");
     tokio::spawn(build(state.clone(), rec.id.clone(), checked));
     Ok(state.store.instance(&rec.id)?)
+}
+
+/// The recovery target a request names on `master`'s backups, checked against its
+/// restorable window, and that window when it is known to hold the target (`None`:
+/// the target lies beyond the archived WAL of a running master, and the build has it
+/// switch WAL first).
+pub(crate) async fn resolve_target(
+    state: &Shared,
+    master: &InstanceRecord,
+    req: &CreateTemporary,
+) -> Result<(RestoreTarget, Option<RestorableWindow>)> {
+    let requested = target::parse_target(&req, *chrono::Local::now().offset(), Utc::now())?;
+    // Restored with the master's own major.
+    state.pg_of(&master)?;
+    let Some(window) = restorable_window(state, &master).await? else {
+        return Err(Error::new(
+            ErrorCode::NoBackup,
+            format!(
+                "instance {} has no complete base backup with its WAL yet",
+                master.id
+            ),
+            format!(
+                "wait for its first backup, or take one: lifeboat backup run {} --wait",
+                master.id
+            ),
+        ));
+    };
+    let target = match requested {
+        Requested::Target(t) => t,
+        Requested::BeforeEvent(_) | Requested::BeforeXid(_) => RestoreTarget::BeforeTransaction(
+            transaction_of(state, &master, window.clone(), &requested).await?,
+        ),
+    };
+    // A target beyond the archived WAL of a running master: the build has the master
+    // switch WAL and waits for it (phase `waiting_for_wal`), then checks again.
+    let checked = if target::beyond_window(&window, &target)
+        && window.gap.is_none()
+        && can_reach_present(&master)
+    {
+        None
+    } else {
+        target::check_in_window(&master.id, &window, None, &target)?;
+        Some(window)
+    };
+    Ok((target, checked))
 }
 
 /// The commit a `--before` request names. Not found in the archived WAL of a running

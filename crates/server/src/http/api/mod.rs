@@ -3,6 +3,7 @@
 
 mod access;
 mod backups;
+mod clones;
 mod diff;
 mod instances;
 mod migrations;
@@ -40,6 +41,8 @@ use crate::control::Shared;
         backups::repository,
         temporary::create_temporary,
         temporary::show_temporary,
+        clones::clone_instance,
+        clones::keep_temporary,
         diff::diff,
         migrations::create,
         migrations::list,
@@ -83,6 +86,8 @@ pub fn router(state: &Shared) -> Router<Shared> {
             get(instances::show_instance).delete(instances::delete_instance),
         )
         .route("/instances/{id}/stop", post(instances::stop_instance))
+        .route("/instances/{id}/clone", post(clones::clone_instance))
+        .route("/instances/{id}/keep", post(clones::keep_temporary))
         .route("/instances/{id}/start", post(instances::start_instance))
         .route(
             "/instances/{id}/accounts",
