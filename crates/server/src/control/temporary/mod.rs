@@ -122,10 +122,10 @@ pub(crate) async fn resolve_target(
     master: &InstanceRecord,
     req: &CreateTemporary,
 ) -> Result<(RestoreTarget, Option<RestorableWindow>)> {
-    let requested = target::parse_target(&req, *chrono::Local::now().offset(), Utc::now())?;
+    let requested = target::parse_target(req, *chrono::Local::now().offset(), Utc::now())?;
     // Restored with the master's own major.
-    state.pg_of(&master)?;
-    let Some(window) = restorable_window(state, &master).await? else {
+    state.pg_of(master)?;
+    let Some(window) = restorable_window(state, master).await? else {
         return Err(Error::new(
             ErrorCode::NoBackup,
             format!(
@@ -141,14 +141,14 @@ pub(crate) async fn resolve_target(
     let target = match requested {
         Requested::Target(t) => t,
         Requested::BeforeEvent(_) | Requested::BeforeXid(_) => RestoreTarget::BeforeTransaction(
-            transaction_of(state, &master, window.clone(), &requested).await?,
+            transaction_of(state, master, window.clone(), &requested).await?,
         ),
     };
     // A target beyond the archived WAL of a running master: the build has the master
     // switch WAL and waits for it (phase `waiting_for_wal`), then checks again.
     let checked = if target::beyond_window(&window, &target)
         && window.gap.is_none()
-        && can_reach_present(&master)
+        && can_reach_present(master)
     {
         None
     } else {
