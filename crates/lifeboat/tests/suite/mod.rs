@@ -1,4 +1,5 @@
 mod backups;
+mod clones;
 mod console;
 mod contract;
 mod diff;
