@@ -109,3 +109,128 @@ async fn recovery_through_an_s3_repository() {
     let verify = server.json(&["backup", "verify", &id]);
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+/// The Lifeboat host is lost with its master: a new server with an empty data
+/// directory and the same S3 region finds the master in the repository and clones it
+/// at a time before the loss, with exactly the rows of that time.
+#[tokio::test]
+async fn a_new_server_restores_from_the_repository_when_the_host_is_lost() {
+    let Some(moto) = Moto::start() else { return };
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let created = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            &format!("{endpoint}/lifeboat-loss"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&created.stdout), "200");
+    let config = || {
+        let (a, b) = port_range(6);
+        format!(
+            "[backup]\narchive_timeout = \"1s\"\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n\
+             repository = \"s3://lifeboat-loss/prod\"\n[region.s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+             access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nallow_http = true\n"
+        )
+    };
+    let mut lost = TestServer::with_config(&config());
+    let (id, _, admin) = lost.backed_up_master("shop").await;
+    create_orders(&admin, 2500).await;
+    admin
+        .batch_execute("CREATE ROLE reader LOGIN PASSWORD 'reader-secret-1'")
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    admin
+        .batch_execute("DELETE FROM orders WHERE id > 100")
+        .await
+        .unwrap();
+    switch_wal(&admin).await;
+    lost.wait_window_reaches(&id, t).await;
+    let lost_server_id = lost.json(&["repository", "list"])["server_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The host is gone: the server, its master, its whole data directory.
+    drop(admin);
+    lost.kill();
+    stop_clusters_under(&lost.data_dir);
+    std::fs::remove_dir_all(&lost.data_dir).unwrap();
+    drop(lost);
+
+    let fresh = TestServer::with_config(&config());
+    assert!(
+        fresh
+            .json(&["instance", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let listed = fresh.json(&["repository", "list", "--region", "local"]);
+    let entry = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not listed: {listed}"));
+    assert_eq!(entry["relation"], "other_server", "{entry}");
+    assert_eq!(entry["owner"], lost_server_id.as_str(), "{entry}");
+    assert_eq!(entry["name"], "shop", "{entry}");
+    assert_eq!(entry["window"]["available"], true, "{entry}");
+    let window = fresh.json(&["backup", "window", &id]);
+    let latest = chrono::DateTime::parse_from_rfc3339(window["latest"].as_str().unwrap()).unwrap();
+    assert!(latest >= t, "the window reaches the target: {window}");
+    let verify = fresh.json(&["backup", "verify", &id]);
+    assert_eq!(verify["ok"], true, "{verify}");
+
+    let clone = fresh.json(&[
+        "instance",
+        "clone",
+        &id,
+        "--at",
+        &t.to_rfc3339(),
+        "--name",
+        "shop-back",
+        "--wait",
+    ]);
+    assert_eq!(clone["status"], "running", "{clone}");
+    assert_eq!(clone["restored_from"], id.as_str());
+    // The accounts and passwords of that time, and exactly its rows.
+    let back = connect(port_of(&clone), "admin", PASSWORD).await.unwrap();
+    assert_eq!(count_rows(&back, "orders").await, 2500);
+    let sum: i64 = back
+        .query_one("SELECT sum(id)::bigint FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, 2500 * 2501 / 2);
+    connect(port_of(&clone), "reader", "reader-secret-1")
+        .await
+        .expect("an account of that time logs in with its password");
+    // The clone's own window starts, in the same bucket, owned by the new server.
+    let clone_id = id_of(&clone);
+    back.batch_execute("CREATE TABLE after_loss AS SELECT 1 AS x")
+        .await
+        .unwrap();
+    let t2 = now_and_switch(&back).await;
+    fresh.wait_window_reaches(&clone_id, t2).await;
+    let listed = fresh.json(&["repository", "list"]);
+    let mine = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == clone_id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{clone_id} not listed: {listed}"));
+    assert_eq!(mine["relation"], "managed", "{mine}");
+    assert_eq!(mine["owner"], listed["server_id"], "{mine}");
+    assert_eq!(mine["restored_from"], id.as_str(), "{mine}");
+}
