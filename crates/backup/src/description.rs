@@ -212,4 +212,25 @@ mod tests {
             vec!["pg-aaaaaa".to_string(), "pg-cccccc".to_string()]
         );
     }
+
+    #[tokio::test]
+    async fn verify_names_a_damaged_description() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::local(dir.path()).unwrap();
+        claim(&repo, &described("pg-eeeeee", "srv-one"))
+            .await
+            .unwrap();
+        let clean = crate::verify(&repo, "pg-eeeeee", 2).await.unwrap();
+        assert!(clean.is_ok(), "{clean:?}");
+        assert_eq!(clean.objects_checked, 1);
+        let path = dir.path().join(description_key("pg-eeeeee"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        let report = crate::verify(&repo, "pg-eeeeee", 2).await.unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].object, "pg-eeeeee/instance.json");
+        assert!(InstanceDescription::load(&repo, "pg-eeeeee").await.is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! Verify: re-reads every stored object of an instance and checks it.
 //!
-//! - every manifest decodes;
+//! - every manifest decodes, and the instance's description;
 //! - every content object a backup references exists, decodes (is authenticated, in
 //!   an encrypted repository), and holds the content its name (digest) says; a problem names each backup file that uses the object;
 //! - every WAL object decodes and its checksum matches;
@@ -81,6 +81,19 @@ pub async fn verify(
         });
     }
     report.backups = backups.len();
+    // The description a new server restores from when this host is gone.
+    match crate::description::InstanceDescription::load(repo, instance).await {
+        Ok(Some(_)) => report.objects_checked += 1,
+        Ok(None) => {}
+        Err(e @ (BackupError::Corrupt { .. } | BackupError::KeyMismatch { .. })) => {
+            report.problems.push(VerifyProblem {
+                object: crate::description::description_key(instance),
+                files: vec![],
+                detail: e.to_string(),
+            })
+        }
+        Err(e) => return Err(e),
+    }
 
     // Each content object once, with every file that uses it.
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
