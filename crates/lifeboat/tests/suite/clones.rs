@@ -296,3 +296,83 @@ async fn a_server_never_writes_into_an_entry_another_server_owns() {
     let after = second.json(&["backup", "list", &clone_id]);
     assert_eq!(after["backups"].as_array().unwrap().len(), backups_before);
 }
+
+/// A crash during a clone's first base backup leaves its record `creating` and WAL of
+/// its new timeline in its entry; the build starts again and must begin with an
+/// empty entry, or its archiving meets segments of the same names with other content.
+#[tokio::test]
+async fn a_clone_interrupted_after_it_archived_is_built_again_from_an_empty_entry() {
+    use lifeboat_domain::{InstanceId, InstanceKind, RestoreTarget, WhitelistEntry};
+
+    let mut server = TestServer::start_archiving("");
+    let (id, _, admin) = server.backed_up_master("shop").await;
+    create_orders(&admin, 300).await;
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+    let first = server.json(&[
+        "instance",
+        "clone",
+        &id,
+        "--at",
+        &t.to_rfc3339(),
+        "--name",
+        "first",
+        "--wait",
+    ]);
+    let first_id = id_of(&first);
+    server.kill();
+
+    let repo = server.data_dir.join("regions/local/repository");
+    let again = InstanceId::generate();
+    let (port, _) = port_range(1);
+    let store = lifeboat_store::Store::open(&server.data_dir.join("lifeboat.db")).unwrap();
+    store
+        .insert_instance(&lifeboat_store::NewInstance {
+            id: again.clone(),
+            name: "again".into(),
+            kind: InstanceKind::Master,
+            region: "local".into(),
+            port,
+            engine_version: first["engine_version"].as_str().unwrap().to_string(),
+            master_id: None,
+            expires_at: None,
+            privileged_account: "admin".into(),
+            pending_verifier: None,
+            restore_target: Some(RestoreTarget::Time(t.fixed_offset())),
+            restored_from: Some(InstanceId::parse(&id).unwrap()),
+            whitelist: vec![WhitelistEntry::localhost()],
+        })
+        .unwrap();
+    drop(store);
+    // What the interrupted attempt archived: the first clone's timeline, same names.
+    let from = repo.join(&first_id).join("wal");
+    let to = repo.join(again.as_str()).join("wal");
+    std::fs::create_dir_all(&to).unwrap();
+    let mut copied = 0;
+    for e in std::fs::read_dir(&from).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("00000002") {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+            copied += 1;
+        }
+    }
+    assert!(
+        copied >= 2,
+        "the first clone archived its timeline: {copied} files"
+    );
+
+    server.spawn();
+    let built = server
+        .wait_for("the interrupted clone to be built again", || {
+            let v = server.json(&["instance", "show", again.as_str()]);
+            assert_ne!(v["status"], "failed", "{v}");
+            (v["status"] == "running").then_some(v)
+        })
+        .await;
+    let back = connect(port_of(&built), "admin", PASSWORD).await.unwrap();
+    assert_eq!(count_rows(&back, "orders").await, 300);
+    let t2 = now_and_switch(&back).await;
+    server.wait_window_reaches(again.as_str(), t2).await;
+    let verify = server.json(&["backup", "verify", again.as_str()]);
+    assert_eq!(verify["ok"], true, "{verify}");
+}

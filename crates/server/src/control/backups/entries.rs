@@ -111,6 +111,22 @@ pub async fn describe_deleted(state: &Shared, rec: &InstanceRecord) {
     }
 }
 
+/// Removes everything this server's entry for `rec` holds: a clone whose build starts
+/// again (after a crash) or failed must not leave WAL of a timeline it will write
+/// again with other content. Refused when another server owns the entry.
+pub async fn discard(state: &Shared, rec: &InstanceRecord) -> Result<()> {
+    require_owned(state, rec).await?;
+    let repo = repository_of(state, rec)?;
+    let objects = repo.list(rec.id.as_str()).await?;
+    if !objects.is_empty() {
+        tracing::info!(instance = %rec.id, objects = objects.len(), "removing what an unfinished build left in the repository");
+    }
+    for o in objects {
+        repo.delete(&o.key).await?;
+    }
+    Ok(())
+}
+
 /// Fails unless this server owns the master's repository entry.
 pub async fn require_owned(state: &Shared, rec: &InstanceRecord) -> Result<()> {
     let repo = repository_of(state, rec)?;

@@ -67,6 +67,11 @@ pub async fn build(state: Shared, id: InstanceId, window: Option<RestorableWindo
         if let Ok(cluster) = cluster_of(&state, &rec) {
             let _ = blocking(move || cluster.discard()).await;
         }
+        if rec.kind == lifeboat_domain::InstanceKind::Master
+            && let Err(e) = crate::control::backups::entries::discard(&state, &rec).await
+        {
+            tracing::warn!(instance = %id, error = %e.message, "cannot empty the failed clone's repository entry");
+        }
         let mut progress = state
             .store
             .instance(&id)
@@ -102,6 +107,10 @@ async fn restore_and_recover(
         c.create_dir()
     })
     .await?;
+    // A clone built again starts with an empty entry of its own.
+    if rec.kind == lifeboat_domain::InstanceKind::Master {
+        crate::control::backups::entries::discard(state, rec).await?;
+    }
 
     let window = match known {
         Some(w) if !beyond_window(&w, &target) => w,
