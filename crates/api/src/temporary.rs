@@ -62,6 +62,7 @@ pub struct CloneInstance {
     /// The PostgreSQL major; a clone runs the major of the backups it is restored
     /// from, so only that one is accepted.
     #[serde(default, deserialize_with = "crate::whole::optional")]
+    #[schema(minimum = 15, maximum = 18)]
     pub engine_version: Option<u32>,
 }
 

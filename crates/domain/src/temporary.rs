@@ -15,6 +15,8 @@ text_enum! {
         RestoringFiles => "restoring_files",
         ReplayingWal => "replaying_wal",
         Promoting => "promoting",
+        /// A clone asked for with a newer engine version: pg_upgrade runs.
+        Upgrading => "upgrading",
         Ready => "ready",
         Failed => "failed",
     }
@@ -26,7 +28,8 @@ state_machine!(TemporaryPhase, "a temporary instance's creation", {
     WaitingForWal => [RestoringFiles, WaitingForWal, Failed],
     RestoringFiles => [ReplayingWal, WaitingForWal, RestoringFiles, Failed],
     ReplayingWal => [Promoting, WaitingForWal, RestoringFiles, Failed],
-    Promoting => [Ready, WaitingForWal, RestoringFiles, Failed],
+    Promoting => [Ready, Upgrading, WaitingForWal, RestoringFiles, Failed],
+    Upgrading => [Ready, WaitingForWal, RestoringFiles, Failed],
     Ready => [],
     Failed => [],
 });

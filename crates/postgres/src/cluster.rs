@@ -70,7 +70,14 @@ impl Cluster {
     /// bootstrap superuser.
     pub fn init(&self) -> Result<(), PgError> {
         self.create_dir()?;
-        let mut initdb = self.user.command(&self.bins.path("initdb"), &self.dir);
+        self.initdb(&self.bins, &self.data_dir())
+    }
+
+    /// Runs `bins`' initdb into `data_dir` with the options every Lifeboat cluster
+    /// has (the ones `pg_upgrade` needs to match too), and has its `postgresql.conf`
+    /// include `lifeboat.conf`.
+    pub(crate) fn initdb(&self, bins: &PgBinaries, data_dir: &Path) -> Result<(), PgError> {
+        let mut initdb = self.user.command(&bins.path("initdb"), &self.dir);
         // initdb must not outlive a crashed server: a restarted server builds the
         // instance again from scratch and would race an orphaned initdb in the same
         // directory. (Runs after the uid change, which would clear it otherwise.)
@@ -83,7 +90,7 @@ impl Cluster {
         }
         let out = initdb
             .arg("--pgdata")
-            .arg(self.data_dir())
+            .arg(data_dir)
             .args([
                 "--username",
                 MANAGEMENT_ROLE,
@@ -97,7 +104,7 @@ impl Cluster {
             .output()
             .map_err(PgError::io("cannot run initdb"))?;
         check("initdb", out)?;
-        let conf = self.data_dir().join("postgresql.conf");
+        let conf = data_dir.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf)
             .map_err(PgError::io(format!("cannot read {}", conf.display())))?;
         text.push_str("\ninclude 'lifeboat.conf'\n");
@@ -355,7 +362,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), PgError> {
     ))
 }
 
-fn check(program: &str, out: Output) -> Result<(), PgError> {
+pub(crate) fn check(program: &str, out: Output) -> Result<(), PgError> {
     if out.status.success() {
         Ok(())
     } else {

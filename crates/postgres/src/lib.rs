@@ -39,6 +39,7 @@ pub mod recovery;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upgrade;
 
 pub use binaries::{Installations, PgBinaries, SUPPORTED_MAJORS};
 pub use cluster::{Cluster, ClusterStatus, StopMode};

@@ -119,6 +119,7 @@ impl App {
                 pending_verifier: None,
                 restore_target: None,
                 restored_from: None,
+                upgrade_to: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })
             .unwrap()

@@ -36,6 +36,8 @@ pub struct InstanceRecord {
     /// The master whose backups a clone or a kept temporary instance was restored
     /// from (it may be known only from the backup repository).
     pub restored_from: Option<InstanceId>,
+    /// The major a clone is upgraded to once restored.
+    pub upgrade_to: Option<u32>,
 }
 
 /// What a new instance starts with.
@@ -54,6 +56,8 @@ pub struct NewInstance {
     pub restore_target: Option<RestoreTarget>,
     /// See [`InstanceRecord::restored_from`].
     pub restored_from: Option<InstanceId>,
+    /// See [`InstanceRecord::upgrade_to`].
+    pub upgrade_to: Option<u32>,
     pub whitelist: Vec<WhitelistEntry>,
 }
 
@@ -73,7 +77,7 @@ pub struct WhitelistRecord {
 
 const COLUMNS: &str = "id, name, kind, status, region, port, engine_version, network_type, \
      master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier, \
-     restore_target, progress, restored_from";
+     restore_target, progress, restored_from, upgrade_to";
 
 fn now() -> String {
     Utc::now().to_rfc3339()
@@ -108,6 +112,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
         (row.get(11)?, row.get(12)?, row.get(13)?);
     let (restore_target, progress): (Option<String>, Option<String>) = (row.get(14)?, row.get(15)?);
     let restored_from: Option<String> = row.get(16)?;
+    let upgrade_to: Option<u32> = row.get(17)?;
     Ok((|| {
         Ok(InstanceRecord {
             id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
@@ -136,6 +141,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
             restored_from: restored_from
                 .map(|m| InstanceId::parse(&m).map_err(|_| corrupt("restored-from id", &m)))
                 .transpose()?,
+            upgrade_to,
         })
     })())
 }
@@ -146,7 +152,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15)"),
+            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15, ?16)"),
             params![
                 new.id.as_str(),
                 new.name,
@@ -163,6 +169,7 @@ impl Store {
                 new.pending_verifier,
                 new.restore_target.as_ref().map(json),
                 new.restored_from.as_ref().map(|m| m.as_str()),
+                new.upgrade_to,
             ],
         );
         if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
@@ -510,6 +517,7 @@ mod tests {
             pending_verifier: Some("SCRAM-SHA-256$x".into()),
             restore_target: None,
             restored_from: None,
+            upgrade_to: None,
             whitelist: vec![WhitelistEntry::localhost()],
         }
     }

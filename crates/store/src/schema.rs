@@ -126,6 +126,9 @@ CREATE TABLE database_names (
 -- The master whose backups a clone or a kept temporary instance was restored from. Not
 -- a reference: the master may be known only from the backup repository.
 ALTER TABLE instances ADD COLUMN restored_from TEXT;
+-- The major a clone is upgraded to (pg_upgrade) once restored, when newer than its
+-- source's.
+ALTER TABLE instances ADD COLUMN upgrade_to INTEGER;
 -- This server's id, written into the repository entries it owns.
 CREATE TABLE server_identity (
     id         TEXT NOT NULL,

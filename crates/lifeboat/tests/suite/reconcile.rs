@@ -58,6 +58,7 @@ async fn an_interrupted_create_is_finished() {
             pending_verifier: Some(scram_verifier(PASSWORD)),
             restore_target: None,
             restored_from: None,
+            upgrade_to: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })
         .unwrap();
@@ -196,6 +197,7 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
         pending_verifier: None,
         restore_target: None,
         restored_from: None,
+        upgrade_to: None,
         whitelist: vec![],
     })
     .unwrap();
@@ -246,6 +248,7 @@ async fn a_master_whose_temporary_instance_was_released_can_be_deleted() {
         pending_verifier: None,
         restore_target: None,
         restored_from: None,
+        upgrade_to: None,
         whitelist: vec![],
     })
     .unwrap();

@@ -40,20 +40,30 @@ pub async fn clone(state: &Shared, source_id: &str, req: CloneInstance) -> Resul
             ),
         ));
     }
-    let major = major_of(&source.engine_version);
-    if let (Some(asked), Some(major)) = (req.engine_version, major)
-        && asked != major
-    {
-        return Err(Error::invalid(
-            format!(
-                "engine version {asked} asked for, but the backups of {} are of PostgreSQL {major}",
-                source.id
-            ),
-            format!(
-                "a clone runs the major its backups were taken with: leave out --engine-version or give {major}"
-            ),
-        ));
-    }
+    let major = major_of(&source.engine_version).ok_or_else(|| {
+        Error::internal(format!(
+            "{} has an unknown engine version '{}'",
+            source.id, source.engine_version
+        ))
+    })?;
+    // A newer major is reached by pg_upgrade once the copy is restored; its binaries
+    // must be there before anything starts.
+    let upgrade_to = match req.engine_version {
+        Some(asked) if asked < major => {
+            return Err(Error::invalid(
+                format!(
+                    "engine version {asked} asked for, but the backups of {} are of PostgreSQL {major}, and a cluster cannot move to an older major",
+                    source.id
+                ),
+                format!("leave out --engine-version, or give {major} or a newer one"),
+            ));
+        }
+        Some(asked) if asked > major => {
+            state.pg(Some(asked))?;
+            Some(asked)
+        }
+        _ => None,
+    };
     let target: CreateTemporary = req.target();
     let (target, checked) = super::temporary::resolve_target(state, &source, &target).await?;
     let region = region_of(state, &source.region)?.clone();
@@ -81,6 +91,7 @@ pub async fn clone(state: &Shared, source_id: &str, req: CloneInstance) -> Resul
             pending_verifier: None,
             restore_target: Some(target.clone()),
             restored_from: Some(source.id.clone()),
+            upgrade_to,
             whitelist: whitelist.clone(),
         })?
     };
@@ -170,12 +181,19 @@ pub async fn become_master(
 ) -> Result<()> {
     let c = cluster.clone();
     blocking(move || c.stop(StopMode::Fast)).await?;
-    // The history file of the timeline the promotion began was written while
-    // archiving was off: archive it with the first segments.
-    mark_history_for_archiving(&cluster.data_dir(), &cluster.user)?;
+    let (rec, cluster) = match rec.upgrade_to {
+        Some(major) if cluster.bins.major < major => upgrade(state, rec, cluster, major).await?,
+        _ => {
+            // The history file of the timeline the promotion began was written while
+            // archiving was off: archive it with the first segments.
+            mark_history_for_archiving(&cluster.data_dir(), &cluster.user)?;
+            (rec.clone(), cluster.clone())
+        }
+    };
+    let rec = &rec;
     super::backups::prepare_instance(state, rec)?;
     entries::describe(state, rec).await?;
-    super::instances::write_config(state, rec, cluster, region)?;
+    super::instances::write_config(state, rec, &cluster, region)?;
     let (c, address) = (cluster.clone(), region.address.clone());
     blocking(move || c.start(&address)).await?;
     super::backups::take_first_backup(state, rec).await?;
@@ -185,6 +203,35 @@ pub async fn become_master(
     }
     tracing::info!(instance = %rec.id, "restored copy is now a master, backed up");
     Ok(())
+}
+
+/// Moves the stopped copy to `major` with pg_upgrade and records its new engine
+/// version; returns the record and cluster as they are now.
+async fn upgrade(
+    state: &Shared,
+    rec: &InstanceRecord,
+    cluster: &Cluster,
+    major: u32,
+) -> Result<(InstanceRecord, Cluster)> {
+    let mut progress = rec.progress.clone().unwrap_or_default();
+    if let Ok(Some(now)) = state
+        .store
+        .find_instance(&rec.id)
+        .map(|r| r.and_then(|r| r.progress))
+    {
+        progress = now;
+    }
+    progress.phase = TemporaryPhase::Upgrading;
+    let _ = state.store.set_progress(&rec.id, &progress);
+    let env = state.pg(Some(major))?;
+    let (c, bins) = (cluster.clone(), env.bins.clone());
+    let started = std::time::Instant::now();
+    blocking(move || lifeboat_postgres::upgrade::upgrade(&c, &bins)).await?;
+    tracing::info!(instance = %rec.id, from = cluster.bins.major, to = major, seconds = started.elapsed().as_secs_f64(), "upgraded with pg_upgrade");
+    state.store.set_engine_version(&rec.id, &env.bins.version)?;
+    let rec = state.store.instance(&rec.id)?;
+    let cluster = cluster_of(state, &rec)?;
+    Ok((rec, cluster))
 }
 
 /// Marks every timeline history file in `pg_wal` that was never archived as ready,

@@ -58,6 +58,7 @@ pub async fn create_master(state: Shared, req: CreateMaster) -> Result<InstanceR
             pending_verifier: Some(verifier.clone()),
             restore_target: None,
             restored_from: None,
+            upgrade_to: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })?
     };
@@ -495,6 +496,7 @@ mod tests {
                 pending_verifier: Some(scram_verifier("correct horse battery")),
                 restore_target: None,
                 restored_from: None,
+                upgrade_to: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })
             .unwrap();

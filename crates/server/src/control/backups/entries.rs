@@ -197,6 +197,7 @@ fn stand_in(id: &InstanceId, region: &str, desc: Option<&InstanceDescription>) -
         restored_from: desc
             .and_then(|d| d.restored_from.as_deref())
             .and_then(|r| InstanceId::parse(r).ok()),
+        upgrade_to: None,
     }
 }
 

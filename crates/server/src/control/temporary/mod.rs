@@ -97,6 +97,7 @@ pub async fn create(
             pending_verifier: None,
             restore_target: Some(target.clone()),
             restored_from: None,
+            upgrade_to: None,
             whitelist: whitelist.clone(),
         })?
     };
