@@ -37,6 +37,9 @@ pub fn upgrade(cluster: &Cluster, new: &PgBinaries) -> Result<(), PgError> {
         }
     }
     cluster.initdb(new, &target)?;
+    // pg_upgrade gives each server what it needs on its command line; the settings
+    // Lifeboat writes are written again for the upgraded cluster once it is done.
+    cluster.write_owned(&target.join("lifeboat.conf"), "")?;
     std::fs::create_dir_all(&work)
         .map_err(PgError::io(format!("cannot create {}", work.display())))?;
     cluster.user.chown(&work)?;

@@ -377,3 +377,118 @@ async fn a_clone_interrupted_after_it_archived_is_built_again_from_an_empty_entr
     let verify = server.json(&["backup", "verify", again.as_str()]);
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+/// A clone asked for with a newer engine version: restored with its backups' major,
+/// then moved with pg_upgrade, with the rows and accounts of the target, and backed
+/// up (its window starts) on the new major. An older major is refused.
+#[tokio::test]
+async fn a_clone_is_upgraded_to_a_newer_major() {
+    let installed = lifeboat_postgres::Installations::discover(&[]).majors();
+    let (old, new) = (15, 18);
+    if !installed.contains(&old) || !installed.contains(&new) {
+        skip(&format!(
+            "PostgreSQL {old} and {new} must be installed (scripts/install-deps installs 16 to 18 under /opt/lifeboat/postgresql)"
+        ));
+        return;
+    }
+    let server = TestServer::start_archiving("");
+    let master = server.create_master_on("legacy", Some(old));
+    let id = id_of(&master);
+    server.wait_first_backup(&id).await;
+    let admin = connect(port_of(&master), "admin", PASSWORD).await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, total numeric(12,2), note text);
+             INSERT INTO orders SELECT g, g * 1.25, 'n' || g FROM generate_series(1, 400) g;
+             CREATE INDEX ON orders (note);
+             CREATE ROLE clerk LOGIN PASSWORD 'clerk-secret-1';",
+        )
+        .await
+        .unwrap();
+    let t = now_and_switch(&admin).await;
+    admin.batch_execute("DROP TABLE orders").await.unwrap();
+    switch_wal(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+
+    let err = server.fails(&[
+        "instance",
+        "clone",
+        &id,
+        "--at",
+        &t.to_rfc3339(),
+        "--name",
+        "legacy-up",
+        "--engine-version",
+        "14",
+    ]);
+    assert!(err.contains("engine version 14"), "{err}");
+
+    let clone = server.json(&[
+        "instance",
+        "clone",
+        &id,
+        "--at",
+        &t.to_rfc3339(),
+        "--name",
+        "legacy-up",
+        "--engine-version",
+        &new.to_string(),
+        "--wait",
+    ]);
+    assert!(
+        clone["engine_version"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{new}.")),
+        "{clone}"
+    );
+    let up = connect(port_of(&clone), "admin", PASSWORD).await.unwrap();
+    let version: i32 = up
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version / 10000, new as i32);
+    let row = up
+        .query_one(
+            "SELECT count(*), sum(total)::text, count(DISTINCT note) FROM orders",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 400);
+    assert_eq!(row.get::<_, String>(1), "100250.00");
+    assert_eq!(row.get::<_, i64>(2), 400);
+    // The index came across and is used.
+    up.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let plan: Vec<String> = up
+        .query("EXPLAIN SELECT * FROM orders WHERE note = 'n7'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("orders_note_idx")),
+        "{plan:?}"
+    );
+    connect(port_of(&clone), "clerk", "clerk-secret-1")
+        .await
+        .expect("an account of that time logs in after the upgrade");
+    assert_backed_up_clone(&server, &clone, &id).await;
+    let list = server.json(&["repository", "list"]);
+    let entry = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == clone["id"])
+        .cloned()
+        .unwrap();
+    assert!(
+        entry["engine_version"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{new}.")),
+        "{entry}"
+    );
+}
