@@ -190,6 +190,31 @@ async fn a_new_server_restores_from_the_repository_when_the_host_is_lost() {
     assert!(latest >= t, "the window reaches the target: {window}");
     let verify = fresh.json(&["backup", "verify", &id]);
     assert_eq!(verify["ok"], true, "{verify}");
+    // The mistake is found in its WAL by the new server too, and a clone can stop
+    // just before it.
+    let events = fresh.json(&["backup", "events", &id, "--min-rows", "1000"]);
+    let delete = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "delete")
+        .cloned()
+        .unwrap_or_else(|| panic!("the DELETE is listed: {events}"));
+    assert_eq!(delete["rows"], 2400, "{delete}");
+    let before = fresh.json(&[
+        "instance",
+        "clone",
+        &id,
+        "--before",
+        delete["id"].as_str().unwrap(),
+        "--name",
+        "shop-before",
+        "--wait",
+    ]);
+    let just_before = connect(port_of(&before), "admin", PASSWORD).await.unwrap();
+    assert_eq!(count_rows(&just_before, "orders").await, 2500);
+    drop(just_before);
+    fresh.json(&["instance", "delete", &id_of(&before)]);
 
     let clone = fresh.json(&[
         "instance",
