@@ -1295,3 +1295,173 @@ async fn console_shows_what_a_repair_will_change_before_it_starts() {
     assert!(!preview.contains("--"), "{preview}");
     b.screenshot("repair-preview").await;
 }
+
+/// The `location` header of a console answer.
+fn location_of(answer: &str) -> String {
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("no location: {answer}"))
+        .trim()
+        .to_string()
+}
+
+/// A time as the console shows it: the server's zone, to the second, with its offset.
+fn console_time(rfc3339: &serde_json::Value) -> String {
+    let t =
+        chrono::DateTime::parse_from_rfc3339(rfc3339.as_str().expect("a time")).expect("RFC 3339");
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+#[tokio::test]
+async fn console_lists_a_deleted_master_from_the_repository_and_clones_it_at_a_time() {
+    let server = TestServer::start_archiving("");
+    let (id, _, admin) = server.backed_up_master("shop").await;
+    create_orders(&admin, 30).await;
+    // The field has whole seconds: leave a second on each side of the chosen point.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let t = now_and_switch(&admin).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    admin
+        .batch_execute("INSERT INTO orders SELECT generate_series(31, 50)")
+        .await
+        .unwrap();
+    let after = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, after).await;
+    drop(admin);
+    // Deleting the master leaves its backups in the repository.
+    server.json(&["instance", "delete", &id]);
+    let repo = server.json(&["repository", "list"]);
+    let entry = repo["entries"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("{id} in the repository: {repo}"))
+        .clone();
+    assert_eq!(entry["relation"], "deleted", "{entry}");
+
+    // The repository page lists it, in words, with its window to the second.
+    let jar = server.tmp.path().join("cookies");
+    console_session(&server, &jar);
+    let (status, page) = curl(&server, &jar, &["URL/console/repository"]);
+    assert_eq!(status, 200, "{page}");
+    let row = page
+        .split(&format!("data-entry=\"{id}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("a row for {id}: {page}"));
+    for shown in [
+        "shop",
+        "local",
+        "deleted on this server",
+        &format!("PostgreSQL {}", entry["engine_version"].as_str().unwrap()),
+        &console_time(&entry["window"]["earliest"]),
+        &console_time(&entry["window"]["latest"]),
+        &format!("<td>{}</td>", entry["backups"]),
+    ] {
+        assert!(row.contains(shown), "{shown} in {row}");
+    }
+
+    // A time outside the window: the error beside the typed values, after a redirect
+    // to the form's page; nothing is created.
+    let entry_page = format!("URL/console/repository/{id}");
+    let (status, page) = curl(&server, &jar, &[&entry_page]);
+    assert_eq!(status, 200, "{page}");
+    let csrf = csrf_of(&page);
+    let post = |name: &str, at: &str| {
+        curl(
+            &server,
+            &jar,
+            &[
+                "-e",
+                &entry_page,
+                "--data-urlencode",
+                &format!("csrf={csrf}"),
+                "--data-urlencode",
+                &format!("name={name}"),
+                "--data-urlencode",
+                &format!("at={at}"),
+                "--data-urlencode",
+                "tz=",
+                &format!("URL/console/repository/{id}/clone"),
+            ],
+        )
+    };
+    let before = server.json(&["instance", "list"]);
+    let (status, answer) = post("shop-old", "2020-01-01 00:00:00");
+    assert_eq!(status, 303, "{answer}");
+    let shown = location_of(&answer);
+    assert!(
+        shown.starts_with(&format!("/console/repository/{id}?flash=")),
+        "{shown}"
+    );
+    let (status, page) = curl(&server, &jar, &[&format!("URL{shown}")]);
+    assert_eq!(status, 400, "{page}");
+    let error = page
+        .split("role=\"alert\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("an error: {page}"));
+    assert!(
+        error.contains("2020-01-01 00:00:00") && error.contains("is outside the restorable window"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "pick a time between {} and {}",
+            console_time(&entry["window"]["earliest"]),
+            console_time(&entry["window"]["latest"])
+        )),
+        "{error}"
+    );
+    assert!(page.contains(r#"value="shop-old""#), "{page}");
+    assert!(page.contains(r#"value="2020-01-01 00:00:00""#), "{page}");
+    // A name the server refuses is said as plainly.
+    let (_, answer) = post("9-shop", &t.format("%Y-%m-%d %H:%M:%S").to_string());
+    let (status, page) = curl(&server, &jar, &[&format!("URL{}", location_of(&answer))]);
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("invalid instance name"), "{page}");
+    assert_eq!(server.json(&["instance", "list"]), before);
+
+    // A time inside the window: the new master's page, which follows its build.
+    let at = t
+        .trunc_subsecs(0)
+        .with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let (status, answer) = post("shop-back", &at);
+    assert_eq!(status, 303, "{answer}");
+    let location = location_of(&answer);
+    let clone_id = location
+        .strip_prefix("/console/instances/")
+        .unwrap_or_else(|| panic!("the new master's page: {location}"))
+        .to_string();
+    assert_ne!(clone_id, id);
+    let (status, page) = curl(&server, &jar, &[&format!("URL{location}")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("shop-back"), "{page}");
+    assert!(
+        page.contains(&format!("href=\"/console/repository/{id}\"")),
+        "restored from the repository's {id}: {page}"
+    );
+    let shown = server
+        .wait_for("the clone to run", || {
+            let v = server.json(&["instance", "show", &clone_id]);
+            assert_ne!(v["status"], "failed", "{v}");
+            (v["status"] == "running").then_some(v)
+        })
+        .await;
+    assert_eq!(shown["kind"], "master", "{shown}");
+    let c = connect(port_of(&shown), "admin", PASSWORD)
+        .await
+        .expect("the account the master had then");
+    assert_eq!(count_rows(&c, "orders").await, 30);
+    let max: i32 = c
+        .query_one("SELECT max(id) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(max, 30);
+    let (_, page) = curl(&server, &jar, &[&format!("URL{location}")]);
+    assert!(!page.contains("build-progress"), "built: {page}");
+}

@@ -1,15 +1,16 @@
 //! The instance list with its region selector, and an instance's pages: basic
 //! information, accounts, whitelist. Backup and recovery is in [`super::recovery`].
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
 use lifeboat_api::instances::InstanceView;
-use lifeboat_domain::{InstanceKind, WhitelistEntry};
+use lifeboat_domain::{InstanceKind, InstanceStatus, WhitelistEntry};
 use lifeboat_store::InstanceRecord;
 use maud::{Markup, html};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::form::Fields;
 use super::layout::{self, PageResult, Section, badge, csrf, error_box, time, with_status_of};
@@ -79,6 +80,8 @@ pub async fn list(
                     }
                 }
             }
+            p.muted #repository-link { "Masters this server deleted, or whose backups another Lifeboat server wrote, are known only from the "
+                a href="/console/repository" { "backup repository" } ", where they can be cloned into a new master." }
         }
     };
     Ok(layout::page(&ctx, "Instances", Section::Instances, body))
@@ -142,6 +145,25 @@ pub async fn basic(
         InstanceKind::Master => state.store.live_temporaries(&rec.id)?.into_iter().next(),
         InstanceKind::Temporary => None,
     };
+    // A master cloned from backups: where it came from, and while it is built, the
+    // build's progress, followed without a reload until it runs or fails.
+    let source = match &view.restored_from {
+        Some(s) if view.kind == InstanceKind::Master => {
+            let here = instance(&state, s).is_ok_and(|r| r.status != InstanceStatus::Released);
+            let href = if here {
+                format!("/console/instances/{s}")
+            } else {
+                format!("/console/repository/{s}")
+            };
+            Some((s.clone(), href))
+        }
+        _ => None,
+    };
+    let building = (source.is_some() && rec.status == InstanceStatus::Creating).then(|| {
+        let mut v = view.clone();
+        v.progress = Some(rec.progress.clone().unwrap_or_default());
+        super::recovery::restore_fields(&v)
+    });
     let body = html! {
         h2 { "Basic information" }
         dl.info {
@@ -158,6 +180,18 @@ pub async fn basic(
             @if let Some(bytes) = view.data_size_bytes { dt { "Data size" } dd { (bytes / 1024 / 1024) " MiB" } }
             dt { "Created" } dd { (time(view.created_at)) }
             @if let Some(m) = &view.master_id { dt { "Master" } dd { a.mono href={ "/console/instances/" (m) } { (m) } } }
+            @if let Some((s, href)) = &source {
+                dt { "Restored from" } dd { "the backups of " a.mono #restored-from href=(href) { (s) } }
+                @if let Some(t) = &view.restore_target { dt { "Restored to" } dd #restored-to { (super::recovery::target_text(t)) } }
+            }
+            @if let Some((version, _, f)) = &building {
+                dt { "Progress" } dd #build-progress data-poll={ "/console/instances/" (view.id) "/progress.json" } data-version=(version) {
+                    span data-bind="phase" { (f["phase"].as_str().unwrap_or_default()) } " "
+                    span.bar { span data-bar="percent" style={ "width:" (f["percent"]) "%" } {} }
+                    " " span data-bind="bytes" { (f["bytes"].as_str().unwrap_or_default()) }
+                    ", " span data-bind="wal" { (f["wal"].as_str().unwrap_or_default()) }
+                }
+            }
             @if let (Some(at), Some(left)) = (view.expires_at, view.time_left_seconds) {
                 dt { "Released" } dd { (time(at)) " (in " (layout::duration(left)) ")" }
             }
@@ -177,6 +211,18 @@ pub async fn basic(
         (whitelist_table(ctx.clone(), &view, false))
     };
     Ok(shell(&ctx, &view, Tab::Basic, body))
+}
+
+/// The state and build progress of an instance restored from backups, for the
+/// polling of its basic information page.
+pub async fn progress_json(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, layout::Failure> {
+    let (rec, mut view) = load(&state, &id).await?;
+    view.progress = Some(rec.progress.clone().unwrap_or_default());
+    let (version, done, fields) = super::recovery::restore_fields(&view);
+    Ok(Json(json!({ "version": version, "done": done, "fields": fields })).into_response())
 }
 
 fn accounts_table(view: &InstanceView) -> Markup {

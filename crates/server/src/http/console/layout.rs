@@ -14,6 +14,7 @@ use crate::http::error::status_of;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Instances,
+    Repository,
     Diff,
     Migrations,
 }
@@ -44,6 +45,7 @@ pub fn page(ctx: &Ctx, title: &str, section: Section, body: Markup) -> Response 
                     a.brand href="/console/instances" { "Lifeboat" }
                     nav {
                         (link(Section::Instances, "/console/instances", "Instances"))
+                        (link(Section::Repository, "/console/repository", "Backup repository"))
                         (link(Section::Diff, "/console/diff", "Diff"))
                         (link(Section::Migrations, "/console/migrations", "Data migration"))
                     }
@@ -228,6 +230,11 @@ const CONSOLE_PLACES: &[(&str, &str)] = &[
     (
         "lifeboat temp create",
         "Create temporary instance on the Backup and recovery tab",
+    ),
+    ("lifeboat repository list", "the Backup repository page"),
+    (
+        "lifeboat instance clone",
+        "Clone on the master's page in Backup repository",
     ),
     ("lifeboat instance start", "Start on the instance's page"),
     ("lifeboat instance show", "the instance's page"),

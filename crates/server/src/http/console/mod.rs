@@ -20,6 +20,9 @@
 //! - [`recovery`], [`timeline`] and [`events`]: backups, the temporary instance tab,
 //!   the picture of the restorable window and the events with "Restore to just before
 //!   this".
+//! - [`picker`]: the point-in-time field of the forms that restore from backups.
+//! - [`repository`]: the masters known only from the backup repository (deleted
+//!   here, or written by another server), each with its window and a clone form.
 //! - [`diff`]: compare tables of two instances.
 //! - [`migrations`], [`wizard`] and [`selection`]: the task list, a task's page, and
 //!   the creation wizard (endpoints, then types, objects and conflict mode).
@@ -32,7 +35,9 @@ mod form;
 mod instances;
 mod layout;
 mod migrations;
+mod picker;
 mod recovery;
+mod repository;
 mod selection;
 mod session;
 mod timeline;
@@ -65,6 +70,10 @@ pub fn router(state: &Shared) -> Router<Shared> {
         .route("/console/instances", get(instances::list))
         .route("/console/instances/{id}", get(instances::basic))
         .route(
+            "/console/instances/{id}/progress.json",
+            get(instances::progress_json),
+        )
+        .route(
             "/console/instances/{id}/accounts",
             get(instances::accounts).post(instances::create_account),
         )
@@ -92,6 +101,9 @@ pub fn router(state: &Shared) -> Router<Shared> {
             "/console/instances/{id}/temporary/delete",
             post(recovery::delete_temporary),
         )
+        .route("/console/repository", get(repository::list))
+        .route("/console/repository/{id}", get(repository::show))
+        .route("/console/repository/{id}/clone", post(repository::clone))
         .route("/console/diff", get(diff::page).post(diff::run))
         .route("/console/migrations", get(migrations::list))
         .route("/console/migrations.json", get(migrations::list_json))

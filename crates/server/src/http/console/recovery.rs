@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Local, Utc};
+use chrono::{Local, Utc};
 use lifeboat_api::backups::{BackupList, WindowView};
 use lifeboat_api::instances::InstanceView;
 use lifeboat_api::temporary::CreateTemporary;
@@ -21,9 +21,8 @@ use serde_json::json;
 use super::events::{self as event_list, TabQuery};
 use super::form::Fields;
 use super::instances::{Tab, load, shell};
-use super::layout::{
-    PageResult, badge, csrf, duration, error_box, server_zone, time, with_status_of,
-};
+use super::layout::{PageResult, badge, csrf, duration, error_box, time, with_status_of};
+use super::picker;
 use super::session::Ctx;
 use super::timeline::Timeline;
 use crate::control::backups::{inventory, start_backup};
@@ -76,6 +75,8 @@ async fn backups_page(state: &Shared, ctx: &Ctx, id: &str, error: Option<Error>)
             }
         }
         @if let Some(e) = &error { (error_box(e)) }
+        p.muted { a #clone-master href={ "/console/repository/" (id) "#clone" } { "Clone into a new master" }
+            ": a permanent copy restored from these backups at a point of the restorable window." }
         @if list.backups.is_empty() { p.muted { "No complete base backup yet." } }
         @else {
             table #backups {
@@ -159,14 +160,6 @@ pub async fn back_up_now(
     }
 }
 
-/// The time field's form of a time, in the server's zone (`T` between date and time,
-/// shown as a space).
-fn picker_value(t: DateTime<Utc>) -> String {
-    t.with_timezone(&Local)
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string()
-}
-
 pub async fn temporary(
     State(state): State<Shared>,
     Extension(ctx): Extension<Ctx>,
@@ -202,31 +195,20 @@ async fn temporary_page(
         .as_ref()
         .and_then(|t| t.restore_target.clone())
         .and_then(|t| match t {
-            RestoreTarget::Time(at) => Some(picker_value(at.with_timezone(&Utc))),
+            RestoreTarget::Time(at) => Some(picker::value_of(at.with_timezone(&Utc))),
             _ => None,
         });
     let value = chosen
         .clone()
         .or(live_target)
-        .or_else(|| win.latest.map(picker_value))
+        .or_else(|| win.latest.map(picker::value_of))
         .unwrap_or_default();
     let before = q.before();
     let before_event = before
         .as_ref()
         .and_then(|b| found.as_ref().ok()?.iter().find(|e| &e.id == b).cloned());
-    // A running master's window reaches the present: its latest point is now.
-    let latest_ms = if win.reaches_present {
-        Some(Utc::now().timestamp_millis())
-    } else {
-        win.latest.map(|t| t.timestamp_millis())
-    };
     let chosen_tz = chosen_tz.unwrap_or_default();
-    let chosen_time = temporary_target(&value)
-        .and_then(|at| {
-            let zone = Some(chosen_tz.as_str()).filter(|z| !z.is_empty());
-            lifeboat_domain::target::parse_time(&at, zone, *Local::now().offset()).ok()
-        })
-        .map(|t| t.with_timezone(&Utc));
+    let chosen_time = picker::instant_of(&value, &chosen_tz);
     let picture = Timeline {
         backups: list
             .backups
@@ -249,28 +231,7 @@ async fn temporary_page(
             .unwrap_or_default(),
         link: format!("/console/instances/{id}/temporary?before="),
     };
-    let zone = server_zone();
-    // The server says where the window is in API terms (RFC 3339 to the microsecond,
-    // LSNs, a CLI command); the console says it in the page's own words and times.
-    let error = error.map(|e| {
-        if e.code != crate::control::ErrorCode::OutsideWindow {
-            return e;
-        }
-        let chosen = chosen_time
-            .map(time)
-            .unwrap_or_else(|| value.replace('T', " "));
-        let end = if win.reaches_present {
-            "now".to_string()
-        } else {
-            win.latest.map(time).unwrap_or_default()
-        };
-        let start = win.earliest.map(time).unwrap_or_default();
-        Error::new(
-            e.code,
-            format!("{chosen} is outside the restorable window"),
-            format!("pick a time between {start} and {end}, or click Latest restorable time"),
-        )
-    });
+    let error = error.map(|e| picker::in_page_words(e, chosen_time, &value, &win));
     let body = html! {
         (tabs(id, false))
         // The temporary instance's card is at the bottom: say at the top that it is there.
@@ -295,21 +256,7 @@ async fn temporary_page(
                     "Every transaction that committed before it is there, even in the same second; it and everything after are not." }
                 p { a #choose-time href={ "/console/instances/" (id) "/temporary" } { "Choose a point in time instead" } }
             } @else {
-                label for="at" { "Point in time to restore to" }
-                input #at type="text" name="at" required value=(value.replace('T', " ")) size="19"
-                    placeholder="YYYY-MM-DD HH:MM:SS" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
-                    title="YYYY-MM-DD HH:MM:SS, in the zone chosen beside"
-                    data-offset=(Local::now().format("%:z").to_string());
-                " "
-                // The browser's own zone is added by the page's script.
-                select #tz name="tz" aria-label="Time zone" data-chosen=(chosen_tz) {
-                    option value="" data-zone="server" selected[chosen_tz.is_empty()] { "Server time: " (zone) }
-                    option value="UTC" data-zone="utc" selected[chosen_tz == "UTC"] { "UTC" }
-                }
-                @if let Some(latest) = latest_ms {
-                    " " button #latest type="button" data-set-ms=(latest) { "Latest restorable time" }
-                }
-                p.muted #zone { "Times are written YYYY-MM-DD HH:MM:SS in the zone chosen beside the field." }
+                (picker::field("Point in time to restore to", &value, &chosen_tz, picker::latest_ms(&win)))
             }
             @if let Some(e) = &error { (error_box(e)) }
             p {
@@ -344,7 +291,10 @@ async fn temporary_page(
     ))
 }
 
-fn temporary_fields(v: &InstanceView) -> (String, bool, serde_json::Value) {
+/// The state and progress of an instance restored from backups (a temporary instance,
+/// or a master cloned from backups while it is built), for the page's polling:
+/// (version, done, fields).
+pub(super) fn restore_fields(v: &InstanceView) -> (String, bool, serde_json::Value) {
     let p = v.progress.clone().unwrap_or_default();
     let percent = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(
         if p.phase == TemporaryPhase::Ready {
@@ -368,7 +318,7 @@ fn temporary_fields(v: &InstanceView) -> (String, bool, serde_json::Value) {
     )
 }
 
-fn target_text(t: &RestoreTarget) -> String {
+pub(super) fn target_text(t: &RestoreTarget) -> String {
     match t {
         RestoreTarget::Time(at) => {
             let given = at.format("%Y-%m-%d %H:%M:%S%.f %:z").to_string();
@@ -397,7 +347,7 @@ fn target_text(t: &RestoreTarget) -> String {
 
 async fn temporary_card(state: &Shared, ctx: &Ctx, t: &InstanceRecord) -> Result<Markup, Error> {
     let v = instance_view(state, t).await?;
-    let (version, _, f) = temporary_fields(&v);
+    let (version, _, f) = restore_fields(&v);
     let s = |k: &str| {
         f[k].as_str()
             .map(str::to_string)
@@ -449,18 +399,8 @@ pub async fn temporary_json(
         return Ok(Json(json!({ "version": "", "done": true, "fields": {} })).into_response());
     };
     let v = instance_view(&state, &t).await?;
-    let (version, done, fields) = temporary_fields(&v);
+    let (version, done, fields) = restore_fields(&v);
     Ok(Json(json!({ "version": version, "done": done, "fields": fields })).into_response())
-}
-
-/// The `at` of a request from the picker's `YYYY-MM-DDTHH:MM[:SS]`.
-fn temporary_target(value: &str) -> Option<String> {
-    let v = value.trim().replace('T', " ");
-    match v.len() {
-        0 => None,
-        16 => Some(format!("{v}:00")),
-        _ => Some(v),
-    }
 }
 
 pub async fn create_temporary(
@@ -482,7 +422,7 @@ pub async fn create_temporary(
         at: if before.is_some() {
             None
         } else {
-            temporary_target(&value)
+            picker::target_at(&value)
         },
         tz: tz.clone(),
         before,
