@@ -115,12 +115,7 @@ async fn a_master_is_cloned_at_a_time_and_a_temporary_instance_is_kept() {
         (id.as_str(), "shop"),
         (clone["id"].as_str().unwrap(), "shop-back"),
     ] {
-        let e = listed["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["id"] == entry_id)
-            .unwrap_or_else(|| panic!("{entry_id} not listed: {listed}"));
+        let e = repository_entry(&listed, entry_id);
         assert_eq!(e["relation"], "managed", "{e}");
         assert_eq!(e["name"], name, "{e}");
         assert_eq!(e["owner"], this.as_str(), "{e}");
@@ -161,13 +156,7 @@ async fn a_deleted_master_is_listed_from_the_repository_and_cloned() {
     assert!(err.contains("not found"), "{err}");
 
     let listed = server.json(&["repository", "list", "--region", "local"]);
-    let entry = listed["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} not listed: {listed}"));
+    let entry = repository_entry(&listed, id.as_str());
     assert_eq!(entry["relation"], "deleted", "{entry}");
     assert_eq!(entry["name"], "gone");
     assert_eq!(entry["privileged_account"], "admin");
@@ -230,13 +219,7 @@ async fn a_server_never_writes_into_an_entry_another_server_owns() {
     // The second server sees the first one's master, written by another server.
     let listed = second.json(&["repository", "list"]);
     assert_ne!(listed["server_id"], first_id.as_str());
-    let entry = listed["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} not listed: {listed}"));
+    let entry = repository_entry(&listed, id.as_str());
     assert_eq!(entry["relation"], "other_server", "{entry}");
     assert_eq!(entry["owner"], first_id.as_str(), "{entry}");
     let err = second.fails(&["backup", "run", &id]);
@@ -477,13 +460,7 @@ async fn a_clone_is_upgraded_to_a_newer_major() {
         .expect("an account of that time logs in after the upgrade");
     assert_backed_up_clone(&server, &clone, &id).await;
     let list = server.json(&["repository", "list"]);
-    let entry = list["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == clone["id"])
-        .cloned()
-        .unwrap();
+    let entry = repository_entry(&list, clone["id"].as_str().unwrap());
     assert!(
         entry["engine_version"]
             .as_str()

@@ -572,3 +572,13 @@ pub fn task_args(
     args.extend(extra.iter().map(|a| a.to_string()));
     args
 }
+
+/// The entry for `id` in the output of `lifeboat repository list`; fails the test,
+/// showing the list, when it is not there.
+pub fn repository_entry(listed: &Value, id: &str) -> Value {
+    listed["entries"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is not in the repository list: {listed}"))
+}

@@ -174,13 +174,7 @@ async fn a_new_server_restores_from_the_repository_when_the_host_is_lost() {
             .is_empty()
     );
     let listed = fresh.json(&["repository", "list", "--region", "local"]);
-    let entry = listed["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} not listed: {listed}"));
+    let entry = repository_entry(&listed, id.as_str());
     assert_eq!(entry["relation"], "other_server", "{entry}");
     assert_eq!(entry["owner"], lost_server_id.as_str(), "{entry}");
     assert_eq!(entry["name"], "shop", "{entry}");
@@ -248,13 +242,7 @@ async fn a_new_server_restores_from_the_repository_when_the_host_is_lost() {
     let t2 = now_and_switch(&back).await;
     fresh.wait_window_reaches(&clone_id, t2).await;
     let listed = fresh.json(&["repository", "list"]);
-    let mine = listed["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == clone_id.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{clone_id} not listed: {listed}"));
+    let mine = repository_entry(&listed, clone_id.as_str());
     assert_eq!(mine["relation"], "managed", "{mine}");
     assert_eq!(mine["owner"], listed["server_id"], "{mine}");
     assert_eq!(mine["restored_from"], id.as_str(), "{mine}");
