@@ -115,6 +115,7 @@ async fn migrate() -> ExitCode {
             ProgressEvent::Planned { .. } => "planned",
             ProgressEvent::TableStarted { .. } => "started",
             ProgressEvent::TableCopying { .. } => "copying",
+            ProgressEvent::TableChecking { .. } => "checking",
             ProgressEvent::TableBuilding { .. } => "building",
             ProgressEvent::TableFinished { .. } => "finished",
             ProgressEvent::ForeignKeys { .. } => "foreign_keys",

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::migration::catalog::TableDef;
 use crate::migration::conn::{Session, connect};
-use crate::migration::copy::{Dest, copy_rows, routed};
+use crate::migration::copy::{self, CopiedTable, Dest, ReadBack, copy_rows, routed};
 use crate::migration::ddl::{self, Names};
 use crate::migration::mapping::{QualifiedTable, SourceTable};
 use crate::migration::names::{
@@ -37,7 +37,8 @@ use crate::migration::names::{
 use crate::migration::partition;
 use crate::migration::target::{self, TableAction, TargetTable, relation_names};
 use crate::migration::{
-    MigrationError, MigrationTask, PartitionOutcome, ProgressEvent, Side, TableOutcome, journal,
+    CommitCheck, MigrationError, MigrationTask, PartitionOutcome, ProgressEvent, Side,
+    TableOutcome, journal,
 };
 
 /// Memory for building keys and indexes in the target: enough to sort a
@@ -119,7 +120,7 @@ pub(crate) async fn migrate_table(
         .map_err(wrap)?;
     let _ = src.execute("ending the snapshot", "ROLLBACK").await;
     (w.progress)(ProgressEvent::TableFinished {
-        outcome: outcome.clone(),
+        outcome: Box::new(outcome.clone()),
     });
     Ok(outcome)
 }
@@ -172,6 +173,7 @@ async fn apply(
         rows_deleted: 0,
         rows_only_in_target: 0,
         rows_untouched: 0,
+        checked: None,
         kept_table: None,
         sequences_set: Vec::new(),
         seconds: 0.0,
@@ -270,14 +272,21 @@ async fn build(
         } else {
             Dest::One(schema, &names.table)
         };
-        let copied = copy_rows(w, src, tgt, dest, true).await?;
+        let copied = copy_rows(w, src, tgt, dest, true, w.task.spec.verify).await?;
         out.rows_copied = copied.total.rows;
         out.bytes_copied = copied.total.bytes;
         out.rows_inserted = copied.total.rows;
-        for (i, rows) in copied.leaves {
-            if let Some(p) = out.partitions.get_mut(i) {
-                p.rows_copied = rows;
+        for (i, rows) in &copied.leaves {
+            if let Some(p) = out.partitions.get_mut(*i) {
+                p.rows_copied = *rows;
             }
+        }
+        if let Some((digest, statements)) = &copied.digest {
+            (w.progress)(ProgressEvent::TableChecking {
+                key: w.table.mapping.key.clone(),
+            });
+            let back = copy::read_back(tgt, statements, w.def.binary_copy()).await?;
+            out.checked = Some(read_back_check(w, &copied, *digest, &back));
         }
     }
     (w.progress)(ProgressEvent::TableBuilding {
@@ -290,6 +299,40 @@ async fn build(
     }
     partition::finish_partitions(tgt, parts, partitions, w.defs).await?;
     Ok(())
+}
+
+/// What reading a created table back found.
+fn read_back_check(
+    w: &TableWork<'_>,
+    copied: &CopiedTable,
+    digest: [u8; 32],
+    back: &ReadBack,
+) -> CommitCheck {
+    let m = &w.table.mapping;
+    let rows = copied.total.rows;
+    let generated = if w.def.copied_columns().len() < w.def.columns.len() {
+        " (generated columns are computed by the target from them)"
+    } else {
+        ""
+    };
+    let passed = back.digest == digest && back.rows == rows;
+    let detail = if passed {
+        format!(
+            "{rows} rows in source {}, {rows} in target {}: read back before the commit, the target's rows are the rows read from the source's snapshot, every copied column byte for byte{generated} (SHA-256 of both COPY streams)",
+            m.source, m.target
+        )
+    } else {
+        format!(
+            "read back before the commit, the target's rows ({} rows) are not byte for byte the {rows} rows read from the source's snapshot, in the same order; compared row by row after the commit",
+            back.rows
+        )
+    };
+    CommitCheck {
+        source_rows: rows,
+        target_rows: back.rows,
+        passed,
+        detail,
+    }
 }
 
 /// Copies the rows straight into an existing empty table.
@@ -306,6 +349,7 @@ async fn append(
         src,
         tgt,
         Dest::One(&m.target.schema, &m.target.table),
+        false,
         false,
     )
     .await?;
@@ -330,7 +374,7 @@ async fn merge(
     let columns = w.def.copied_columns();
     let cols = column_list(&columns);
     create_staging(tgt, &table, &cols).await?;
-    let copied = copy_rows(w, src, tgt, Dest::One("pg_temp", "lb_stage"), true).await?;
+    let copied = copy_rows(w, src, tgt, Dest::One("pg_temp", "lb_stage"), true, false).await?;
     out.rows_copied = copied.total.rows;
     out.bytes_copied = copied.total.bytes;
     out.partitions = routed(w, &copied);

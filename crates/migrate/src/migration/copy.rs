@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt, pin_mut};
+use sha2::{Digest, Sha256};
 
 use crate::migration::apply::TableWork;
 use crate::migration::conn::Session;
@@ -46,6 +47,10 @@ pub(crate) enum Dest<'a> {
 pub(crate) struct CopiedTable {
     pub total: Copied,
     pub leaves: Vec<(usize, u64)>,
+    /// With a digest asked for: the SHA-256 of the COPY stream read from the source,
+    /// piece after piece, and the statements that read each piece back from the
+    /// target in the same format ([`read_back`]).
+    pub digest: Option<([u8; 32], Vec<String>)>,
 }
 
 /// Streams the table's rows (leaf after leaf for a partitioned table, each through
@@ -56,6 +61,7 @@ pub(crate) async fn copy_rows(
     tgt: &Session,
     dest: Dest<'_>,
     freeze: bool,
+    digest: bool,
 ) -> Result<CopiedTable, MigrationError> {
     let m = &w.table.mapping;
     let columns = w.def.copied_columns();
@@ -64,10 +70,11 @@ pub(crate) async fn copy_rows(
         (
             ddl::copy_out(from.0, from.1, &columns, binary),
             ddl::copy_in(into.0, into.1, &columns, binary, freeze),
+            ddl::copy_out(into.0, into.1, &columns, binary),
         )
     };
-    // (leaf index, COPY out, COPY in)
-    let mut pieces: Vec<(Option<usize>, (String, String))> = Vec::new();
+    // (leaf index, (COPY out, COPY in, COPY out of the target))
+    let mut pieces: Vec<(Option<usize>, (String, String, String))> = Vec::new();
     if w.table.partitioned {
         for (i, p) in w.table.partitions.iter().enumerate() {
             if !p.is_leaf() {
@@ -89,8 +96,11 @@ pub(crate) async fn copy_rows(
     let mut done = CopiedTable {
         total: Copied::default(),
         leaves: Vec::new(),
+        digest: None,
     };
-    for (leaf, (out_sql, in_sql)) in pieces {
+    let mut hasher = digest.then(Sha256::new);
+    let mut read_back_sql = Vec::new();
+    for (leaf, (out_sql, in_sql, back_sql)) in pieces {
         let before = done.total;
         let mut report = |c: Copied| {
             (w.progress)(ProgressEvent::TableCopying {
@@ -101,14 +111,72 @@ pub(crate) async fn copy_rows(
                 estimated_bytes,
             })
         };
-        let c = stream(src, tgt, &out_sql, &in_sql, binary, &mut report).await?;
+        let c = stream(
+            src,
+            tgt,
+            &out_sql,
+            &in_sql,
+            binary,
+            hasher.as_mut(),
+            &mut report,
+        )
+        .await?;
+        read_back_sql.push(back_sql);
         done.total.rows += c.rows;
         done.total.bytes += c.bytes;
         if let Some(i) = leaf {
             done.leaves.push((i, c.rows));
         }
     }
+    done.digest = hasher.map(|h| (h.finalize().into(), read_back_sql));
     Ok(done)
+}
+
+/// What [`read_back`] found.
+pub(crate) struct ReadBack {
+    pub digest: [u8; 32],
+    pub rows: u64,
+}
+
+/// Reads the copied pieces back from the target, in the transaction that wrote them,
+/// hashing the stream as [`copy_rows`] hashed the source's. A table created and filled
+/// by one `COPY` in this transaction is read back in the order its rows were written
+/// (a plain heap scan; no other session can see the table, and synchronized scans are
+/// turned off), so equal digests mean the target holds exactly the rows read from the
+/// source's snapshot, column by column as PostgreSQL sends them.
+pub(crate) async fn read_back(
+    tgt: &Session,
+    statements: &[String],
+    binary: bool,
+) -> Result<ReadBack, MigrationError> {
+    tgt.execute(
+        "preparing to read the copy back",
+        "SET LOCAL synchronize_seqscans = off",
+    )
+    .await?;
+    let mut hasher = Sha256::new();
+    let mut rows = 0u64;
+    for sql in statements {
+        let stream = tgt
+            .client
+            .copy_out(sql.as_str())
+            .await
+            .map_err(tgt.err("starting to read the copy back"))?;
+        pin_mut!(stream);
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        while let Some(message) = stream.next().await {
+            let message = message.map_err(tgt.err("reading the copy back"))?;
+            messages += 1;
+            bytes += message.len() as u64;
+            hasher.update(&message);
+        }
+        hasher.update(bytes.to_le_bytes());
+        rows += row_count(messages, binary);
+    }
+    Ok(ReadBack {
+        digest: hasher.finalize().into(),
+        rows,
+    })
 }
 
 /// The leaves of a partitioned source whose rows went into one existing table.
@@ -135,6 +203,7 @@ pub(crate) async fn stream(
     copy_out: &str,
     copy_in: &str,
     binary: bool,
+    mut digest: Option<&mut Sha256>,
     progress: &mut (dyn FnMut(Copied) + Send),
 ) -> Result<Copied, MigrationError> {
     let rows_in = source
@@ -157,6 +226,9 @@ pub(crate) async fn stream(
         let message = message.map_err(source.err("reading the table"))?;
         messages += 1;
         bytes += message.len() as u64;
+        if let Some(h) = digest.as_mut() {
+            h.update(&message);
+        }
         buf.extend_from_slice(&message);
         if buf.len() >= CHUNK {
             if let Err(e) = sink.as_mut().feed(buf.split().freeze()).await {
@@ -181,6 +253,11 @@ pub(crate) async fn stream(
         .finish()
         .await
         .map_err(target.err("writing the table"))?;
+    if let Some(h) = digest {
+        // The piece's length closes it, so no two ways of cutting the same bytes into
+        // pieces hash alike.
+        h.update(bytes.to_le_bytes());
+    }
     let copied = Copied { rows, bytes };
     progress(copied);
     Ok(copied)
@@ -188,7 +265,8 @@ pub(crate) async fn stream(
 
 /// Rows in `messages` COPY data messages: one per row, plus, in binary format, the
 /// trailer PostgreSQL sends as a message of its own (the header rides with the first
-/// row). Only for progress; the final count comes from the target.
+/// row, or with the trailer of an empty table). The copy's final count comes from the
+/// target.
 fn row_count(messages: u64, binary: bool) -> u64 {
     if binary {
         messages.saturating_sub(1)

@@ -85,6 +85,7 @@ pub(crate) async fn finished(
             rows_deleted: 0,
             rows_only_in_target: 0,
             rows_untouched: 0,
+            checked: None,
             kept_table: None,
             sequences_set: Vec::new(),
             seconds: 0.0,

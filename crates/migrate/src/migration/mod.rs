@@ -64,8 +64,8 @@ pub use mapping::{QualifiedTable, TableKey, TableMapping};
 pub use objects::{ObjectKind, ObjectOutcome};
 pub use precheck::{PrecheckContext, PrecheckItem, PrecheckStatus, precheck, precheck_passed};
 pub use report::{
-    Expectation, ForeignKeyOutcome, MigrationReport, PartitionOutcome, PlannedTable, ProgressEvent,
-    TableOutcome, TableVerification,
+    CommitCheck, Expectation, ForeignKeyOutcome, MigrationReport, PartitionOutcome, PlannedTable,
+    ProgressEvent, TableOutcome, TableVerification,
 };
 pub use run::{run, spawn};
 pub use spec::{ConflictMode, MigrationSpec, MigrationTask, MigrationTypes, ObjectMapping};

@@ -35,7 +35,7 @@ use crate::migration::copy::{self, Copied};
 use crate::migration::names::{column_list, display_path, qualified, quote_ident, quote_literal};
 use crate::migration::target::TargetTable;
 use crate::migration::verify::compare_pair;
-use crate::migration::{MigrationError, ProgressEvent, Side, TableOutcome, ddl};
+use crate::migration::{CommitCheck, MigrationError, ProgressEvent, Side, TableOutcome, ddl};
 
 /// Keys per statement when source rows are fetched and target rows deleted: large
 /// enough that round trips do not dominate, small enough for one index lookup each.
@@ -160,7 +160,123 @@ pub(crate) async fn repair(
     out.rows_untouched = (remaining.max(0) as u64)
         .saturating_sub(out.rows_inserted)
         .saturating_sub(out.rows_updated);
+    if w.task.spec.verify {
+        (w.progress)(ProgressEvent::TableChecking { key: m.key.clone() });
+        let check = Check {
+            only,
+            table: &table,
+            columns: &columns,
+            matches: &matches,
+            delete,
+            remaining: remaining.max(0) as u64,
+            only_in_target: spill.only_in_target,
+            staged: copied.rows,
+        };
+        out.checked = Some(check.run(w, src, tgt, out).await?);
+    }
     Ok(())
+}
+
+/// The repair's own check, before the commit: every row it wrote holds the source's
+/// values, and (with `delete_rows_only_in_target`) every row it was to delete is
+/// gone. The other rows were found equal to the source's by the comparison that
+/// chose what to repair, in the snapshot of this transaction, under a lock that keeps
+/// writers out to the commit: together, what a second comparison of the whole table
+/// would prove, at the cost of the rows repaired.
+struct Check<'a> {
+    only: &'a str,
+    table: &'a str,
+    columns: &'a [String],
+    matches: &'a str,
+    delete: bool,
+    remaining: u64,
+    only_in_target: u64,
+    staged: u64,
+}
+
+impl Check<'_> {
+    async fn run(
+        &self,
+        w: &TableWork<'_>,
+        src: &Session,
+        tgt: &Session,
+        out: &TableOutcome,
+    ) -> Result<CommitCheck, MigrationError> {
+        let m = &w.table.mapping;
+        let (only, table) = (self.only, self.table);
+        // Whole rows compared as PostgreSQL writes them, as the diff compares them:
+        // columns of types without an equality operator compare too.
+        let row = |alias: &str| {
+            let cols: Vec<String> = self
+                .columns
+                .iter()
+                .map(|c| format!("{alias}.{}", quote_ident(c)))
+                .collect();
+            format!("ROW({})::text", cols.join(", "))
+        };
+        let wrong = tgt
+            .query_one(
+                "checking the repaired rows",
+                &format!(
+                    "SELECT count(*) FROM pg_temp.lb_stage s WHERE NOT EXISTS \
+                     (SELECT 1 FROM {only}{table} t WHERE {} AND {} = {})",
+                    self.matches,
+                    row("t"),
+                    row("s")
+                ),
+                &[],
+            )
+            .await?
+            .get::<_, i64>(0)
+            .max(0) as u64;
+        let source_table = qualified(&m.source.schema, &m.source.table);
+        let source_only = if w.table.partitioned { "" } else { "ONLY " };
+        let source_rows = src
+            .query_one(
+                "counting the source's rows",
+                &format!("SELECT count(*) FROM {source_only}{source_table}"),
+                &[],
+            )
+            .await?
+            .get::<_, i64>(0)
+            .max(0) as u64;
+        let repaired = out.rows_updated + out.rows_inserted;
+        let deleted_all = !self.delete || out.rows_deleted == self.only_in_target;
+        let counts_match = !self.delete || source_rows == self.remaining;
+        let passed = wrong == 0 && deleted_all && counts_match;
+        let detail = if passed {
+            format!(
+                "{source_rows} rows in source {}, {} in target {}: the comparison that chose what to repair found every other row equal to the source's, under a lock kept to the commit; checked before the commit, the {repaired} rows the repair wrote hold the source's values{}",
+                m.source,
+                self.remaining,
+                m.target,
+                if self.delete {
+                    format!(
+                        " and the {} rows only in the target are gone",
+                        out.rows_deleted
+                    )
+                } else {
+                    format!(
+                        "; {} rows only in the target were kept",
+                        self.only_in_target
+                    )
+                }
+            )
+        } else {
+            format!(
+                "checked before the commit, {wrong} of the {} staged source rows are not in the target as the source holds them, {} of {} rows only in the target were deleted; compared row by row after the commit",
+                self.staged,
+                out.rows_deleted,
+                if self.delete { self.only_in_target } else { 0 }
+            )
+        };
+        Ok(CommitCheck {
+            source_rows,
+            target_rows: self.remaining,
+            passed,
+            detail,
+        })
+    }
 }
 
 /// The differing keys, spilled to temporary files, with the counts of each kind.
@@ -340,7 +456,7 @@ async fn stage_source_rows(
                 estimated_bytes,
             })
         };
-        let c = copy::stream(src, tgt, &out_sql, &in_sql, binary, &mut report).await?;
+        let c = copy::stream(src, tgt, &out_sql, &in_sql, binary, None, &mut report).await?;
         total.rows += c.rows;
         total.bytes += c.bytes;
     }

@@ -38,10 +38,13 @@ pub enum ProgressEvent {
         estimated_rows: u64,
         estimated_bytes: u64,
     },
+    /// The rows are in and are being compared with the source inside the table's
+    /// transaction (see [`CommitCheck`]).
+    TableChecking { key: TableKey },
     /// The rows are in; keys, indexes and the rest are being built.
     TableBuilding { key: TableKey },
     /// The table's transaction committed: persist `outcome.key` as done.
-    TableFinished { outcome: TableOutcome },
+    TableFinished { outcome: Box<TableOutcome> },
     /// The foreign keys between migrated tables are being created.
     ForeignKeys { count: usize },
     /// The copied tables are being compared with the source.
@@ -92,6 +95,23 @@ pub struct TableOutcome {
     /// and the rows copied from it. Empty for other tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<PartitionOutcome>,
+    /// The comparison with the source made inside the table's transaction, before the
+    /// commit, when verification is on and the action allows one (a created or
+    /// replaced table read back, a repair's rewritten rows checked): verification then
+    /// needs no second pass over the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<CommitCheck>,
+}
+
+/// A table compared with the source inside its own transaction, before the commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitCheck {
+    pub source_rows: u64,
+    pub target_rows: u64,
+    /// True when the target held exactly what the check expects.
+    pub passed: bool,
+    /// What was compared and found, in words.
+    pub detail: String,
 }
 
 /// One partition of a migrated partitioned table.

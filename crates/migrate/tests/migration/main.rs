@@ -15,3 +15,4 @@ mod repair;
 mod resume;
 mod schema;
 mod undo_delete;
+mod verification;

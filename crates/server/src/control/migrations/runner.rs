@@ -110,7 +110,7 @@ async fn run_task(state: &Shared, id: &str, cancel: &CancellationToken) {
             done_here
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(outcome.clone());
+                .push(outcome.as_ref().clone());
         }
         let Ok(mut doc) = load(&progress_state, &progress_id) else {
             return;
