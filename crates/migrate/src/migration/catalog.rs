@@ -41,6 +41,14 @@ pub(crate) struct ConstraintDef {
     pub kind: char,
     pub definition: String,
     pub comment: Option<String>,
+    /// For a check constraint inherited from an ancestor (an inheritance parent,
+    /// grandparent...): the table that defines it. A child must carry it under the
+    /// name its ancestor's copy has in the target, or `ALTER TABLE ... INHERIT`
+    /// refuses the child ([`ConstraintDef::target_name`]).
+    pub origin: Option<u32>,
+    /// The name in the target when it does not follow this table's rename: an
+    /// inherited constraint named after its origin's new name.
+    pub target_name: Option<String>,
 }
 
 impl ConstraintDef {
@@ -247,7 +255,16 @@ async fn load_constraints(
         .query(
             "reading constraints",
             "SELECT k.conrelid, k.conname, k.contype::text, pg_get_constraintdef(k.oid), \
-                    obj_description(k.oid, 'pg_constraint') \
+                    obj_description(k.oid, 'pg_constraint'), \
+                    CASE WHEN k.contype = 'c' AND k.coninhcount > 0 AND NOT c.relispartition THEN \
+                      (WITH RECURSIVE up(rel, depth) AS ( \
+                          SELECT k.conrelid, 0 \
+                          UNION ALL SELECT i.inhparent, up.depth + 1 \
+                          FROM up JOIN pg_inherits i ON i.inhrelid = up.rel WHERE up.depth < 100) \
+                       SELECT up.rel FROM up JOIN pg_constraint o ON o.conrelid = up.rel \
+                         AND o.conname = k.conname AND o.contype = 'c' AND o.conislocal \
+                       WHERE up.rel <> k.conrelid ORDER BY up.depth DESC LIMIT 1) \
+                    END \
              FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
              WHERE k.conrelid = ANY($1) AND k.contype IN ('p', 'u', 'c', 'x') \
                AND NOT (c.relispartition AND (k.conparentid <> 0 OR k.coninhcount > 0)) \
@@ -263,6 +280,8 @@ async fn load_constraints(
                 kind: kind.chars().next().unwrap_or('c'),
                 definition: r.get(3),
                 comment: r.get(4),
+                origin: r.get(5),
+                target_name: None,
             });
         }
     }
@@ -405,4 +424,37 @@ async fn load_foreign_keys(
         }
     }
     Ok(())
+}
+
+/// Names each check constraint a migrated table inherits from another migrated table
+/// as that table's copy is named in the target (it follows the origin's rename, not
+/// the child's), so that `ALTER TABLE child INHERIT parent` finds it.
+pub(crate) fn name_inherited_constraints(
+    defs: &mut HashMap<u32, TableDef>,
+    tables: &[crate::migration::mapping::SourceTable],
+) {
+    let renames: HashMap<u32, (&str, &str)> = tables
+        .iter()
+        .map(|t| {
+            (
+                t.oid,
+                (
+                    t.mapping.source.table.as_str(),
+                    t.mapping.target.table.as_str(),
+                ),
+            )
+        })
+        .collect();
+    for t in tables {
+        let Some(def) = defs.get_mut(&t.oid) else {
+            continue;
+        };
+        for c in &mut def.constraints {
+            if let Some((source, target)) = c.origin.and_then(|o| renames.get(&o)) {
+                c.target_name = Some(crate::migration::names::renamed_dependent(
+                    &c.name, source, target,
+                ));
+            }
+        }
+    }
 }

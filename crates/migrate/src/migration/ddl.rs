@@ -54,7 +54,10 @@ impl Names {
             constraints: def
                 .constraints
                 .iter()
-                .map(|c| follow(&c.name, c.has_index()))
+                .map(|c| match &c.target_name {
+                    Some(name) => name.clone(),
+                    None => follow(&c.name, c.has_index()),
+                })
                 .collect(),
             indexes: def.indexes.iter().map(|i| follow(&i.name, true)).collect(),
         }
@@ -78,7 +81,7 @@ impl Names {
             constraints: def
                 .constraints
                 .iter()
-                .map(|c| next(c.has_index(), &c.name))
+                .map(|c| next(c.has_index(), c.target_name.as_ref().unwrap_or(&c.name)))
                 .collect(),
             indexes: def.indexes.iter().map(|_| next(true, "")).collect(),
         }
@@ -311,6 +314,8 @@ mod tests {
                 kind: 'p',
                 definition: "PRIMARY KEY (id)".into(),
                 comment: None,
+                origin: None,
+                target_name: None,
             }],
             sequences: vec![SequenceDef {
                 name: "orders_id_seq".into(),

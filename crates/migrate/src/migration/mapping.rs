@@ -105,7 +105,8 @@ pub(crate) struct Resolution {
     pub missing: Vec<String>,
     /// Selected tables that cannot be migrated, with the reason.
     pub unsupported: Vec<(String, String)>,
-    /// Selected tables whose inheritance will not be recreated.
+    /// Selected tables that inherit from a table the task does not migrate: they
+    /// become plain tables with their own rows.
     pub inheritance: Vec<String>,
     /// Partitions named by an object of their own, as "what it is": they are
     /// migrated with their partitioned table, never alone.
@@ -123,8 +124,6 @@ pub(crate) async fn resolve_database(
     // at the top of its tree (`pg_partition_root`), which is what a task migrates.
     let sql = format!(
         "SELECT n.nspname, c.relname, c.oid, c.relkind::text, c.relispartition, \
-                c.relkind = 'r' AND NOT c.relispartition AND \
-                EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), \
                 greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid), \
                 pn.nspname, p.relname, rn.nspname, r.relname \
          FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm') \
@@ -172,7 +171,7 @@ pub(crate) async fn resolve_database(
                 schema: r.get::<_, Option<String>>(schema).unwrap_or_default(),
                 table: r.get::<_, Option<String>>(table).unwrap_or_default(),
             };
-            let (parent, root) = (name(9, 10), name(11, 12));
+            let (parent, root) = (name(8, 9), name(10, 11));
             let root_path = [s.database.as_str(), &root.schema, &root.table];
             if by_path.contains_key(&path[..]) {
                 let of = if parent == root {
@@ -193,9 +192,6 @@ pub(crate) async fn resolve_database(
             }
             continue;
         }
-        if r.get::<_, bool>(5) {
-            out.inheritance.push(source.to_string());
-        }
         out.tables.push(SourceTable {
             mapping: TableMapping {
                 key: TableKey::of(&source),
@@ -203,13 +199,14 @@ pub(crate) async fn resolve_database(
                 target,
             },
             oid: r.get(2),
-            estimated_rows: r.get::<_, i64>(6).max(0) as u64,
-            table_bytes: r.get::<_, i64>(7).max(0) as u64,
-            total_bytes: r.get::<_, i64>(8).max(0) as u64,
+            estimated_rows: r.get::<_, i64>(5).max(0) as u64,
+            table_bytes: r.get::<_, i64>(6).max(0) as u64,
+            total_bytes: r.get::<_, i64>(7).max(0) as u64,
             partitions: Vec::new(),
             partitioned: kind == "p",
         });
     }
+    add_inheritance_children(s, &by_path, &mut out).await?;
     add_partitions(s, &by_path, &mut out).await?;
     for o in objects {
         let found = match o.source.as_slice() {
@@ -225,6 +222,91 @@ pub(crate) async fn resolve_database(
         }
     }
     Ok(out)
+}
+
+/// Brings the inheritance children of every selected table (and theirs, down the
+/// hierarchy) as tables of the task, as `pg_dump` dumps a parent with its children:
+/// a child the task does not select by itself goes where its parent goes, renamed
+/// like a partition when the parent is ([`partition::map_targets`]). The objects phase
+/// then makes each child inherit from its parent again
+/// ([`crate::migration::objects::load`]). A selected child whose parent the task does
+/// not migrate stays a plain table: listed in `inheritance`.
+async fn add_inheritance_children(
+    s: &Session,
+    by_path: &HashMap<Vec<&str>, &ObjectMapping>,
+    out: &mut Resolution,
+) -> Result<(), MigrationError> {
+    let edges = s
+        .query(
+            "listing inheritance children",
+            "SELECT i.inhrelid, i.inhparent, n.nspname, c.relname, \
+                    greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid) \
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE c.relkind = 'r' AND NOT c.relispartition AND p.relkind = 'r' \
+             ORDER BY i.inhrelid, i.inhseqno",
+            &[],
+        )
+        .await?;
+    let mut index: HashMap<u32, usize> = out
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.oid, i))
+        .collect();
+    // Down the hierarchy: a grandchild's edge may come before its parent's.
+    loop {
+        let mut added = false;
+        for r in &edges {
+            let (child, parent): (u32, u32) = (r.get(0), r.get(1));
+            let Some(&pi) = index.get(&parent) else {
+                continue;
+            };
+            if index.contains_key(&child) {
+                continue;
+            }
+            let source = QualifiedTable {
+                database: s.database.clone(),
+                schema: r.get(2),
+                table: r.get(3),
+            };
+            let p = &out.tables[pi].mapping;
+            let mapped =
+                |q: &QualifiedTable| map_path(&[q.database.as_str(), &q.schema, &q.table], by_path);
+            let (target, _) = partition::member_target(&source, &p.source, &p.target, mapped);
+            index.insert(child, out.tables.len());
+            out.tables.push(SourceTable {
+                mapping: TableMapping {
+                    key: TableKey::of(&source),
+                    source,
+                    target,
+                },
+                oid: child,
+                estimated_rows: r.get::<_, i64>(4).max(0) as u64,
+                table_bytes: r.get::<_, i64>(5).max(0) as u64,
+                total_bytes: r.get::<_, i64>(6).max(0) as u64,
+                partitions: Vec::new(),
+                partitioned: false,
+            });
+            added = true;
+        }
+        if !added {
+            break;
+        }
+    }
+    for r in &edges {
+        let (child, parent): (u32, u32) = (r.get(0), r.get(1));
+        if let Some(&ci) = index.get(&child)
+            && !index.contains_key(&parent)
+        {
+            let name = out.tables[ci].mapping.source.to_string();
+            if !out.inheritance.contains(&name) {
+                out.inheritance.push(name);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the tree of every selected partitioned table, maps its partitions and sums

@@ -136,28 +136,44 @@ pub(crate) fn map_targets(
     target: &QualifiedTable,
     mapped: impl Fn(&QualifiedTable) -> Option<QualifiedTable>,
 ) {
-    let renamed = source.table != target.table;
     for p in parts {
-        p.derived = renamed;
-        p.target = if renamed {
+        (p.target, p.derived) = member_target(&p.source, source, target, &mapped);
+    }
+}
+
+/// Where a member of `source`'s tree (a partition, or an inheritance child the task
+/// brings with its parent) goes when `source` goes to `target`, and whether its name
+/// is derived from the new table name (see [`map_targets`]).
+pub(crate) fn member_target(
+    member: &QualifiedTable,
+    source: &QualifiedTable,
+    target: &QualifiedTable,
+    mapped: impl Fn(&QualifiedTable) -> Option<QualifiedTable>,
+) -> (QualifiedTable, bool) {
+    if source.table != target.table {
+        let table = renamed_partition(&member.table, &source.table, &target.table);
+        return (
             QualifiedTable {
                 database: target.database.clone(),
                 schema: target.schema.clone(),
-                table: renamed_partition(&p.source.table, &source.table, &target.table),
-            }
-        } else {
-            let schema = match mapped(&p.source) {
-                Some(m) => m.schema,
-                None if p.source.schema == source.schema => target.schema.clone(),
-                None => p.source.schema.clone(),
-            };
-            QualifiedTable {
-                database: target.database.clone(),
-                schema,
-                table: p.source.table.clone(),
-            }
-        };
+                table,
+            },
+            true,
+        );
     }
+    let schema = match mapped(member) {
+        Some(m) => m.schema,
+        None if member.schema == source.schema => target.schema.clone(),
+        None => member.schema.clone(),
+    };
+    (
+        QualifiedTable {
+            database: target.database.clone(),
+            schema,
+            table: member.table.clone(),
+        },
+        false,
+    )
 }
 
 /// The names the partitions get in the target: kept names as they are, derived ones

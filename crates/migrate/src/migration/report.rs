@@ -180,7 +180,7 @@ pub struct MigrationReport {
     pub objects: Vec<ObjectOutcome>,
     /// Empty when verification was off or only the schema was migrated.
     pub verification: Vec<TableVerification>,
-    /// Things the user should know (foreign keys not recreated, inheritance dropped).
+    /// Things the user should know (foreign keys not recreated, a child whose parent stays behind).
     pub warnings: Vec<String>,
     pub seconds: f64,
 }

@@ -82,7 +82,15 @@ pub async fn run(
                 .filter_map(|t| Some((&t.mapping.key, db.defs.get(&t.oid)?)))
         })
         .collect();
-    let target_dbs = distinct(all.iter().map(|t| t.mapping.target.database.clone()));
+    // A task may select views or functions alone: their databases count too.
+    let target_dbs = distinct(
+        all.iter().map(|t| t.mapping.target.database.clone()).chain(
+            sources
+                .iter()
+                .flat_map(|s| &s.objects.objects)
+                .map(|o| o.target_db.clone()),
+        ),
+    );
     // Every conflict is found before anything is written, so a task that cannot
     // complete leaves the target as it was.
     let mut done: HashMap<TableKey, TableOutcome> = HashMap::new();
@@ -368,7 +376,7 @@ async fn open_sources(
             warnings.push(format!("{table} was skipped: {reason}"));
         }
         for table in &resolved.inheritance {
-            warnings.push(format!("{table} takes part in table inheritance; it was migrated as a plain table with its own rows only"));
+            warnings.push(format!("{table} inherits from a table this task does not migrate; it was migrated as a plain table with its own rows only"));
         }
         let oids: Vec<u32> = resolved.tables.iter().map(|t| t.oid).collect();
         // Partitions too, for what each has of its own.
@@ -377,7 +385,8 @@ async fn open_sources(
             .iter()
             .flat_map(|t| std::iter::once(t.oid).chain(t.partitions.iter().map(|p| p.oid)))
             .collect();
-        let defs = catalog::load(&s, &with_partitions).await?;
+        let mut defs = catalog::load(&s, &with_partitions).await?;
+        catalog::name_inherited_constraints(&mut defs, &resolved.tables);
         for p in resolved.tables.iter().flat_map(|t| &t.partitions) {
             for fk in defs.get(&p.oid).map(|d| &d.foreign_keys[..]).unwrap_or(&[]) {
                 warnings.push(format!(

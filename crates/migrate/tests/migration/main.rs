@@ -7,6 +7,7 @@
 mod support;
 
 mod conflict_modes;
+mod inheritance;
 mod objects;
 mod partitions;
 mod precheck;

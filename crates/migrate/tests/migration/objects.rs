@@ -417,3 +417,168 @@ async fn missing_roles_and_functions_fail_the_precheck_until_the_target_has_them
         "stamped"
     );
 }
+
+/// Owners come back as `pg_dump` restores them (a table with its sequence and index,
+/// a partitioned table with its partitions, a view, a function), and column
+/// privileges with the table's grants; an owner the target lacks is reported, and
+/// the object stays the connecting account's.
+#[tokio::test]
+async fn owners_and_column_privileges_come_back() {
+    let p = Pair::start().await;
+    p.both("CREATE ROLE app; CREATE ROLE clerk").await;
+    p.src(
+        "CREATE ROLE gone;
+         CREATE SCHEMA own;
+         CREATE TABLE own.t (id serial PRIMARY KEY, secret text, pub text);
+         ALTER TABLE own.t OWNER TO app;
+         GRANT SELECT (pub), UPDATE (pub) ON own.t TO clerk;
+         CREATE VIEW own.v AS SELECT id, pub FROM own.t;
+         ALTER VIEW own.v OWNER TO app;
+         CREATE FUNCTION own.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         ALTER FUNCTION own.f() OWNER TO app;
+         CREATE TABLE own.m (id int, n int) PARTITION BY RANGE (n);
+         CREATE TABLE own.m_1 PARTITION OF own.m FOR VALUES FROM (0) TO (10);
+         ALTER TABLE own.m OWNER TO app;
+         ALTER TABLE own.m_1 OWNER TO app;
+         CREATE TABLE own.lost (id int);
+         ALTER TABLE own.lost OWNER TO gone;
+         INSERT INTO own.t (secret, pub) VALUES ('s', 'p');",
+    )
+    .await;
+    let task = p.task(&["shop.own"], ConflictMode::Error);
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    assert!(report.verified(), "{report:#?}");
+    let me = one(&p.dst, "SELECT current_user::text").await;
+    assert_eq!(
+        column(
+            &p.dst,
+            "SELECT relname || ':' || pg_get_userbyid(relowner) FROM pg_class \
+             WHERE relnamespace = 'own'::regnamespace ORDER BY 1"
+        )
+        .await,
+        [
+            format!("lost:{me}"),
+            "m:app".into(),
+            "m_1:app".into(),
+            "t:app".into(),
+            "t_id_seq:app".into(),
+            "t_pkey:app".into(),
+            "v:app".into(),
+        ]
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT pg_get_userbyid(proowner)::text FROM pg_proc WHERE oid = 'own.f()'::regprocedure"
+        )
+        .await,
+        "app"
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT concat_ws(',', has_column_privilege('clerk', 'own.t', 'pub', 'SELECT'), \
+                    has_column_privilege('clerk', 'own.t', 'pub', 'UPDATE'), \
+                    has_column_privilege('clerk', 'own.t', 'secret', 'SELECT'), \
+                    has_table_privilege('clerk', 'own.t', 'SELECT'))"
+        )
+        .await,
+        "t,t,f,f"
+    );
+    let lost = report
+        .objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Owner && o.name == "owner of shop.own.lost: gone")
+        .expect("the owner of lost is reported");
+    assert!(!lost.created, "{lost:#?}");
+    assert!(
+        lost.note
+            .starts_with("role gone does not exist in the target; it stays owned by the account Lifeboat connects to the target with"),
+        "{lost:#?}"
+    );
+    let given = report
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Owner && o.created)
+        .count();
+    assert_eq!(given, 4, "t, m, v, f: {:#?}", report.objects);
+}
+
+/// A dropped view comes back alone: a task naming only the view passes its pre-check
+/// and creates it over the table the target still has.
+#[tokio::test]
+async fn a_view_alone_comes_back() {
+    let p = Pair::start().await;
+    p.both(
+        "CREATE TABLE t (id int PRIMARY KEY, n int);
+         INSERT INTO t SELECT i, i % 3 FROM generate_series(1, 30) i;
+         CREATE VIEW threes AS SELECT n, count(*) AS c FROM t GROUP BY n;",
+    )
+    .await;
+    p.dst("DROP VIEW threes").await;
+    let task = p.task(&["shop.public.threes"], ConflictMode::Error);
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    assert_eq!(
+        item(&items, "source_objects").detail,
+        "no table selected; 1 other objects: view shop.public.threes"
+    );
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    assert!(report.tables.is_empty(), "{report:#?}");
+    assert!(
+        report
+            .objects
+            .iter()
+            .any(|o| o.kind == ObjectKind::View && o.name == "shop.public.threes" && o.created),
+        "{:#?}",
+        report.objects
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(n || ':' || c, ',' ORDER BY n) FROM threes"
+        )
+        .await,
+        "0:10,1:10,2:10"
+    );
+}
+
+/// A function whose body names a table the task renames is created as it is, and
+/// the pre-check and the report say that it keeps using the source's name.
+#[tokio::test]
+async fn a_function_naming_a_renamed_table_is_flagged() {
+    let p = Pair::start().await;
+    p.src(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.orders (id int PRIMARY KEY);
+         CREATE TABLE app.orders_log (id int);
+         CREATE FUNCTION app.n_orders() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM app.orders';
+         CREATE FUNCTION app.n_log() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM app.orders_log';",
+    )
+    .await;
+    let task = p.task(
+        &["shop.app", "shop.app.orders=orders_old"],
+        ConflictMode::Error,
+    );
+    let expected = "function shop.app.n_orders() is created as the source has it, and its body names shop.app.orders (migrated as shop.app.orders_old): it keeps using the source's name (Lifeboat does not rewrite SQL text); change it in the target if it must use the new one";
+    let items = check(&task).await;
+    let objects = item(&items, "schema_objects");
+    assert!(objects.detail.contains(expected), "{objects:#?}");
+    assert!(!objects.detail.contains("n_log"), "{objects:#?}");
+    let out = migrate(&task, &HashSet::new()).await;
+    assert!(
+        out.report().warnings.iter().any(|w| w == expected),
+        "{:?}",
+        out.report().warnings
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM pg_proc WHERE proname IN ('n_orders', 'n_log')"
+        )
+        .await,
+        "2"
+    );
+}

@@ -264,26 +264,3 @@ async fn a_column_owning_a_serial_and_an_identity_sequence_is_recreated() {
         "both sequences, owned by the column"
     );
 }
-
-/// An inheritance parent migrated under a new name: its own rows are copied and
-/// verified; its children's rows are theirs.
-#[tokio::test]
-async fn a_parent_whose_children_hold_rows_is_verified_on_its_own_rows() {
-    let p = Pair::start().await;
-    p.src(
-        "CREATE TABLE parent (id int PRIMARY KEY, v text);
-         CREATE TABLE child (extra int) INHERITS (parent);
-         INSERT INTO parent SELECT i, 'p' || i FROM generate_series(1, 3) i;
-         INSERT INTO child SELECT i, 'c' || i, i FROM generate_series(10, 59) i;",
-    )
-    .await;
-    let task = p.task(&["shop.public.parent=parent_back"], ConflictMode::Error);
-    let out = migrate(&task, &Default::default()).await;
-    let t = &out.report().tables[0];
-    assert_eq!(t.target, "shop.public.parent_back");
-    assert!(out.report().verified(), "{:?}", out.report());
-    assert_eq!(
-        one(&p.dst, "SELECT count(*)::text FROM parent_back").await,
-        "3"
-    );
-}

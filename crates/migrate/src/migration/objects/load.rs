@@ -142,20 +142,47 @@ pub(crate) async fn load(
     views(s, &mut names, &mut plan).await?;
     tables::triggers(s, &names, tables, &mut plan).await?;
     tables::rules_and_policies(s, &mut names, tables, &mut plan).await?;
+    let table_oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let owners = tables::owners(s, "pg_class", &table_oids).await?;
     for t in tables {
         let sql_name = qualified(&t.mapping.target.schema, &t.mapping.target.table);
         let label = t.mapping.target.to_string();
         let on = Some(t.mapping.key.clone());
-        let acl = tables::grants(s, tables::RELATION_ACL, t.oid).await?;
+        let mut acl = tables::grants(s, tables::RELATION_ACL, t.oid).await?;
+        acl.extend(tables::grants(s, tables::COLUMN_ACL, t.oid).await?);
         plan.objects.extend(tables::grant_defs(
             &acl,
             ("TABLE", &sql_name, &label),
             &t.mapping.target.database,
             Vec::new(),
-            on,
+            on.clone(),
         ));
         plan.objects.extend(tables::sequence_grants(s, t).await?);
+        if let Some(owner) = owners.get(&t.oid) {
+            // Its sequences and indexes follow the table; its partitions are given
+            // to the same owner (ALTER TABLE does not recurse into them).
+            let partitions = if t.partitioned {
+                vec![format!(
+                    "DO $lb$ DECLARE p regclass; BEGIN \
+                     FOR p IN SELECT relid FROM pg_partition_tree({}::regclass) WHERE level > 0 LOOP \
+                     EXECUTE format('ALTER TABLE %s OWNER TO %I', p, {}); END LOOP; END $lb$",
+                    quote_literal(&sql_name),
+                    quote_literal(owner)
+                )]
+            } else {
+                Vec::new()
+            };
+            plan.objects.push(tables::owner_def(
+                ("TABLE", &sql_name, &label),
+                owner,
+                &t.mapping.target.database,
+                Vec::new(),
+                on,
+                partitions,
+            ));
+        }
     }
+    inheritance(s, tables, &mut plan).await?;
     let mut oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     oids.extend(names.views.keys());
     let procs: Vec<u32> = names
@@ -184,7 +211,9 @@ async fn functions(
                         CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, \
                         obj_description(p.oid, 'pg_proc'), \
                         p.proacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a \
-                                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') \
+                                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'), \
+                        CASE WHEN p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                             THEN pg_get_userbyid(p.proowner)::text END \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE {} ORDER BY p.oid",
                 mapping::SKIPPED_SCHEMAS
@@ -226,6 +255,23 @@ async fn functions(
                 continue;
             }
         };
+        // A body is text PostgreSQL does not track: a table it names and the task
+        // renames is found by its name, and the function keeps using that name.
+        let mut renamed: Vec<String> = names
+            .migrated
+            .values()
+            .filter(|(s, t)| {
+                (s.schema != t.schema || s.table != t.table) && names_word(&def, &s.table)
+            })
+            .map(|(s, t)| format!("{s} (migrated as {t})"))
+            .collect();
+        renamed.sort();
+        if !renamed.is_empty() {
+            plan.skipped.push(format!(
+                "function {label} is created as the source has it, and its body names {}: it keeps using the source's name (Lifeboat does not rewrite SQL text); change it in the target if it must use the new one",
+                renamed.join(", ")
+            ));
+        }
         let (kind, keyword) = if kind == "p" {
             (ObjectKind::Procedure, "PROCEDURE")
         } else {
@@ -260,6 +306,7 @@ async fn functions(
             requires: Vec::new(),
             needs: Vec::new(),
             on_table: None,
+            with_table: None,
             sequence_of: None,
         });
         let acl = tables::grants(s, tables::FUNCTION_ACL, oid).await?;
@@ -270,6 +317,16 @@ async fn functions(
             vec![index],
             None,
         ));
+        if let Some(owner) = r.get::<_, Option<String>>(8) {
+            plan.objects.push(tables::owner_def(
+                (keyword, &signature, &label),
+                &owner,
+                &target.database,
+                vec![index],
+                None,
+                Vec::new(),
+            ));
+        }
     }
     Ok(())
 }
@@ -503,6 +560,7 @@ async fn views(
             requires,
             needs,
             on_table: None,
+            with_table: None,
             sequence_of: None,
         });
         let acl = tables::grants(s, tables::RELATION_ACL, oid).await?;
@@ -513,6 +571,21 @@ async fn views(
             vec![index],
             None,
         ));
+        if let Some(owner) = tables::owners(s, "pg_class", &[oid]).await?.get(&oid) {
+            let keyword = if materialized {
+                "MATERIALIZED VIEW"
+            } else {
+                "VIEW"
+            };
+            plan.objects.push(tables::owner_def(
+                (keyword, &sql_name, &target.to_string()),
+                owner,
+                &target.database,
+                vec![index],
+                None,
+                Vec::new(),
+            ));
+        }
     }
     Ok(())
 }
@@ -560,4 +633,92 @@ async fn extensions(
             needed_by: r.get(2),
         })
         .collect())
+}
+
+/// `ALTER TABLE child INHERIT parent` for every inheritance edge between two tables of
+/// the task, in the order of the child's parents (`inhseqno`, the order in which its
+/// inherited columns are merged). The child is created as a plain table with all its
+/// columns and constraints, the parent's included, so `INHERIT` finds them matching;
+/// it is run only when the task builds both tables. An edge into another target
+/// database cannot be made: the plan says so.
+async fn inheritance(
+    s: &Session,
+    tables: &[SourceTable],
+    plan: &mut ObjectPlan,
+) -> Result<(), MigrationError> {
+    let by_oid: HashMap<u32, &SourceTable> = tables.iter().map(|t| (t.oid, t)).collect();
+    let oids: Vec<u32> = by_oid.keys().copied().collect();
+    let rows = s
+        .query(
+            "reading the inheritance of the selected tables",
+            "SELECT i.inhrelid, i.inhparent FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhrelid = ANY($1) AND NOT c.relispartition \
+             ORDER BY i.inhrelid, i.inhseqno",
+            &[&oids],
+        )
+        .await?;
+    for r in rows {
+        let (Some(child), Some(parent)) = (
+            by_oid.get(&r.get::<_, u32>(0)),
+            by_oid.get(&r.get::<_, u32>(1)),
+        ) else {
+            continue;
+        };
+        let (c, p) = (&child.mapping.target, &parent.mapping.target);
+        if c.database != p.database {
+            plan.skipped.push(format!(
+                "{c} was migrated as a plain table, without inheriting from {p}: they go into different databases"
+            ));
+            continue;
+        }
+        let (c_sql, p_sql) = (
+            qualified(&c.schema, &c.table),
+            qualified(&p.schema, &p.table),
+        );
+        plan.objects.push(ObjectDef {
+            kind: ObjectKind::Inheritance,
+            name: format!("{c} inherits from {p}"),
+            target_db: c.database.clone(),
+            statements: vec![format!("ALTER TABLE {c_sql} INHERIT {p_sql}")],
+            exists: Some((super::INHERITS, vec![c_sql, p_sql])),
+            requires: Vec::new(),
+            needs: Vec::new(),
+            on_table: Some(child.mapping.key.clone()),
+            with_table: Some((parent.mapping.key.clone(), p.to_string())),
+            sequence_of: None,
+        });
+    }
+    Ok(())
+}
+
+/// True when `text` holds `word` as a whole identifier, in any case (a name unquoted
+/// in a function body, or quoted as it is).
+fn names_word(text: &str, word: &str) -> bool {
+    // `$` may continue an identifier, but in a body it mostly ends a dollar quote.
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let (text, word) = (text.to_lowercase(), word.to_lowercase());
+    if word.is_empty() {
+        return false;
+    }
+    text.match_indices(&word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_word;
+
+    #[test]
+    fn a_body_names_a_table_as_a_whole_word_only() {
+        assert!(names_word("SELECT count(*) FROM public.Orders;", "orders"));
+        assert!(names_word("INSERT INTO \"orders\" VALUES (1)", "orders"));
+        assert!(!names_word("SELECT * FROM orders_old", "orders"));
+        assert!(!names_word("SELECT my_orders FROM t", "orders"));
+        assert!(names_word("AS $function$SELECT 1 FROM orders$function$", "orders"));
+        assert!(!names_word("SELECT 1", ""));
+    }
 }

@@ -58,6 +58,8 @@ pub enum ObjectKind {
     RowSecurity,
     Policy,
     Grant,
+    Inheritance,
+    Owner,
 }
 
 impl ObjectKind {
@@ -74,6 +76,8 @@ impl ObjectKind {
             Self::RowSecurity => "row-level security",
             Self::Policy => "policy",
             Self::Grant => "grant",
+            Self::Inheritance => "inheritance",
+            Self::Owner => "owner",
         }
     }
 }
@@ -110,10 +114,16 @@ pub(crate) struct Requirement {
 pub(crate) const RELATION_EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
 pub(crate) const FUNCTION_EXISTS: &str = "SELECT to_regprocedure($1) IS NOT NULL";
 pub(crate) const ROLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)";
+/// The target account may give an object to the role: it is a superuser, or the
+/// role's rights are its own (`SET ROLE` would work).
+pub(crate) const MAY_GIVE_TO: &str = "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
+     OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(current_user, r.oid, 'USAGE'))";
 pub(crate) const TRIGGER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_trigger \
      WHERE tgrelid = to_regclass($1) AND tgname = $2)";
 pub(crate) const RULE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_rewrite \
      WHERE ev_class = to_regclass($1) AND rulename = $2)";
+pub(crate) const INHERITS: &str = "SELECT EXISTS (SELECT 1 FROM pg_inherits \
+     WHERE inhrelid = to_regclass($1) AND inhparent = to_regclass($2))";
 pub(crate) const POLICY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_policy \
      WHERE polrelid = to_regclass($1) AND polname = $2)";
 
@@ -135,6 +145,10 @@ pub(crate) struct ObjectDef {
     /// The migrated table it belongs to: created only when the task builds that
     /// table (objects of a table the target already had are the target's own).
     pub on_table: Option<TableKey>,
+    /// A second migrated table it needs the task to build (an inheritance parent):
+    /// without it, the object is skipped with a note.
+    /// With the table's target name, for the note.
+    pub with_table: Option<(TableKey, String)>,
     /// For a grant on a sequence a table owns: the target table (SQL) and the
     /// column whose sequence it is. The run names that sequence when it creates the
     /// table, so its name is looked up then (`pg_get_serial_sequence`) and takes the
@@ -206,6 +220,15 @@ pub(crate) async fn decide(
             out.push(Decision::NotBuilt);
             continue;
         }
+        if let Some((key, name)) = &o.with_table
+            && !built.contains(key)
+        {
+            out.push(Decision::Skip(format!(
+                "the task does not build {name} (the target had it), and Lifeboat does not change a table it did not create; to make it anyway, run: {}",
+                o.statements.join("; ")
+            )));
+            continue;
+        }
         out.push(decide_one(db, cluster, o, conflict, &out, objects).await?);
     }
     Ok(out)
@@ -250,7 +273,7 @@ async fn decide_one(
     for r in &o.requires {
         // Roles belong to the cluster; everything else to the database, which a
         // task creating the database finds empty.
-        let present = if r.sql == ROLE_EXISTS {
+        let present = if r.sql == ROLE_EXISTS || r.sql == MAY_GIVE_TO {
             holds(cluster, r.sql, std::slice::from_ref(&r.arg)).await?
         } else {
             match db {

@@ -1,11 +1,13 @@
 //! The objects that belong to the selected tables: triggers, rules, row-level
-//! security and its policies, and grants (of tables, their sequences, views and
-//! functions).
+//! security and its policies, grants (of tables and their columns, their sequences,
+//! views and functions) and owners.
 //!
 //! Triggers are taken apart: the text of `pg_get_triggerdef` up to its `ON table`
 //! clause is rebuilt here from `pg_trigger` exactly as PostgreSQL prints it, checked
 //! against the definition, and the clause is replaced by the target table; when the
 //! two disagree (a constraint trigger) the trigger is not migrated, never guessed.
+
+use std::collections::HashMap;
 
 use crate::migration::MigrationError;
 use crate::migration::conn::Session;
@@ -13,8 +15,8 @@ use crate::migration::mapping::{SourceTable, TableKey};
 use crate::migration::names::{display_ident, qualified, quote_ident};
 use crate::migration::objects::load::{Names, references};
 use crate::migration::objects::{
-    FUNCTION_EXISTS, ObjectDef, ObjectKind, ObjectPlan, POLICY_EXISTS, ROLE_EXISTS, RULE_EXISTS,
-    Requirement, TRIGGER_EXISTS,
+    FUNCTION_EXISTS, MAY_GIVE_TO, ObjectDef, ObjectKind, ObjectPlan, POLICY_EXISTS, ROLE_EXISTS,
+    RULE_EXISTS, Requirement, TRIGGER_EXISTS,
 };
 
 pub(super) async fn triggers(
@@ -116,6 +118,7 @@ pub(super) async fn triggers(
             requires,
             needs,
             on_table: Some(table.mapping.key.clone()),
+            with_table: None,
             sequence_of: None,
         });
     }
@@ -165,6 +168,7 @@ pub(super) async fn rules_and_policies(
                     requires,
                     needs,
                     on_table: Some(t.mapping.key.clone()),
+                    with_table: None,
                     sequence_of: None,
                 }),
                 Err(why) => plan
@@ -210,6 +214,7 @@ async fn policies(
             requires: Vec::new(),
             needs: Vec::new(),
             on_table: key.clone(),
+            with_table: None,
             sequence_of: None,
         });
     }
@@ -282,6 +287,7 @@ async fn policies(
             requires,
             needs,
             on_table: key.clone(),
+            with_table: None,
             sequence_of: None,
         });
     }
@@ -352,6 +358,14 @@ pub(super) const RELATION_ACL: &str = "SELECT r.rolname::text, a.privilege_type,
      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a \
      LEFT JOIN pg_roles r ON r.oid = a.grantee \
      WHERE c.oid = $1 AND a.grantee <> c.relowner ORDER BY 1, 2";
+/// Column privileges (`GRANT SELECT (col)`), as privileges named with their column.
+pub(super) const COLUMN_ACL: &str = "SELECT r.rolname::text, \
+            a.privilege_type || ' (' || quote_ident(att.attname) || ')', a.is_grantable \
+     FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid \
+     CROSS JOIN LATERAL aclexplode(att.attacl) a \
+     LEFT JOIN pg_roles r ON r.oid = a.grantee \
+     WHERE att.attrelid = $1 AND att.attnum > 0 AND NOT att.attisdropped \
+       AND a.grantee <> c.relowner ORDER BY 1, 2";
 pub(super) const FUNCTION_ACL: &str = "SELECT r.rolname::text, a.privilege_type, a.is_grantable \
      FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a \
      LEFT JOIN pg_roles r ON r.oid = a.grantee \
@@ -431,8 +445,81 @@ pub(super) fn grant_defs(
                     .collect(),
                 needs: needs.clone(),
                 on_table: on_table.clone(),
+                with_table: None,
                 sequence_of: None,
             }
         })
         .collect()
+}
+
+/// The owners of the relations (`pg_class`) or functions (`pg_proc`) `oids` that the
+/// account reading the source does not own: those are the objects whose owner the
+/// target must be told (the account creating them in the target owns them otherwise).
+pub(super) async fn owners(
+    s: &Session,
+    catalog: &str,
+    oids: &[u32],
+) -> Result<HashMap<u32, String>, MigrationError> {
+    let owner = if catalog == "pg_proc" {
+        "proowner"
+    } else {
+        "relowner"
+    };
+    let sql = format!(
+        "SELECT o.oid, pg_get_userbyid(o.{owner})::text FROM {catalog} o \
+         WHERE o.oid = ANY($1) AND o.{owner} <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+    );
+    Ok(s.query("reading owners", &sql, &[&oids])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// `ALTER <keyword> <sql name> OWNER TO <owner>` for an object the task creates, as
+/// `pg_dump` restores owners; skipped with a note when the role is missing or the
+/// target account cannot give objects to it. A view or `SECURITY DEFINER` function
+/// runs with its owner's rights, which is why the note says whose they keep.
+pub(super) fn owner_def(
+    (keyword, sql_name, label): (&str, &str, &str),
+    owner: &str,
+    target_db: &str,
+    needs: Vec<usize>,
+    on_table: Option<TableKey>,
+    extra: Vec<String>,
+) -> ObjectDef {
+    let mut statements = vec![format!(
+        "ALTER {keyword} {sql_name} OWNER TO {}",
+        quote_ident(owner)
+    )];
+    statements.extend(extra);
+    let shown = display_ident(owner);
+    let stays = "it stays owned by the account Lifeboat connects to the target with, and runs with that account's rights where its owner's apply (views, SECURITY DEFINER functions)";
+    ObjectDef {
+        kind: ObjectKind::Owner,
+        name: format!("owner of {label}: {shown}"),
+        target_db: target_db.to_string(),
+        statements,
+        exists: None,
+        requires: vec![
+            Requirement {
+                sql: ROLE_EXISTS,
+                arg: owner.to_string(),
+                missing: format!("role {shown} does not exist in the target; {stays}"),
+                fail: false,
+            },
+            Requirement {
+                sql: MAY_GIVE_TO,
+                arg: owner.to_string(),
+                missing: format!(
+                    "the account Lifeboat connects to the target with is neither a superuser nor a member of role {shown}; {stays}"
+                ),
+                fail: false,
+            },
+        ],
+        needs,
+        on_table,
+        with_table: None,
+        sequence_of: None,
+    }
 }

@@ -274,7 +274,7 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
                 unsupported.extend(r.inheritance.into_iter().map(|t| {
                     (
                         t,
-                        "use table inheritance; they would be migrated as plain tables".into(),
+                        "inherit from a table the task does not migrate; they would be migrated as plain tables with their own rows".into(),
                     )
                 }));
                 denied.extend(d);
@@ -284,17 +284,39 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
         }
     }
     let selected: Vec<String> = facts.tables.iter().map(|t| t.mapping.label()).collect();
-    let ok = format!(
-        "{} tables selected: {}",
-        selected.len(),
-        item::list(&selected)
-    );
+    // Views, materialized views, functions and procedures a task may select alone.
+    let others: Vec<String> = facts
+        .objects
+        .values()
+        .flat_map(|p| &p.objects)
+        .filter(|o| {
+            use crate::migration::objects::ObjectKind as K;
+            matches!(
+                o.kind,
+                K::View | K::MaterializedView | K::Function | K::Procedure
+            )
+        })
+        .map(|o| format!("{} {}", o.kind.describe(), o.name))
+        .collect();
+    let ok = if selected.is_empty() && !others.is_empty() {
+        format!(
+            "no table selected; {} other objects: {}",
+            others.len(),
+            item::list(&others)
+        )
+    } else {
+        format!(
+            "{} tables selected: {}",
+            selected.len(),
+            item::list(&selected)
+        )
+    };
     let mut problems: Vec<String> = missing
         .iter()
         .map(|m| format!("{m} does not exist on the source"))
         .collect();
     // A task that would migrate nothing is no success waiting to happen.
-    if selected.is_empty() && missing.is_empty() {
+    if selected.is_empty() && others.is_empty() && missing.is_empty() {
         problems.push(format!(
             "the objects exist but select no table that can be migrated{}",
             if !facts.lone_partitions.lone_partitions.is_empty() {
