@@ -32,7 +32,8 @@ use crate::migration::copy::{self, CopiedTable, Dest, ReadBack, copy_rows, route
 use crate::migration::ddl::{self, Names};
 use crate::migration::mapping::{QualifiedTable, SourceTable};
 use crate::migration::names::{
-    choose_free, column_list, display_path, qualified, quote_ident, quote_literal, with_suffix,
+    choose_free, column_list, display_path, qualified, quote_ident, quote_literal,
+    renamed_dependent, with_suffix,
 };
 use crate::migration::partition;
 use crate::migration::target::{self, TableAction, TargetTable, relation_names};
@@ -142,19 +143,14 @@ async fn apply(
         }
         _ => false,
     };
-    let action = target::decide(
-        spec.types,
-        spec.conflict,
-        existing.as_ref(),
-        w.table.partitioned,
-        || has_rows,
-    )
-    .map_err(|reason| MigrationError::Table {
-        table: m.label(),
-        reason: format!("{} {reason}", m.target),
-        hint: "run the pre-check: it lists every conflict; choose another name or conflict mode"
-            .into(),
-    })?;
+    let action = target::decide(spec.types, spec.conflict, existing.as_ref(), || has_rows)
+        .map_err(|reason| MigrationError::Table {
+            table: m.label(),
+            reason: format!("{} {reason}", m.target),
+            hint:
+                "run the pre-check: it lists every conflict; choose another name or conflict mode"
+                    .into(),
+        })?;
     (w.progress)(ProgressEvent::TableStarted {
         key: m.key.clone(),
         action,
@@ -512,7 +508,11 @@ pub(crate) async fn save_staged_matches(
     Ok((saved, rows))
 }
 
-/// Builds the new table under temporary names, then swaps it with the old one.
+/// Builds the source's table beside the one in the target under temporary names
+/// (its partitions too), then, under an `ACCESS EXCLUSIVE` lock on the old table,
+/// moves every relation of the old one aside (the table, its partitions at every
+/// level, their indexes, its sequences: `_replaced_<tag>` added) and gives the new
+/// ones their final names. Either side may be partitioned.
 async fn replace(
     w: &TableWork<'_>,
     src: &Session,
@@ -522,39 +522,58 @@ async fn replace(
 ) -> Result<(), MigrationError> {
     let m = &w.table.mapping;
     let schema = &m.target.schema;
-    let mut taken = relation_names(tgt, schema).await?;
-    let temporary = Names::temporary(w.def, w.tag, &mut taken);
-    // Partitioned tables never get here: target::decide refuses to replace them.
-    build(w, src, tgt, &temporary, &[], out).await?;
+    let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
+    taken.insert(schema.clone(), relation_names(tgt, schema).await?);
+    let temporary = Names::temporary(w.def, w.tag, in_schema(tgt, &mut taken, schema).await?);
+    let mut temporary_parts = Vec::new();
+    for (i, p) in w.table.partitions.iter().enumerate() {
+        let free = in_schema(tgt, &mut taken, &p.target.schema).await?;
+        temporary_parts.push(QualifiedTable {
+            table: choose_free(&format!("lb_{}_p{}", w.tag, i + 1), free),
+            ..p.target.clone()
+        });
+    }
+    build(w, src, tgt, &temporary, &temporary_parts, out).await?;
     let old = qualified(schema, &m.target.table);
     tgt.execute(
         "locking the table being replaced",
         &format!("LOCK TABLE {old} IN ACCESS EXCLUSIVE MODE"),
     )
     .await?;
-    let mut taken = relation_names(tgt, schema).await?;
+    // Names as they are now, the new table's included.
+    let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
     let suffix = format!("_replaced_{}", w.tag);
-    let kept = choose_free(&with_suffix(&m.target.table, &suffix), &mut taken);
-    let rename = |kind: &str, from: &str, to: &str| {
+    let rename = |kind: &str, schema: &str, from: &str, to: &str| {
         format!(
             "ALTER {kind} {} RENAME TO {}",
             qualified(schema, from),
             quote_ident(to)
         )
     };
-    let mut renames = vec![rename("TABLE", &m.target.table, &kept)];
-    taken.remove(&m.target.table);
-    // The old table's indexes (and with them its key constraints) and sequences
-    // free their names for the new table's.
-    for (kind, name) in dependent_relations(tgt, existing.oid, schema).await? {
-        let new = choose_free(&with_suffix(&name, &suffix), &mut taken);
-        renames.push(rename(kind, &name, &new));
-        taken.remove(&name);
+    let mut renames = Vec::new();
+    let mut kept = None;
+    // The old table comes first: its new name is the one the report gives.
+    for (kind, s, name) in target::tree_relations(tgt, existing.oid).await? {
+        let free = in_schema(tgt, &mut taken, &s).await?;
+        let new = choose_free(&with_suffix(&name, &suffix), free);
+        free.remove(&name);
+        kept.get_or_insert_with(|| display_path(&[&s, &new]));
+        renames.push(rename(kind, &s, &name, &new));
     }
-    let finals = Names::derive(w.def, &m.source.table, &m.target.table, &mut taken);
-    renames.push(rename("TABLE", &temporary.table, &finals.table));
+    // Partitions first: the table's index and sequence names then avoid theirs.
+    let finals_parts = partition::choose_names(
+        &w.table.partitions,
+        in_schema(tgt, &mut taken, schema).await?,
+    );
+    let finals = Names::derive(
+        w.def,
+        &m.source.table,
+        &m.target.table,
+        in_schema(tgt, &mut taken, schema).await?,
+    );
+    renames.push(rename("TABLE", schema, &temporary.table, &finals.table));
     for (a, b) in temporary.sequences.iter().zip(&finals.sequences) {
-        renames.push(rename("SEQUENCE", a, b));
+        renames.push(rename("SEQUENCE", schema, a, b));
     }
     for ((a, b), c) in temporary
         .constraints
@@ -563,18 +582,64 @@ async fn replace(
         .zip(&w.def.constraints)
     {
         if c.has_index() {
-            renames.push(rename("INDEX", a, b));
+            renames.push(rename("INDEX", schema, a, b));
         }
     }
     for (a, b) in temporary.indexes.iter().zip(&finals.indexes) {
-        renames.push(rename("INDEX", a, b));
+        renames.push(rename("INDEX", schema, a, b));
+    }
+    for (a, b) in temporary_parts.iter().zip(&finals_parts) {
+        renames.push(rename("TABLE", &a.schema, &a.table, &b.table));
     }
     for sql in renames {
         tgt.execute("swapping the new table in", &sql).await?;
     }
-    out.kept_table = Some(display_path(&[schema, &kept]));
+    // The indexes PostgreSQL named after the temporary partition names follow the
+    // final ones.
+    for (a, b) in temporary_parts.iter().zip(&finals_parts) {
+        let rows = tgt
+            .query(
+                "listing a partition's indexes",
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = $1::text::regclass ORDER BY 1",
+                &[&qualified(&b.schema, &b.table)],
+            )
+            .await?;
+        for r in rows {
+            let name: String = r.get(0);
+            if !name.starts_with(&a.table) {
+                continue;
+            }
+            let free = in_schema(tgt, &mut taken, &b.schema).await?;
+            let new = choose_free(&renamed_dependent(&name, &a.table, &b.table), free);
+            tgt.execute(
+                "naming a partition's indexes",
+                &rename("INDEX", &b.schema, &name, &new),
+            )
+            .await?;
+        }
+    }
+    for (p, name) in out.partitions.iter_mut().zip(&finals_parts) {
+        p.target = name.to_string();
+    }
+    out.kept_table = kept;
     out.sequences_set = set_sequences(w, src, tgt, Some(&finals)).await?;
     Ok(())
+}
+
+/// The relation names of `schema` in `taken`, read from the target the first time.
+async fn in_schema<'a>(
+    tgt: &Session,
+    taken: &'a mut HashMap<String, HashSet<String>>,
+    schema: &str,
+) -> Result<&'a mut HashSet<String>, MigrationError> {
+    if !taken.contains_key(schema) {
+        let names = relation_names(tgt, schema).await?;
+        taken.insert(schema.to_string(), names);
+    }
+    taken
+        .get_mut(schema)
+        .ok_or_else(|| MigrationError::InvalidSpec(format!("schema {schema} vanished")))
 }
 
 /// Sets the target's sequences of the table's columns to the source's values. With
@@ -627,29 +692,4 @@ async fn set_sequences(
         }
     }
     Ok(set)
-}
-
-/// The indexes and owned sequences (in `schema`) of the table `oid`, as (kind, name).
-async fn dependent_relations(
-    tgt: &Session,
-    oid: u32,
-    schema: &str,
-) -> Result<Vec<(&'static str, String)>, MigrationError> {
-    let rows = tgt
-        .query(
-            "listing the old table's indexes and sequences",
-            "SELECT c.relkind = 'S', c.relname FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = $2 \
-             WHERE c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1) \
-                OR (c.relkind = 'S' AND c.oid IN (SELECT objid FROM pg_depend WHERE refobjid = $1 \
-                             AND classid = 'pg_class'::regclass AND refclassid = 'pg_class'::regclass \
-                             AND deptype IN ('a', 'i'))) \
-             ORDER BY 2",
-            &[&oid, &schema],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (if r.get(0) { "SEQUENCE" } else { "INDEX" }, r.get(1)))
-        .collect())
 }

@@ -52,6 +52,43 @@ pub(crate) async fn relation_names(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Every relation of the target table `oid`: itself, then its partitions at every
+/// level, the indexes of all of them, and the sequences they own, as (kind, schema,
+/// name).
+pub(crate) async fn tree_relations(
+    tgt: &Session,
+    oid: u32,
+) -> Result<Vec<(&'static str, String, String)>, MigrationError> {
+    let rows = tgt
+        .query(
+            "listing a table's partitions, indexes and sequences",
+            "WITH tree AS (SELECT $1::oid AS relid, 0 AS level \
+                           UNION SELECT relid, level FROM pg_partition_tree($1::oid::regclass)) \
+             SELECT x.kind, n.nspname::text, c.relname::text FROM ( \
+                 SELECT 0 AS ord, t.level, 't' AS kind, t.relid AS oid FROM tree t \
+                 UNION SELECT 1, 0, 'i', i.indexrelid FROM pg_index i JOIN tree t ON t.relid = i.indrelid \
+                 UNION SELECT 2, 0, 's', d.objid FROM pg_depend d JOIN tree t ON t.relid = d.refobjid \
+                     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+                       AND d.deptype IN ('a', 'i') \
+                       AND EXISTS (SELECT 1 FROM pg_class q WHERE q.oid = d.objid AND q.relkind = 'S') \
+             ) x JOIN pg_class c ON c.oid = x.oid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             ORDER BY x.ord, x.level, 3",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let kind = match r.get::<_, &str>(0) {
+                "t" => "TABLE",
+                "i" => "INDEX",
+                _ => "SEQUENCE",
+            };
+            (kind, r.get(1), r.get(2))
+        })
+        .collect())
+}
+
 /// Looks up `(schema, table)` names in the session's database.
 pub(crate) async fn inspect(
     s: &Session,
@@ -152,9 +189,13 @@ pub(crate) async fn conflicts(
             _ => false,
         };
         let target = &t.mapping.target;
-        match decide(types, conflict, e, t.partitioned, || has_rows) {
+        match decide(types, conflict, e, || has_rows) {
             Err(reason) => problems.push(format!("{target} {reason}")),
-            Ok(TableAction::Create) => problems.extend(partition_conflicts(s, t).await?),
+            Ok(TableAction::Create) => problems.extend(partition_conflicts(s, t, None).await?),
+            // The old tree's own names are moved aside first.
+            Ok(TableAction::Replace) => {
+                problems.extend(partition_conflicts(s, t, e.map(|e| e.oid)).await?)
+            }
             Ok(action) => {
                 if let (Some(e), Some(def)) = (e, defs.get(&t.mapping.key))
                     && matches!(
@@ -182,6 +223,7 @@ pub(crate) async fn conflicts(
 pub(crate) async fn partition_conflicts(
     s: &Session,
     t: &SourceTable,
+    replaced: Option<u32>,
 ) -> Result<Vec<String>, MigrationError> {
     let fixed: Vec<_> = t.partitions.iter().filter(|p| !p.derived).collect();
     if fixed.is_empty() {
@@ -194,8 +236,10 @@ pub(crate) async fn partition_conflicts(
             "looking up target partitions",
             "SELECT w.s, w.t FROM unnest($1::text[], $2::text[]) AS w(s, t) \
              JOIN pg_namespace n ON n.nspname = w.s \
-             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.t",
-            &[&schemas, &tables],
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.t \
+             WHERE $3::oid IS NULL OR (c.oid <> $3 AND c.oid NOT IN \
+                 (SELECT relid FROM pg_partition_tree($3::oid::regclass)))",
+            &[&schemas, &tables, &replaced],
         )
         .await?;
     let taken: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -254,14 +298,12 @@ impl TableAction {
 }
 
 /// What the task will do to a table, or why it cannot (a conflict under `error`, a
-/// missing table for `data` only, a view in the way...). `partitioned` says the source
-/// table is partitioned. `target_has_rows` is only asked for under `error` with `data`
-/// only.
+/// missing table for `data` only, a view in the way...). `target_has_rows` is only
+/// asked for under `error` with `data` only.
 pub(crate) fn decide(
     types: MigrationTypes,
     conflict: ConflictMode,
     existing: Option<&TargetTable>,
-    partitioned: bool,
     target_has_rows: impl FnOnce() -> bool,
 ) -> Result<TableAction, String> {
     let Some(t) = existing else {
@@ -281,18 +323,6 @@ pub(crate) fn decide(
             _ => "another kind of relation",
         };
         return Err(format!("exists in the target as {what}"));
-    }
-    // Swapping a tree would mean moving every old partition and its indexes aside
-    // under the lock; the merge modes reach the same rows without that.
-    if conflict == ConflictMode::Replace && (partitioned || t.relkind == 'p') {
-        let which = if partitioned {
-            "the source"
-        } else {
-            "the target"
-        };
-        return Err(format!(
-            "exists in the target, and conflict mode replace does not swap partitioned tables ({which} is one): use --conflict overwrite or skip-existing, or map the table to a new name"
-        ));
     }
     match conflict {
         ConflictMode::Error if types.schema => Err("already exists in the target".into()),
@@ -409,18 +439,18 @@ mod tests {
         };
         let t = existing('r');
         assert_eq!(
-            decide(both, ConflictMode::Error, None, false, || false),
+            decide(both, ConflictMode::Error, None, || false),
             Ok(TableAction::Create)
         );
-        assert!(decide(data, ConflictMode::Error, None, false, || false).is_err());
-        assert!(decide(both, ConflictMode::Error, Some(&t), false, || false).is_err());
+        assert!(decide(data, ConflictMode::Error, None, || false).is_err());
+        assert!(decide(both, ConflictMode::Error, Some(&t), || false).is_err());
         assert_eq!(
-            decide(data, ConflictMode::Error, Some(&t), false, || false),
+            decide(data, ConflictMode::Error, Some(&t), || false),
             Ok(TableAction::Append)
         );
-        assert!(decide(data, ConflictMode::Error, Some(&t), false, || true).is_err());
+        assert!(decide(data, ConflictMode::Error, Some(&t), || true).is_err());
         assert_eq!(
-            decide(both, ConflictMode::SkipExisting, Some(&t), false, || true),
+            decide(both, ConflictMode::SkipExisting, Some(&t), || true),
             Ok(TableAction::SkipExisting)
         );
         assert_eq!(
@@ -431,28 +461,20 @@ mod tests {
                 },
                 ConflictMode::Overwrite,
                 Some(&t),
-                false,
                 || true
             ),
             Ok(TableAction::Unchanged)
         );
-        assert!(
-            decide(
-                both,
-                ConflictMode::Replace,
-                Some(&existing('v')),
-                false,
-                || true
-            )
-            .is_err()
-        );
+        assert!(decide(both, ConflictMode::Replace, Some(&existing('v')), || true).is_err());
         let p = existing('p');
         assert_eq!(
-            decide(both, ConflictMode::SkipExisting, Some(&p), true, || true),
+            decide(both, ConflictMode::SkipExisting, Some(&p), || true),
             Ok(TableAction::SkipExisting)
         );
-        assert!(decide(both, ConflictMode::Error, Some(&p), true, || false).is_err());
-        let refused = decide(both, ConflictMode::Replace, Some(&t), true, || true);
-        assert!(refused.is_err_and(|e| e.contains("does not swap partitioned tables")));
+        assert!(decide(both, ConflictMode::Error, Some(&p), || false).is_err());
+        assert_eq!(
+            decide(both, ConflictMode::Replace, Some(&p), || true),
+            Ok(TableAction::Replace)
+        );
     }
 }

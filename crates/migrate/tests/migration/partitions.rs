@@ -433,13 +433,6 @@ async fn an_existing_partitioned_table_conflicts_under_error() {
             .contains("shop.public.measurements already exists in the target"),
         "{i:#?}"
     );
-    let items = check(&p.task(&["shop.public.measurements"], ConflictMode::Replace)).await;
-    let i = item(&items, "name_conflicts");
-    assert_eq!(i.status, PrecheckStatus::Failed, "{i:#?}");
-    assert!(
-        i.detail.contains("does not swap partitioned tables"),
-        "{i:#?}"
-    );
 
     // Only a partition's name is taken: the tree cannot keep its names.
     p.dst("DROP TABLE measurements; CREATE TABLE measurements_2023 (x int)")
@@ -522,5 +515,129 @@ async fn merges_into_an_existing_partitioned_table() {
         )
         .await,
         "90"
+    );
+}
+
+/// `replace` swaps a whole tree: the damaged tree in the target moves aside with every
+/// partition and index (`_replaced_<tag>`), the source's takes the names, and its
+/// partitions' indexes are named after the final partition names.
+#[tokio::test]
+async fn replace_swaps_a_partitioned_table_whole() {
+    let p = Pair::start().await;
+    p.both(MEASUREMENTS).await;
+    p.dst("DELETE FROM measurements WHERE id % 10 = 0; UPDATE measurements SET v = -0 WHERE id % 7 = 0")
+        .await;
+    let damaged = leaf_counts(&p.dst, "measurements").await;
+    let task = p.task(&["shop.public.measurements"], ConflictMode::Replace);
+    let items = check(&task).await;
+    assert_status(&items, "name_conflicts", PrecheckStatus::Passed);
+    let out = migrate(&task, &Default::default()).await;
+    let report = out.report();
+    assert!(report.verified(), "{report:#?}");
+    let t = only_table(&report.tables);
+    assert_eq!(t.action, TableAction::Replace);
+    let kept = "measurements_replaced_mt_test1";
+    assert_eq!(t.kept_table.as_deref(), Some(&*format!("public.{kept}")));
+    assert_same_tree(&p.src, &p.dst, "measurements").await;
+    // The old tree, whole, under the kept names.
+    let mut old: Vec<String> = damaged
+        .iter()
+        .map(|l| {
+            let (name, rows) = l.split_once(':').expect("leaf:rows");
+            format!("{name}_replaced_mt_test1:{rows}")
+        })
+        .collect();
+    old.sort();
+    assert_eq!(leaf_counts(&p.dst, kept).await, old);
+    // No temporary name is left, and every index of the new tree is named after its
+    // table.
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM pg_class WHERE relname LIKE 'lb\\_%'"
+        )
+        .await,
+        "0"
+    );
+    let strays = column(
+        &p.dst,
+        "SELECT c.relname || ' on ' || t.relid::regclass FROM pg_partition_tree('measurements') t \
+         JOIN pg_index i ON i.indrelid = t.relid JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_class r ON r.oid = t.relid WHERE left(c.relname, length(r.relname)) <> r.relname",
+    )
+    .await;
+    assert!(strays.is_empty(), "{strays:?}");
+    let mut parts: Vec<&str> = t.partitions.iter().map(|p| p.target.as_str()).collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        [
+            "shop.public.measurements_2023",
+            "shop.public.measurements_2024",
+            "shop.public.measurements_2024_eu",
+            "shop.public.measurements_2024_other",
+            "shop.public.measurements_2025",
+            "shop.public.measurements_default",
+        ]
+    );
+}
+
+/// `replace` of a plain target table by a partitioned source table, and back.
+#[tokio::test]
+async fn replace_swaps_a_plain_table_for_a_tree_and_back() {
+    let p = Pair::start().await;
+    p.src(MEASUREMENTS).await;
+    p.dst("CREATE TABLE measurements (id int PRIMARY KEY, x text); INSERT INTO measurements VALUES (1, 'a'), (2, 'b')")
+        .await;
+    let out = migrate(
+        &p.task(&["shop.public.measurements"], ConflictMode::Replace),
+        &Default::default(),
+    )
+    .await;
+    assert!(out.report().verified(), "{:#?}", out.report());
+    assert_same_tree(&p.src, &p.dst, "measurements").await;
+    assert_eq!(
+        column(
+            &p.dst,
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = 'measurements_replaced_mt_test1'::regclass"
+        )
+        .await,
+        ["measurements_pkey_replaced_mt_test1"]
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(x, ',' ORDER BY id) FROM measurements_replaced_mt_test1"
+        )
+        .await,
+        "a,b"
+    );
+
+    // The other way: a plain source table replaces the tree just made.
+    let before = leaf_counts(&p.dst, "measurements").await;
+    p.src("CREATE TABLE plain_src (id int PRIMARY KEY, x text); INSERT INTO plain_src VALUES (7, 'z')")
+        .await;
+    let mut task = p.task(
+        &["shop.public.plain_src=measurements"],
+        ConflictMode::Replace,
+    );
+    task.spec.task_id = "mt-test2".into();
+    let out = migrate(&task, &Default::default()).await;
+    assert!(out.report().verified(), "{:#?}", out.report());
+    assert_eq!(
+        one(&p.dst, "SELECT string_agg(id || x, ',') FROM measurements").await,
+        "7z"
+    );
+    let kept: Vec<String> = before
+        .iter()
+        .map(|l| {
+            let (name, rows) = l.split_once(':').expect("leaf:rows");
+            format!("{name}_replaced_mt_test2:{rows}")
+        })
+        .collect();
+    assert_eq!(
+        leaf_counts(&p.dst, "measurements_replaced_mt_test2").await,
+        kept
     );
 }

@@ -718,7 +718,10 @@ mod tests {
         assert!(names_word("INSERT INTO \"orders\" VALUES (1)", "orders"));
         assert!(!names_word("SELECT * FROM orders_old", "orders"));
         assert!(!names_word("SELECT my_orders FROM t", "orders"));
-        assert!(names_word("AS $function$SELECT 1 FROM orders$function$", "orders"));
+        assert!(names_word(
+            "AS $function$SELECT 1 FROM orders$function$",
+            "orders"
+        ));
         assert!(!names_word("SELECT 1", ""));
     }
 }

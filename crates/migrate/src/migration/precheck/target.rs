@@ -281,9 +281,7 @@ async fn database<'a>(
             _ => false,
         };
         let target = &t.mapping.target;
-        let decided = target::decide(spec.types, spec.conflict, existing, t.partitioned, || {
-            has_rows
-        });
+        let decided = target::decide(spec.types, spec.conflict, existing, || has_rows);
         let action = match decided {
             Ok(a) => a,
             Err(reason) => {
@@ -292,9 +290,21 @@ async fn database<'a>(
             }
         };
         if t.partitioned {
-            if action == TableAction::Create {
-                f.conflicts.extend(target::partition_conflicts(s, t).await?);
+            if matches!(action, TableAction::Create | TableAction::Replace) {
+                // A replaced table's relations are moved aside first, freeing their
+                // names.
+                let replaced = existing.filter(|_| action == TableAction::Replace);
+                let replaced = replaced.map(|e| e.oid);
+                f.conflicts
+                    .extend(target::partition_conflicts(s, t, replaced).await?);
                 let mut taken = target::relation_names(s, &target.schema).await?;
+                if let Some(oid) = replaced {
+                    for (_, schema, name) in target::tree_relations(s, oid).await? {
+                        if schema == target.schema {
+                            taken.remove(&name);
+                        }
+                    }
+                }
                 taken.extend(reserved_in(&f.reserved, t));
                 f.partitions.push(tree_names(t, taken));
             } else if action != TableAction::Unchanged {
