@@ -22,7 +22,8 @@ use crate::migration::catalog::{self, TableDef};
 use crate::migration::conn::{Session, connect};
 use crate::migration::mapping::{self, QualifiedTable, SourceTable, TableKey};
 use crate::migration::names::{
-    identifier_problem, qualified, quote_ident, renamed_dependent, task_tag,
+    display_ident, display_path, identifier_problem, qualified, quote_ident, renamed_dependent,
+    task_tag,
 };
 use crate::migration::objects::{self, ObjectPlan};
 use crate::migration::report::{ForeignKeyOutcome, PlannedTable};
@@ -163,7 +164,14 @@ pub async fn run(
             })
             .flat_map(|src| src.objects.extensions.iter().cloned())
             .collect();
-        created_extensions.extend(prepare_target(task, db, &schemas, &needed, &extensions).await?);
+        let owners: HashMap<String, String> = sources
+            .iter()
+            .flat_map(|src| &src.objects.schema_owners)
+            .filter(|(d, _, _)| d == db)
+            .map(|(_, schema, role)| (schema.clone(), role.clone()))
+            .collect();
+        created_extensions
+            .extend(prepare_target(task, db, &schemas, &owners, &needed, &extensions).await?);
     }
     progress(ProgressEvent::Planned {
         tables: all
@@ -445,6 +453,7 @@ async fn prepare_target(
     task: &MigrationTask,
     db: &str,
     schemas: &[String],
+    owners: &HashMap<String, String>,
     needed: &[TypeDef],
     extensions: &[objects::ExtensionNeed],
 ) -> Result<Vec<objects::ObjectOutcome>, MigrationError> {
@@ -467,11 +476,50 @@ async fn prepare_target(
         for schema in schemas {
             // Before any table's transaction: two tables creating the same schema at
             // once would make one of them fail.
-            s.execute(
-                "creating the target schema",
-                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)),
-            )
-            .await?;
+            let exists: bool = s
+                .query_one(
+                    "looking for the target schema",
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                    &[schema],
+                )
+                .await?
+                .get(0);
+            if exists {
+                continue;
+            }
+            let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+            // A schema the task creates belongs to the source schema's owner, as
+            // pg_dump restores it, when the target has the role and the account may
+            // give it objects.
+            if let Some(role) = owners.get(schema) {
+                let mut may = true;
+                for sql in [objects::ROLE_EXISTS, objects::MAY_GIVE_TO] {
+                    may = may
+                        && s.query_one("looking for the schema's owner", sql, &[role])
+                            .await?
+                            .get::<_, bool>(0);
+                }
+                let name = format!(
+                    "owner of schema {}: {}",
+                    display_path(&[db, schema]),
+                    display_ident(role)
+                );
+                if may {
+                    sql.push_str(&format!(" AUTHORIZATION {}", quote_ident(role)));
+                }
+                created.push(objects::ObjectOutcome {
+                    kind: objects::ObjectKind::Owner,
+                    name,
+                    created: may,
+                    note: if may {
+                        String::new()
+                    } else {
+                        "the role does not exist in the target, or the account Lifeboat connects to the target with may not give it objects; the schema is owned by that account".into()
+                    },
+                    resumed: false,
+                });
+            }
+            s.execute("creating the target schema", &sql).await?;
         }
         types::create_missing(&s, needed).await?;
     }

@@ -582,3 +582,73 @@ async fn a_function_naming_a_renamed_table_is_flagged() {
         "2"
     );
 }
+
+/// A schema selected whole into a new database comes back owned by its owner, with
+/// the default privileges set in it, so the tables its owner creates afterwards are
+/// readable by the same roles as on the source.
+#[tokio::test]
+async fn a_schema_comes_back_with_its_owner_and_default_privileges() {
+    let p = Pair::start().await;
+    p.both("CREATE ROLE app; CREATE ROLE reader").await;
+    p.src(
+        "CREATE SCHEMA app AUTHORIZATION app;
+         ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA app GRANT SELECT ON TABLES TO reader;
+         ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA app
+             GRANT USAGE ON SEQUENCES TO reader WITH GRANT OPTION;
+         CREATE TABLE app.t (id int PRIMARY KEY);",
+    )
+    .await;
+    let task = p.task(&["shop.app=restored.app"], ConflictMode::Error);
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    let made = |kind: ObjectKind, name: &str| {
+        report
+            .objects
+            .iter()
+            .any(|o| o.kind == kind && o.name == name && o.created)
+    };
+    assert!(
+        made(ObjectKind::Owner, "owner of schema restored.app: app"),
+        "{:#?}",
+        report.objects
+    );
+    assert!(
+        made(
+            ObjectKind::DefaultPrivileges,
+            "default privileges of app in schema restored.app on tables: SELECT to reader"
+        ),
+        "{:#?}",
+        report.objects
+    );
+    let restored = p.target.connect("restored").await;
+    assert_eq!(
+        one(
+            &restored,
+            "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = 'app'"
+        )
+        .await,
+        "app"
+    );
+    assert_eq!(
+        column(
+            &restored,
+            "SELECT defaclobjtype::text || ':' || array_to_string(defaclacl, ',') FROM pg_default_acl ORDER BY 1"
+        )
+        .await,
+        ["S:reader=U*/app", "r:reader=r/app"]
+    );
+    restored
+        .batch_execute("SET ROLE app; CREATE TABLE app.later (x int); RESET ROLE")
+        .await
+        .expect("app creates a table in its schema");
+    assert_eq!(
+        one(
+            &restored,
+            "SELECT has_table_privilege('reader', 'app.later', 'SELECT')::text"
+        )
+        .await,
+        "true"
+    );
+}

@@ -12,10 +12,11 @@ use std::collections::{HashMap, HashSet};
 use crate::migration::MigrationError;
 use crate::migration::conn::Session;
 use crate::migration::mapping::{self, QualifiedTable, SourceTable};
-use crate::migration::names::{display_ident, qualified, quote_literal};
+use crate::migration::names::{display_ident, qualified, quote_ident, quote_literal};
 use crate::migration::objects::tables;
 use crate::migration::objects::{
-    ExtensionNeed, FUNCTION_EXISTS, ObjectDef, ObjectKind, ObjectPlan, RELATION_EXISTS, Requirement,
+    DEFAULT_ACL_EXISTS, ExtensionNeed, FUNCTION_EXISTS, MAY_GIVE_TO, ObjectDef, ObjectKind,
+    ObjectPlan, RELATION_EXISTS, ROLE_EXISTS, Requirement,
 };
 use crate::migration::spec::ObjectMapping;
 
@@ -183,6 +184,7 @@ pub(crate) async fn load(
         }
     }
     inheritance(s, tables, &mut plan).await?;
+    schemas(s, &names, &mut plan).await?;
     let mut oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     oids.extend(names.views.keys());
     let procs: Vec<u32> = names
@@ -686,6 +688,156 @@ async fn inheritance(
             needs: Vec::new(),
             on_table: Some(child.mapping.key.clone()),
             with_table: Some((parent.mapping.key.clone(), p.to_string())),
+            sequence_of: None,
+        });
+    }
+    Ok(())
+}
+
+/// (schema, role, `defaclobjtype`) of default privileges.
+type DefaultAclKey = (String, String, String);
+/// (grantee, `None` for PUBLIC; privilege; grantable).
+type DefaultAclEntry = (Option<String>, String, bool);
+
+/// What the schemas the task selects whole have of their own: their owners, and the
+/// default privileges set in them (`ALTER DEFAULT PRIVILEGES ... IN SCHEMA`), one
+/// object per role and kind of object, kept as they are when the target has some
+/// for that role, schema and kind already.
+async fn schemas(
+    s: &Session,
+    names: &Names<'_>,
+    plan: &mut ObjectPlan,
+) -> Result<(), MigrationError> {
+    let owners = s
+        .query(
+            "reading the owners of the selected schemas",
+            &format!(
+                "SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text FROM pg_namespace n \
+                 WHERE {} AND n.nspowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                 ORDER BY 1",
+                mapping::SKIPPED_SCHEMAS
+            ),
+            &[],
+        )
+        .await?;
+    for r in owners {
+        if let Some(t) = names.target(r.get(0), "") {
+            plan.schema_owners.push((t.database, t.schema, r.get(1)));
+        }
+    }
+    let rows = s
+        .query(
+            "reading the default privileges of the selected schemas",
+            &format!(
+                "SELECT n.nspname::text, pg_get_userbyid(d.defaclrole)::text, d.defaclobjtype::text, \
+                        g.rolname::text, a.privilege_type, a.is_grantable \
+                 FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace \
+                 CROSS JOIN LATERAL aclexplode(d.defaclacl) a \
+                 LEFT JOIN pg_roles g ON g.oid = a.grantee \
+                 WHERE {} AND d.defaclobjtype IN ('r', 'S', 'f', 'T') ORDER BY 1, 2, 3, 4, 5",
+                mapping::SKIPPED_SCHEMAS
+            ),
+            &[],
+        )
+        .await?;
+    // (schema, role, kind) -> (grantee, privilege, grantable), in order.
+    let mut groups: Vec<(DefaultAclKey, Vec<DefaultAclEntry>)> = Vec::new();
+    for r in rows {
+        let key: (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let entry = (r.get(3), r.get(4), r.get(5));
+        match groups.last_mut() {
+            Some((k, list)) if *k == key => list.push(entry),
+            _ => groups.push((key, vec![entry])),
+        }
+    }
+    for ((schema, role, kind), entries) in groups {
+        let Some(target) = names.target(&schema, "") else {
+            continue;
+        };
+        let on = match kind.as_str() {
+            "r" => "TABLES",
+            "S" => "SEQUENCES",
+            "f" => "FUNCTIONS",
+            _ => "TYPES",
+        };
+        let mut grantees: Vec<&Option<String>> = Vec::new();
+        for (g, _, _) in &entries {
+            if !grantees.contains(&g) {
+                grantees.push(g);
+            }
+        }
+        let (mut statements, mut shown, mut requires) = (Vec::new(), Vec::new(), Vec::new());
+        for grantee in grantees {
+            let to = grantee
+                .as_deref()
+                .map(quote_ident)
+                .unwrap_or_else(|| "PUBLIC".into());
+            let who = grantee
+                .as_deref()
+                .map(display_ident)
+                .unwrap_or_else(|| "PUBLIC".into());
+            for grantable in [false, true] {
+                let privileges: Vec<&str> = entries
+                    .iter()
+                    .filter(|(g, _, o)| g == grantee && *o == grantable)
+                    .map(|(_, p, _)| p.as_str())
+                    .collect();
+                if privileges.is_empty() {
+                    continue;
+                }
+                statements.push(format!(
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {on} TO {to}{}",
+                    quote_ident(&role),
+                    quote_ident(&target.schema),
+                    privileges.join(", "),
+                    if grantable { " WITH GRANT OPTION" } else { "" }
+                ));
+                shown.push(format!("{} to {who}", privileges.join(", ")));
+            }
+            if let Some(g) = grantee {
+                requires.push(Requirement {
+                    sql: ROLE_EXISTS,
+                    arg: g.clone(),
+                    missing: format!("role {} does not exist in the target", display_ident(g)),
+                    fail: false,
+                });
+            }
+        }
+        requires.push(Requirement {
+            sql: ROLE_EXISTS,
+            arg: role.clone(),
+            missing: format!("role {} does not exist in the target", display_ident(&role)),
+            fail: false,
+        });
+        requires.push(Requirement {
+            sql: MAY_GIVE_TO,
+            arg: role.clone(),
+            missing: format!(
+                "the account Lifeboat connects to the target with is neither a superuser nor a member of role {}",
+                display_ident(&role)
+            ),
+            fail: false,
+        });
+        plan.objects.push(ObjectDef {
+            kind: ObjectKind::DefaultPrivileges,
+            name: format!(
+                "default privileges of {} in schema {}.{} on {}: {}",
+                display_ident(&role),
+                display_ident(&target.database),
+                display_ident(&target.schema),
+                on.to_lowercase(),
+                shown.join("; ")
+            ),
+            target_db: target.database.clone(),
+            statements,
+            exists: Some((
+                DEFAULT_ACL_EXISTS,
+                vec![role.clone(), target.schema.clone(), kind],
+            )),
+            requires,
+            needs: Vec::new(),
+            on_table: None,
+            with_table: None,
             sequence_of: None,
         });
     }

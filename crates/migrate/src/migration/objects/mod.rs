@@ -60,6 +60,7 @@ pub enum ObjectKind {
     Grant,
     Inheritance,
     Owner,
+    DefaultPrivileges,
 }
 
 impl ObjectKind {
@@ -78,6 +79,7 @@ impl ObjectKind {
             Self::Grant => "grant",
             Self::Inheritance => "inheritance",
             Self::Owner => "owner",
+            Self::DefaultPrivileges => "default privileges",
         }
     }
 }
@@ -124,6 +126,12 @@ pub(crate) const RULE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_rewrite \
      WHERE ev_class = to_regclass($1) AND rulename = $2)";
 pub(crate) const INHERITS: &str = "SELECT EXISTS (SELECT 1 FROM pg_inherits \
      WHERE inhrelid = to_regclass($1) AND inhparent = to_regclass($2))";
+/// The target has default privileges of role $1 in schema $2 for objects of kind $3
+/// (`pg_default_acl.defaclobjtype`).
+pub(crate) const DEFAULT_ACL_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_default_acl d \
+     WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+       AND d.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) \
+       AND d.defaclobjtype::text = $3)";
 pub(crate) const POLICY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_policy \
      WHERE polrelid = to_regclass($1) AND polname = $2)";
 
@@ -168,6 +176,11 @@ pub(crate) struct ObjectPlan {
     /// Objects that are not created whatever the target holds, each with the reason.
     pub skipped: Vec<String>,
     pub extensions: Vec<ExtensionNeed>,
+    /// The owners of the schemas the task selects whole, as (target database, target
+    /// schema, role), for those the account reading the source does not own: a
+    /// schema the run creates is created for that role when it can be
+    /// ([`crate::migration::run`]).
+    pub schema_owners: Vec<(String, String, String)>,
 }
 
 /// An extension some migrated object needs.
