@@ -26,8 +26,10 @@
 //! - [`ident`]: quoting names and literals, and reading names as psql does.
 //! - [`recovery`]: recovering a restored copy to a target, and promoting it.
 //! - [`archiver`]: how WAL archiving goes (`pg_stat_archiver`).
+//! - [`adoption`]: what a cluster Lifeboat did not create must offer to be adopted.
 
 pub mod accounts;
+pub mod adoption;
 pub mod archiver;
 pub mod binaries;
 pub mod cluster;

@@ -1,0 +1,215 @@
+//! The adoption check against real clusters: a cluster ready to be adopted passes
+//! every item and is left as it was; each missing requirement fails (or warns) its
+//! own item with the server's words and what to do.
+
+// Tests may panic on what they set up themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use lifeboat_domain::task::PrecheckStatus::{self, Failed, Passed, Warning};
+use lifeboat_postgres::adoption::{AdoptTarget, AdoptionItem, ITEMS, adoptable, check};
+use lifeboat_postgres::testing::TestCluster;
+use lifeboat_postgres::{Installations, StopMode};
+
+/// `pg_hba.conf` letting `adm` and `plain` in over TCP, for replication too.
+const HBA: &str = "local all lifeboat trust
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+";
+
+fn target(tc: &TestCluster, account: &str, password: &str) -> AdoptTarget {
+    AdoptTarget {
+        host: "127.0.0.1".into(),
+        port: tc.cluster.port,
+        account: account.into(),
+        password: password.into(),
+    }
+}
+
+/// A cluster with the accounts `adm` (REPLICATION, pg_read_all_data) and `plain`,
+/// both with password `pw`; `hba` as given.
+async fn cluster(hba: &str) -> TestCluster {
+    let tc = TestCluster::start();
+    let c = tc.connect("postgres").await;
+    c.batch_execute(
+        "CREATE ROLE adm LOGIN REPLICATION PASSWORD 'pw';
+         GRANT pg_read_all_data TO adm;
+         CREATE ROLE plain LOGIN PASSWORD 'pw';",
+    )
+    .await
+    .unwrap();
+    tc.cluster.write_hba(hba).unwrap();
+    tc.cluster.reload().unwrap();
+    tc
+}
+
+fn status_of(items: &[AdoptionItem], id: &str) -> PrecheckStatus {
+    items
+        .iter()
+        .find(|i| i.id == id)
+        .unwrap_or_else(|| panic!("no item {id}: {items:#?}"))
+        .status
+}
+
+fn item<'a>(items: &'a [AdoptionItem], id: &str) -> &'a AdoptionItem {
+    items.iter().find(|i| i.id == id).unwrap()
+}
+
+#[tokio::test]
+async fn a_ready_cluster_passes_every_item_and_is_left_as_it_was() {
+    let tc = cluster(HBA).await;
+    let c = tc.connect("postgres").await;
+    for sql in [
+        "ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'",
+        "SELECT pg_reload_conf()",
+    ] {
+        c.batch_execute(sql).await.unwrap();
+    }
+    // The reload reaches backends started afterwards; wait until one sees it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fresh = tc.connect("postgres").await;
+        let v: String = fresh
+            .query_one("SHOW max_slot_wal_keep_size", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if v == "1GB" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reload did not take: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let items = check(&target(&tc, "adm", "pw"), &Installations::discover(&[])).await;
+    let ids: Vec<&str> = items.iter().map(|i| i.id).collect();
+    let all: Vec<&str> = ITEMS.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, all);
+    for i in &items {
+        assert_eq!(i.status, Passed, "{i:#?}");
+        assert_eq!(i.advice, "none needed");
+    }
+    assert!(adoptable(&items));
+    assert!(
+        item(&items, "slot_wal_limit")
+            .detail
+            .starts_with("max_slot_wal_keep_size = 1024 MB"),
+        "{items:#?}"
+    );
+    let system: String = c
+        .query_one(
+            "SELECT system_identifier::text FROM pg_control_system()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        item(&items, "replication_connection")
+            .detail
+            .contains(&system),
+        "{items:#?}"
+    );
+    // The temporary slot went with the check's connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a slot was left: {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_stops_at_the_connection() {
+    let tc = cluster(HBA).await;
+    let items = check(&target(&tc, "adm", "nope"), &Installations::discover(&[])).await;
+    assert_eq!(items.len(), 1, "{items:#?}");
+    assert_eq!(items[0].id, "connection");
+    assert_eq!(items[0].status, Failed);
+    assert!(
+        items[0]
+            .detail
+            .contains("password authentication failed for user \"adm\""),
+        "{items:#?}"
+    );
+    assert!(!adoptable(&items));
+}
+
+#[tokio::test]
+async fn an_account_without_replication_and_a_closed_hba_fail_their_items() {
+    // The account may not replicate: the server refuses the walsender.
+    let tc = cluster(HBA).await;
+    let items = check(&target(&tc, "plain", "pw"), &Installations::discover(&[])).await;
+    assert_eq!(status_of(&items, "replication_privilege"), Failed);
+    assert!(
+        item(&items, "replication_privilege")
+            .advice
+            .starts_with("ALTER ROLE \"plain\" REPLICATION"),
+        "{items:#?}"
+    );
+    assert_eq!(status_of(&items, "read_privilege"), Warning);
+    assert_eq!(
+        item(&items, "replication_connection").detail,
+        "a replication connection as plain failed: must be superuser or replication role to start walsender"
+    );
+    assert_eq!(status_of(&items, "slot_wal_limit"), Warning);
+    assert_eq!(status_of(&items, "connection"), Passed);
+    assert!(!adoptable(&items));
+
+    // pg_hba.conf has no replication line for this host.
+    tc.cluster
+        .write_hba(&HBA.replace("host replication all 127.0.0.1/32 scram-sha-256\n", ""))
+        .unwrap();
+    tc.cluster.reload().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let items = loop {
+        let items = check(&target(&tc, "adm", "pw"), &Installations::discover(&[])).await;
+        if status_of(&items, "replication_connection") == Failed || Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let i = item(&items, "replication_connection");
+    assert_eq!(i.status, Failed, "{items:#?}");
+    assert!(
+        i.detail
+            .contains("no pg_hba.conf entry for replication connection"),
+        "{i:#?}"
+    );
+    assert!(i.advice.contains("host replication adm"), "{i:#?}");
+    assert_eq!(status_of(&items, "replication_slot"), Failed);
+    assert_eq!(status_of(&items, "replication_privilege"), Passed);
+}
+
+#[tokio::test]
+async fn a_minimal_wal_level_fails_the_check() {
+    let tc = cluster(HBA).await;
+    let c = tc.connect("postgres").await;
+    for sql in [
+        "ALTER SYSTEM SET wal_level = minimal",
+        "ALTER SYSTEM SET max_wal_senders = 0",
+    ] {
+        c.batch_execute(sql).await.unwrap();
+    }
+    drop(c);
+    tc.cluster.stop(StopMode::Fast).unwrap();
+    tc.cluster.start("127.0.0.1").unwrap();
+    let items = check(&target(&tc, "adm", "pw"), &Installations::discover(&[])).await;
+    let i = item(&items, "wal_level");
+    assert_eq!(i.status, Failed, "{items:#?}");
+    assert_eq!(i.detail, "wal_level = minimal");
+    assert_eq!(status_of(&items, "wal_senders"), Failed);
+    assert_eq!(
+        item(&items, "wal_senders").detail,
+        "0 of max_wal_senders = 0 free, 10 of max_replication_slots = 10 free"
+    );
+    assert!(!adoptable(&items));
+}
