@@ -514,7 +514,7 @@ async fn prepare_target(
                     note: if may {
                         String::new()
                     } else {
-                        "the role does not exist in the target, or the account Lifeboat connects to the target with may not give it objects; the schema is owned by that account".into()
+                        "the role does not exist in the target, or the account Lifeboat connects to the target with is not a superuser; the schema is owned by that account".into()
                     },
                     resumed: false,
                 });

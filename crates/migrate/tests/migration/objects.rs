@@ -652,3 +652,47 @@ async fn a_schema_comes_back_with_its_owner_and_default_privileges() {
         "true"
     );
 }
+
+/// A target account that is not a superuser does not give objects to their owners:
+/// the table is created and owned by that account, and the report says why.
+#[tokio::test]
+async fn an_account_that_is_not_a_superuser_keeps_what_it_creates() {
+    let p = Pair::start().await;
+    p.both("CREATE ROLE app").await;
+    p.src(
+        "CREATE TABLE t (id int PRIMARY KEY); ALTER TABLE t OWNER TO app; INSERT INTO t VALUES (1)",
+    )
+    .await;
+    p.dst(
+        "CREATE ROLE mover LOGIN PASSWORD 'pw' IN ROLE app;
+         GRANT CREATE ON DATABASE shop TO mover;
+         GRANT CREATE ON SCHEMA public TO mover;",
+    )
+    .await;
+    let mut task = p.task(&["shop.public.t"], ConflictMode::Error);
+    task.target.user("mover").password("pw");
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    assert!(report.verified(), "{report:#?}");
+    let o = report
+        .objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Owner)
+        .expect("the owner is reported");
+    assert_eq!(o.name, "owner of shop.public.t: app");
+    assert!(!o.created, "{o:#?}");
+    assert!(
+        o.note.starts_with(
+            "the account Lifeboat connects to the target with is not a superuser, so it does not give objects to role app"
+        ),
+        "{o:#?}"
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE relname = 't'"
+        )
+        .await,
+        "mover"
+    );
+}

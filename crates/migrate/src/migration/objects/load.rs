@@ -15,7 +15,7 @@ use crate::migration::mapping::{self, QualifiedTable, SourceTable};
 use crate::migration::names::{display_ident, qualified, quote_ident, quote_literal};
 use crate::migration::objects::tables;
 use crate::migration::objects::{
-    DEFAULT_ACL_EXISTS, ExtensionNeed, FUNCTION_EXISTS, MAY_GIVE_TO, ObjectDef, ObjectKind,
+    DEFAULT_ACL_EXISTS, ExtensionNeed, FUNCTION_EXISTS, MAY_ACT_FOR, ObjectDef, ObjectKind,
     ObjectPlan, RELATION_EXISTS, ROLE_EXISTS, Requirement,
 };
 use crate::migration::spec::ObjectMapping;
@@ -810,7 +810,7 @@ async fn schemas(
             fail: false,
         });
         requires.push(Requirement {
-            sql: MAY_GIVE_TO,
+            sql: MAY_ACT_FOR,
             arg: role.clone(),
             missing: format!(
                 "the account Lifeboat connects to the target with is neither a superuser nor a member of role {}",

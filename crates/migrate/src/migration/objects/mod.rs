@@ -116,10 +116,15 @@ pub(crate) struct Requirement {
 pub(crate) const RELATION_EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
 pub(crate) const FUNCTION_EXISTS: &str = "SELECT to_regprocedure($1) IS NOT NULL";
 pub(crate) const ROLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)";
-/// The target account may give an object to the role: it is a superuser, or the
-/// role's rights are its own (`SET ROLE` would work).
+/// The target account may act for the role: it is a superuser, or a member of the
+/// role (what `ALTER DEFAULT PRIVILEGES FOR ROLE` asks).
+pub(crate) const MAY_ACT_FOR: &str = "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
+     OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(current_user, r.oid, 'MEMBER'))";
+/// The target account may give objects to any role ($1 is unused): it is a
+/// superuser. A member of the role could too, but only where the role may create in
+/// the object's schema, which a new database or schema cannot tell before the run.
 pub(crate) const MAY_GIVE_TO: &str = "SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) \
-     OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(current_user, r.oid, 'USAGE'))";
+     OR $1::text IS NULL";
 pub(crate) const TRIGGER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_trigger \
      WHERE tgrelid = to_regclass($1) AND tgname = $2)";
 pub(crate) const RULE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_rewrite \
@@ -286,7 +291,7 @@ async fn decide_one(
     for r in &o.requires {
         // Roles belong to the cluster; everything else to the database, which a
         // task creating the database finds empty.
-        let present = if r.sql == ROLE_EXISTS || r.sql == MAY_GIVE_TO {
+        let present = if [ROLE_EXISTS, MAY_GIVE_TO, MAY_ACT_FOR].contains(&r.sql) {
             holds(cluster, r.sql, std::slice::from_ref(&r.arg)).await?
         } else {
             match db {

@@ -512,7 +512,7 @@ pub(super) fn owner_def(
                 sql: MAY_GIVE_TO,
                 arg: owner.to_string(),
                 missing: format!(
-                    "the account Lifeboat connects to the target with is neither a superuser nor a member of role {shown}; {stays}"
+                    "the account Lifeboat connects to the target with is not a superuser, so it does not give objects to role {shown}; {stays}"
                 ),
                 fail: false,
             },
