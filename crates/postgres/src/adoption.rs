@@ -115,6 +115,31 @@ pub async fn check(target: &AdoptTarget, installed: &Installations) -> Vec<Adopt
         format!("logged in as {who}"),
         "",
     ));
+    // The version first: the settings read below exist from PostgreSQL 15 on.
+    let version_num: i32 = match client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+    {
+        Ok(r) => r.get(0),
+        Err(e) => {
+            items.push(AdoptionItem::new(
+                "server_version",
+                Failed,
+                format!("could not read the server's version: {}", describe(&e)),
+                "log in with an account that can read the server's settings",
+            ));
+            return items;
+        }
+    };
+    if let Some(why) = unsupported((version_num / 10_000) as u32) {
+        items.push(AdoptionItem::new(
+            "server_version",
+            Failed,
+            format!("server_version_num = {version_num}: {why}"),
+            "adopt a cluster of a supported major",
+        ));
+        return items;
+    }
     let facts = match Facts::read(&client).await {
         Ok(f) => f,
         Err(e) => {
@@ -384,7 +409,11 @@ async fn replication_items(t: &AdoptTarget, psql: &std::path::Path, items: &mut 
             "",
         )),
         Err(e) => {
-            let advice = if e.contains("superuser or replication role") {
+            // PostgreSQL 15: "must be superuser or replication role to start walsender";
+            // 16 and later: "permission denied to start WAL sender".
+            let advice = if e.contains("superuser or replication role")
+                || e.contains("permission denied to start WAL sender")
+            {
                 "give the account REPLICATION (see the item about it), then run the check again"
             } else {
                 &hba_advice
@@ -404,7 +433,10 @@ async fn replication_items(t: &AdoptTarget, psql: &std::path::Path, items: &mut 
             return;
         }
     }
-    let slot = format!("lifeboat_check_{}", std::process::id());
+    // Unique among the checks of this process and of others.
+    static CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let slot = format!("lifeboat_check_{}_{n}", std::process::id());
     let sql = format!("CREATE_REPLICATION_SLOT {slot} TEMPORARY PHYSICAL");
     items.push(match replication_command(t, psql, &sql).await {
         Ok(_) => AdoptionItem::new(

@@ -400,10 +400,12 @@ async fn merge(
             &format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"),
         )
         .await?;
+        // The table's own rows: an inheritance parent's children keep theirs.
+        let only = if existing.relkind == 'p' { "" } else { "ONLY " };
         let (saved, replaced) = save_staged_matches(
             w,
             tgt,
-            &table,
+            &format!("{only}{table}"),
             &existing.key,
             "_overwritten_",
             "replaced by the source's (conflict mode overwrite)",
@@ -524,7 +526,12 @@ async fn replace(
     let schema = &m.target.schema;
     let mut taken: HashMap<String, HashSet<String>> = HashMap::new();
     taken.insert(schema.clone(), relation_names(tgt, schema).await?);
-    let temporary = Names::temporary(w.def, w.tag, in_schema(tgt, &mut taken, schema).await?);
+    let temporary = Names::temporary(
+        w.def,
+        w.tag,
+        (&m.source.table, &m.target.table),
+        in_schema(tgt, &mut taken, schema).await?,
+    );
     let mut temporary_parts = Vec::new();
     for (i, p) in w.table.partitions.iter().enumerate() {
         let free = in_schema(tgt, &mut taken, &p.target.schema).await?;
@@ -560,6 +567,14 @@ async fn replace(
         kept.get_or_insert_with(|| display_path(&[&s, &new]));
         renames.push(rename(kind, &s, &name, &new));
     }
+    // The task's other target names, as when a table is created: no partition may
+    // take them.
+    in_schema(tgt, &mut taken, schema).await?.extend(
+        w.reserved
+            .iter()
+            .filter(|r| r.database == m.target.database && r.schema == *schema)
+            .map(|r| r.table.clone()),
+    );
     // Partitions first: the table's index and sequence names then avoid theirs.
     let finals_parts = partition::choose_names(
         &w.table.partitions,
@@ -594,8 +609,48 @@ async fn replace(
     for sql in renames {
         tgt.execute("swapping the new table in", &sql).await?;
     }
-    // The indexes PostgreSQL named after the temporary partition names follow the
-    // final ones.
+    // The indexes and constraints named after the temporary names (by PostgreSQL,
+    // or from a partition's own) follow the final ones; renaming the table's own
+    // constraints renames the copies its partitions inherited.
+    let root = (
+        QualifiedTable {
+            table: temporary.table.clone(),
+            ..m.target.clone()
+        },
+        QualifiedTable {
+            table: finals.table.clone(),
+            ..m.target.clone()
+        },
+    );
+    let pairs =
+        std::iter::once((&root.0, &root.1)).chain(temporary_parts.iter().zip(&finals_parts));
+    for (a, b) in pairs {
+        let rows = tgt
+            .query(
+                "listing a table's constraints",
+                "SELECT conname::text FROM pg_constraint \
+                 WHERE conrelid = $1::text::regclass AND contype IN ('c', 'n') \
+                   AND coninhcount = 0 ORDER BY 1",
+                &[&qualified(&b.schema, &b.table)],
+            )
+            .await?;
+        for r in rows {
+            let name: String = r.get(0);
+            if !name.starts_with(&a.table) {
+                continue;
+            }
+            tgt.execute(
+                "naming a table's constraints",
+                &format!(
+                    "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
+                    qualified(&b.schema, &b.table),
+                    quote_ident(&name),
+                    quote_ident(&renamed_dependent(&name, &a.table, &b.table))
+                ),
+            )
+            .await?;
+        }
+    }
     for (a, b) in temporary_parts.iter().zip(&finals_parts) {
         let rows = tgt
             .query(

@@ -66,11 +66,18 @@ impl Names {
     /// Short temporary names (`lb_<tag>_<n>`) for a table built beside the one it
     /// will replace: its final names are still held by the old table's relations
     /// until the swap.
-    pub fn temporary(def: &TableDef, tag: &str, taken: &mut HashSet<String>) -> Self {
+    /// Constraints without an index belong to the table alone: they get their final
+    /// names (those of [`Names::derive`] for `source_table` to `target_table`) at once.
+    pub fn temporary(
+        def: &TableDef,
+        tag: &str,
+        (source_table, target_table): (&str, &str),
+        taken: &mut HashSet<String>,
+    ) -> Self {
         let mut n = 0;
         let mut next = |schema_wide: bool, name: &str| {
             if !schema_wide {
-                return name.to_string();
+                return renamed_dependent(name, source_table, target_table);
             }
             n += 1;
             choose_free(&format!("lb_{tag}_{n}"), taken)
@@ -81,7 +88,10 @@ impl Names {
             constraints: def
                 .constraints
                 .iter()
-                .map(|c| next(c.has_index(), c.target_name.as_ref().unwrap_or(&c.name)))
+                .map(|c| match &c.target_name {
+                    Some(name) if !c.has_index() => name.clone(),
+                    _ => next(c.has_index(), &c.name),
+                })
                 .collect(),
             indexes: def.indexes.iter().map(|_| next(true, "")).collect(),
         }

@@ -239,13 +239,17 @@ async fn add_inheritance_children(
     let edges = s
         .query(
             "listing inheritance children",
-            "SELECT i.inhrelid, i.inhparent, n.nspname, c.relname, \
-                    greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid) \
-             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_class p ON p.oid = i.inhparent \
-             WHERE c.relkind = 'r' AND NOT c.relispartition AND p.relkind = 'r' \
-             ORDER BY i.inhrelid, i.inhseqno",
+            &format!(
+                "SELECT i.inhrelid, i.inhparent, n.nspname, c.relname, \
+                        greatest(c.reltuples, 0)::int8, pg_table_size(c.oid), pg_total_relation_size(c.oid), \
+                        c.relkind = 'f' \
+                 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_class p ON p.oid = i.inhparent \
+                 WHERE c.relkind IN ('r', 'f') AND NOT c.relispartition AND p.relkind = 'r' \
+                   AND c.relpersistence <> 't' AND {SKIPPED_SCHEMAS} \
+                 ORDER BY i.inhrelid, i.inhseqno"
+            ),
             &[],
         )
         .await?;
@@ -271,6 +275,16 @@ async fn add_inheritance_children(
                 schema: r.get(2),
                 table: r.get(3),
             };
+            if r.get::<_, bool>(7) {
+                let name = source.to_string();
+                if !out.unsupported.iter().any(|(t, _)| *t == name) {
+                    out.unsupported.push((
+                        name,
+                        "foreign tables that inherit from a selected table (Lifeboat cannot write their rows; the parent comes without them)".into(),
+                    ));
+                }
+                continue;
+            }
             let p = &out.tables[pi].mapping;
             let mapped =
                 |q: &QualifiedTable| map_path(&[q.database.as_str(), &q.schema, &q.table], by_path);

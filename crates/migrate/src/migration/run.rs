@@ -148,7 +148,14 @@ pub async fn run(
                     std::iter::once(&t.mapping.target)
                         .chain(t.partitions.iter().map(|p| &p.target))
                         .map(|q| q.schema.clone())
-                }),
+                })
+                .chain(
+                    sources
+                        .iter()
+                        .flat_map(|src| &src.objects.schemas)
+                        .filter(|(d, _)| d == db)
+                        .map(|(_, schema)| schema.clone()),
+                ),
         );
         let needed = types::distinct(
             sources
@@ -384,7 +391,7 @@ async fn open_sources(
             warnings.push(format!("{table} was skipped: {reason}"));
         }
         for table in &resolved.inheritance {
-            warnings.push(format!("{table} inherits from a table this task does not migrate; it was migrated as a plain table with its own rows only"));
+            warnings.push(format!("{table} inherits from a table this task does not migrate; that inheritance is not recreated (its own rows are migrated)"));
         }
         let oids: Vec<u32> = resolved.tables.iter().map(|t| t.oid).collect();
         // Partitions too, for what each has of its own.
@@ -404,7 +411,8 @@ async fn open_sources(
             }
         }
         let (types, objects) = if task.spec.types.schema {
-            let plan = objects::load::load(&s, &resolved.tables, &objects).await?;
+            let plan =
+                objects::load::load(&s, &resolved.tables, &objects, task.target.get_user()).await?;
             warnings.extend(plan.skipped.iter().cloned());
             (types::load(&s, &oids).await?, plan)
         } else {

@@ -148,9 +148,13 @@ pub(crate) async fn has_rows(
     schema: &str,
     table: &str,
 ) -> Result<bool, MigrationError> {
+    // The table's own rows (an inheritance parent's children have theirs); a
+    // partitioned table's are its partitions'.
+    let t = crate::migration::names::qualified(schema, table);
     let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM {})",
-        crate::migration::names::qualified(schema, table)
+        "SELECT CASE WHEN (SELECT relkind FROM pg_class WHERE oid = {lit}::regclass) = 'p' \
+                THEN EXISTS (SELECT 1 FROM {t}) ELSE EXISTS (SELECT 1 FROM ONLY {t}) END",
+        lit = crate::migration::names::quote_literal(&t)
     );
     Ok(
         s.query_one("checking whether the target table is empty", &sql, &[])

@@ -116,7 +116,7 @@ async fn a_child_whose_parent_stays_behind_is_a_plain_table_with_a_warning() {
     let i = crate::support::item(&items, "unsupported_objects");
     assert!(
         i.detail.contains(
-            "1 table: inherit from a table the task does not migrate; they would be migrated as plain tables with their own rows: shop.public.child"
+            "1 table: inherit from a table the task does not migrate; that inheritance is not recreated (their own rows are migrated): shop.public.child"
         ),
         "{i:#?}"
     );
@@ -125,7 +125,7 @@ async fn a_child_whose_parent_stays_behind_is_a_plain_table_with_a_warning() {
     assert!(report.verified(), "{report:#?}");
     assert!(
         report.warnings.iter().any(|w| w
-            == "shop.public.child inherits from a table this task does not migrate; it was migrated as a plain table with its own rows only"),
+            == "shop.public.child inherits from a table this task does not migrate; that inheritance is not recreated (its own rows are migrated)"),
         "{:?}",
         report.warnings
     );
@@ -170,5 +170,56 @@ async fn a_child_is_not_attached_to_a_parent_the_target_had() {
             "the task does not build shop.public.parent (the target had it), and Lifeboat does not change a table it did not create; to make it anyway, run: ALTER TABLE \"public\".\"child\" INHERIT \"public\".\"parent\""
         ),
         "{o:#?}"
+    );
+}
+
+/// `replace` of a renamed parent: the new parent's check constraints take their final
+/// names at once, so its children, created with it, inherit from it again.
+#[tokio::test]
+async fn a_replaced_parent_takes_its_children_again() {
+    let p = Pair::start().await;
+    p.src(
+        "CREATE TABLE orders (id int PRIMARY KEY, amount int CHECK (amount > 0));
+         CREATE TABLE orders_2020 () INHERITS (orders);
+         INSERT INTO orders VALUES (1, 10);
+         INSERT INTO orders_2020 VALUES (2, 20), (3, 30);",
+    )
+    .await;
+    p.dst("CREATE TABLE orders_restored (id int PRIMARY KEY, amount int); INSERT INTO orders_restored VALUES (9, 9)")
+        .await;
+    let task = p.task(
+        &["shop.public.orders=orders_restored"],
+        ConflictMode::Replace,
+    );
+    let out = migrate(&task, &Default::default()).await;
+    let report = out.report();
+    assert!(report.verified(), "{report:#?}");
+    assert_eq!(
+        column(
+            &p.dst,
+            "SELECT conrelid::regclass || ':' || conname FROM pg_constraint \
+             WHERE contype = 'c' AND conrelid <> 0 ORDER BY 1"
+        )
+        .await,
+        [
+            "orders_restored:orders_restored_amount_check",
+            "orders_restored_2020:orders_restored_amount_check",
+        ]
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders_restored"
+        )
+        .await,
+        "1,2,3"
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(id::text, ',') FROM orders_restored_replaced_mt_test1"
+        )
+        .await,
+        "9"
     );
 }

@@ -525,6 +525,8 @@ async fn merges_into_an_existing_partitioned_table() {
 async fn replace_swaps_a_partitioned_table_whole() {
     let p = Pair::start().await;
     p.both(MEASUREMENTS).await;
+    p.both("ALTER TABLE measurements_2023 ADD CONSTRAINT measurements_2023_note_check CHECK (note <> 'x')")
+        .await;
     p.dst("DELETE FROM measurements WHERE id % 10 = 0; UPDATE measurements SET v = -0 WHERE id % 7 = 0")
         .await;
     let damaged = leaf_counts(&p.dst, "measurements").await;
@@ -538,6 +540,19 @@ async fn replace_swaps_a_partitioned_table_whole() {
     assert_eq!(t.action, TableAction::Replace);
     let kept = "measurements_replaced_mt_test1";
     assert_eq!(t.kept_table.as_deref(), Some(&*format!("public.{kept}")));
+    // The partition's own check constraint has its final name; it is dropped on
+    // both sides before the tree is compared.
+    assert_eq!(
+        column(
+            &p.dst,
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = 'measurements_2023'::regclass \
+             AND contype = 'c' AND coninhcount = 0"
+        )
+        .await,
+        ["measurements_2023_note_check"]
+    );
+    p.both("ALTER TABLE measurements_2023 DROP CONSTRAINT measurements_2023_note_check")
+        .await;
     assert_same_tree(&p.src, &p.dst, "measurements").await;
     // The old tree, whole, under the kept names.
     let mut old: Vec<String> = damaged
@@ -555,6 +570,14 @@ async fn replace_swaps_a_partitioned_table_whole() {
         one(
             &p.dst,
             "SELECT count(*)::text FROM pg_class WHERE relname LIKE 'lb\\_%'"
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT count(*)::text FROM pg_constraint WHERE conname LIKE 'lb\\_%'"
         )
         .await,
         "0"

@@ -150,7 +150,7 @@ async fn tables_that_cannot_be_migrated_are_grouped_by_reason() {
     assert_eq!(i.status, PrecheckStatus::Warning, "{i:#?}");
     assert!(
         i.detail
-            .contains("25 tables: inherit from a table the task does not migrate; they would be migrated as plain tables with their own rows: "),
+            .contains("25 tables: inherit from a table the task does not migrate; that inheritance is not recreated (their own rows are migrated): "),
         "{i:#?}"
     );
     assert!(i.detail.contains(" and 5 more"), "{i:#?}");

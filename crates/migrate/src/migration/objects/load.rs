@@ -33,6 +33,9 @@ pub(super) struct Names<'a> {
     pub(super) view_targets: HashMap<u32, QualifiedTable>,
     /// Functions of the plan by oid: their index, or `None` when not created.
     pub(super) functions: HashMap<u32, Option<usize>>,
+    /// The account the task creates objects with in the target: objects it owns
+    /// on the source need no change of owner.
+    pub(super) target_account: Option<&'a str>,
 }
 
 impl Names<'_> {
@@ -115,6 +118,7 @@ pub(crate) async fn load(
     s: &Session,
     tables: &[SourceTable],
     objects: &[&ObjectMapping],
+    target_account: Option<&str>,
 ) -> Result<ObjectPlan, MigrationError> {
     let mut names = Names {
         db: &s.database,
@@ -127,6 +131,7 @@ pub(crate) async fn load(
         views: HashMap::new(),
         view_targets: HashMap::new(),
         functions: HashMap::new(),
+        target_account,
     };
     for t in tables {
         names
@@ -144,7 +149,7 @@ pub(crate) async fn load(
     tables::triggers(s, &names, tables, &mut plan).await?;
     tables::rules_and_policies(s, &mut names, tables, &mut plan).await?;
     let table_oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let owners = tables::owners(s, "pg_class", &table_oids).await?;
+    let owners = tables::owners(s, "pg_class", &table_oids, names.target_account).await?;
     for t in tables {
         let sql_name = qualified(&t.mapping.target.schema, &t.mapping.target.table);
         let label = t.mapping.target.to_string();
@@ -163,13 +168,19 @@ pub(crate) async fn load(
             // Its sequences and indexes follow the table; its partitions are given
             // to the same owner (ALTER TABLE does not recurse into them).
             let partitions = if t.partitioned {
-                vec![format!(
-                    "DO $lb$ DECLARE p regclass; BEGIN \
+                let body = format!(
+                    "DECLARE p regclass; BEGIN \
                      FOR p IN SELECT relid FROM pg_partition_tree({}::regclass) WHERE level > 0 LOOP \
-                     EXECUTE format('ALTER TABLE %s OWNER TO %I', p, {}); END LOOP; END $lb$",
+                     EXECUTE format('ALTER TABLE %s OWNER TO %I', p, {}); END LOOP; END",
                     quote_literal(&sql_name),
                     quote_literal(owner)
-                )]
+                );
+                // A dollar quote the names cannot end.
+                let tag = (0..)
+                    .map(|n| format!("$lb{n}$"))
+                    .find(|t| !body.contains(t.as_str()))
+                    .unwrap_or_default();
+                vec![format!("DO {tag}{body}{tag}")]
             } else {
                 Vec::new()
             };
@@ -214,13 +225,13 @@ async fn functions(
                         obj_description(p.oid, 'pg_proc'), \
                         p.proacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a \
                                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'), \
-                        CASE WHEN p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                        CASE WHEN pg_get_userbyid(p.proowner)::text IS DISTINCT FROM $1::text \
                              THEN pg_get_userbyid(p.proowner)::text END \
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE {} ORDER BY p.oid",
                 mapping::SKIPPED_SCHEMAS
             ),
-            &[],
+            &[&names.target_account],
         )
         .await?;
     for r in rows {
@@ -259,11 +270,13 @@ async fn functions(
         };
         // A body is text PostgreSQL does not track: a table it names and the task
         // renames is found by its name, and the function keeps using that name.
+        let body = words(&def);
         let mut renamed: Vec<String> = names
             .migrated
             .values()
             .filter(|(s, t)| {
-                (s.schema != t.schema || s.table != t.table) && names_word(&def, &s.table)
+                (s.schema != t.schema || s.table != t.table)
+                    && body.contains(&s.table.to_lowercase())
             })
             .map(|(s, t)| format!("{s} (migrated as {t})"))
             .collect();
@@ -573,7 +586,10 @@ async fn views(
             vec![index],
             None,
         ));
-        if let Some(owner) = tables::owners(s, "pg_class", &[oid]).await?.get(&oid) {
+        if let Some(owner) = tables::owners(s, "pg_class", &[oid], names.target_account)
+            .await?
+            .get(&oid)
+        {
             let keyword = if materialized {
                 "MATERIALIZED VIEW"
             } else {
@@ -712,17 +728,21 @@ async fn schemas(
         .query(
             "reading the owners of the selected schemas",
             &format!(
-                "SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text FROM pg_namespace n \
-                 WHERE {} AND n.nspowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 ORDER BY 1",
+                "SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text, \
+                        pg_get_userbyid(n.nspowner)::text IS DISTINCT FROM $1::text \
+                 FROM pg_namespace n WHERE {} ORDER BY 1",
                 mapping::SKIPPED_SCHEMAS
             ),
-            &[],
+            &[&names.target_account],
         )
         .await?;
     for r in owners {
         if let Some(t) = names.target(r.get(0), "") {
-            plan.schema_owners.push((t.database, t.schema, r.get(1)));
+            if r.get::<_, bool>(2) {
+                plan.schema_owners
+                    .push((t.database.clone(), t.schema.clone(), r.get(1)));
+            }
+            plan.schemas.push((t.database, t.schema));
         }
     }
     let rows = s
@@ -844,36 +864,31 @@ async fn schemas(
     Ok(())
 }
 
-/// True when `text` holds `word` as a whole identifier, in any case (a name unquoted
-/// in a function body, or quoted as it is).
-fn names_word(text: &str, word: &str) -> bool {
+/// The identifiers of `text`, lower-cased (a name unquoted in a function body, or
+/// quoted as it is), to find the table names it holds.
+fn words(text: &str) -> HashSet<String> {
     // `$` may continue an identifier, but in a body it mostly ends a dollar quote.
-    let ident = |c: char| c.is_alphanumeric() || c == '_';
-    let (text, word) = (text.to_lowercase(), word.to_lowercase());
-    if word.is_empty() {
-        return false;
-    }
-    text.match_indices(&word).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + word.len()..].chars().next();
-        !before.is_some_and(ident) && !after.is_some_and(ident)
-    })
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::names_word;
+    use super::words;
 
     #[test]
     fn a_body_names_a_table_as_a_whole_word_only() {
-        assert!(names_word("SELECT count(*) FROM public.Orders;", "orders"));
-        assert!(names_word("INSERT INTO \"orders\" VALUES (1)", "orders"));
-        assert!(!names_word("SELECT * FROM orders_old", "orders"));
-        assert!(!names_word("SELECT my_orders FROM t", "orders"));
-        assert!(names_word(
+        let names = |text: &str, word: &str| words(text).contains(word);
+        assert!(names("SELECT count(*) FROM public.Orders;", "orders"));
+        assert!(names("INSERT INTO \"orders\" VALUES (1)", "orders"));
+        assert!(!names("SELECT * FROM orders_old", "orders"));
+        assert!(!names("SELECT my_orders FROM t", "orders"));
+        assert!(names(
             "AS $function$SELECT 1 FROM orders$function$",
             "orders"
         ));
-        assert!(!names_word("SELECT 1", ""));
+        assert!(!names("SELECT 1", ""));
     }
 }

@@ -452,13 +452,14 @@ pub(super) fn grant_defs(
         .collect()
 }
 
-/// The owners of the relations (`pg_class`) or functions (`pg_proc`) `oids` that the
-/// account reading the source does not own: those are the objects whose owner the
-/// target must be told (the account creating them in the target owns them otherwise).
+/// The owners of the relations (`pg_class`) or functions (`pg_proc`) `oids` other
+/// than `target_account`: those are the objects whose owner the target must be told
+/// (the account creating them in the target owns them otherwise).
 pub(super) async fn owners(
     s: &Session,
     catalog: &str,
     oids: &[u32],
+    target_account: Option<&str>,
 ) -> Result<HashMap<u32, String>, MigrationError> {
     let owner = if catalog == "pg_proc" {
         "proowner"
@@ -467,9 +468,9 @@ pub(super) async fn owners(
     };
     let sql = format!(
         "SELECT o.oid, pg_get_userbyid(o.{owner})::text FROM {catalog} o \
-         WHERE o.oid = ANY($1) AND o.{owner} <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+         WHERE o.oid = ANY($1) AND pg_get_userbyid(o.{owner})::text IS DISTINCT FROM $2::text"
     );
-    Ok(s.query("reading owners", &sql, &[&oids])
+    Ok(s.query("reading owners", &sql, &[&oids, &target_account])
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))

@@ -243,7 +243,13 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
             if task.spec.types.schema {
                 let types = crate::migration::types::load(s, &oids).await?;
                 facts.types.insert(s.database.clone(), types);
-                let plan = crate::migration::objects::load::load(s, &r.tables, &objects).await?;
+                let plan = crate::migration::objects::load::load(
+                    s,
+                    &r.tables,
+                    &objects,
+                    task.target.get_user(),
+                )
+                .await?;
                 facts.objects.insert(s.database.clone(), plan);
             }
             // COPY reads the leaves themselves: SELECT on the partitioned table does
@@ -274,7 +280,7 @@ async fn check_source(task: &MigrationTask, items: &mut Vec<PrecheckItem>) -> Op
                 unsupported.extend(r.inheritance.into_iter().map(|t| {
                     (
                         t,
-                        "inherit from a table the task does not migrate; they would be migrated as plain tables with their own rows".into(),
+                        "inherit from a table the task does not migrate; that inheritance is not recreated (their own rows are migrated)".into(),
                     )
                 }));
                 denied.extend(d);
