@@ -696,3 +696,24 @@ async fn an_account_that_is_not_a_superuser_keeps_what_it_creates() {
         "mover"
     );
 }
+
+/// A task whose only object is a view going into a database the target lacks: the
+/// pre-check checks that database as it would one receiving tables.
+#[tokio::test]
+async fn a_view_alone_into_a_new_database_is_prechecked() {
+    let p = Pair::start().await;
+    p.src("CREATE TABLE t (id int); CREATE VIEW v AS SELECT id FROM t")
+        .await;
+    p.dst("CREATE ROLE mover LOGIN PASSWORD 'pw'").await;
+    let mut task = p.task(&["shop.public.v=fresh.public.v"], ConflictMode::Error);
+    task.target.user("mover").password("pw");
+    let items = check(&task).await;
+    let i = item(&items, "target_privileges");
+    assert_eq!(i.status, PrecheckStatus::Failed, "{items:#?}");
+    assert!(
+        i.detail.contains(
+            "database fresh does not exist in the target and mover may not create databases"
+        ),
+        "{i:#?}"
+    );
+}

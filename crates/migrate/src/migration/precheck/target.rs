@@ -70,6 +70,12 @@ pub(crate) async fn check(
             databases.push(&t.mapping.target.database);
         }
     }
+    // Databases that receive only views or functions are checked the same way.
+    for o in source.objects.values().flat_map(|p| &p.objects) {
+        if !databases.contains(&o.target_db.as_str()) {
+            databases.push(&o.target_db);
+        }
+    }
     for db in databases {
         let tables: Vec<&SourceTable> = source
             .tables
