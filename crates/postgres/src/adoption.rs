@@ -152,33 +152,23 @@ pub async fn check(target: &AdoptTarget, installed: &Installations) -> Vec<Adopt
             return items;
         }
     };
-    let major = facts.version_num / 10_000;
-    let bins = match unsupported(major as u32) {
-        Some(why) => {
+    let major = (version_num / 10_000) as u32;
+    let bins = match installed.major(major) {
+        Ok(b) => {
             items.push(AdoptionItem::new(
                 "server_version",
-                Failed,
-                format!("the server runs {}: {why}", facts.version),
-                "adopt a cluster of a supported major",
+                Passed,
+                format!(
+                    "PostgreSQL {}; its programs are installed here ({})",
+                    facts.version,
+                    b.bin_dir.display()
+                ),
+                "",
             ));
-            None
+            Some(b)
         }
-        None => match installed.major(major as u32) {
-            Ok(b) => {
-                items.push(AdoptionItem::new(
-                    "server_version",
-                    Passed,
-                    format!(
-                        "PostgreSQL {}; its programs are installed here ({})",
-                        facts.version,
-                        b.bin_dir.display()
-                    ),
-                    "",
-                ));
-                Some(b)
-            }
-            Err(e) => {
-                items.push(AdoptionItem::new(
+        Err(e) => {
+            items.push(AdoptionItem::new(
                     "server_version",
                     Failed,
                     format!("the server runs PostgreSQL {}, but {e}", facts.version),
@@ -186,9 +176,8 @@ pub async fn check(target: &AdoptTarget, installed: &Installations) -> Vec<Adopt
                         "install PostgreSQL {major}'s server binaries on Lifeboat's host: backups and temporary instances of this cluster need them"
                     ),
                 ));
-                None
-            }
-        },
+            None
+        }
     };
     let wal_ok = facts.wal_level != "minimal";
     items.push(AdoptionItem::new(
@@ -302,7 +291,6 @@ pub async fn check(target: &AdoptTarget, installed: &Installations) -> Vec<Adopt
 /// The settings and rights the items look at.
 struct Facts {
     version: String,
-    version_num: i32,
     wal_level: String,
     max_wal_senders: i32,
     wal_senders_used: i32,
@@ -319,8 +307,7 @@ impl Facts {
     async fn read(c: &Client) -> Result<Self, String> {
         let r = c
             .query_one(
-                "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
-                        current_setting('wal_level'), current_setting('max_wal_senders')::int, \
+                "SELECT current_setting('server_version'), current_setting('wal_level'), current_setting('max_wal_senders')::int, \
                         (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'walsender'), \
                         current_setting('max_replication_slots')::int, \
                         (SELECT count(*)::int FROM pg_replication_slots), \
@@ -335,17 +322,16 @@ impl Facts {
             .map_err(|e| describe(&e))?;
         Ok(Self {
             version: r.get(0),
-            version_num: r.get(1),
-            wal_level: r.get(2),
-            max_wal_senders: r.get(3),
-            wal_senders_used: r.get(4),
-            max_replication_slots: r.get(5),
-            slots_used: r.get(6),
-            max_slot_wal_keep_size_mb: megabytes(r.get(7)),
-            data_checksums: r.get(8),
-            superuser: r.get(9),
-            replication: r.get(10),
-            read_all: r.get(11),
+            wal_level: r.get(1),
+            max_wal_senders: r.get(2),
+            wal_senders_used: r.get(3),
+            max_replication_slots: r.get(4),
+            slots_used: r.get(5),
+            max_slot_wal_keep_size_mb: megabytes(r.get(6)),
+            data_checksums: r.get(7),
+            superuser: r.get(8),
+            replication: r.get(9),
+            read_all: r.get(10),
         })
     }
 }

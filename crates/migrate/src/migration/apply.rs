@@ -625,53 +625,37 @@ async fn replace(
     let pairs =
         std::iter::once((&root.0, &root.1)).chain(temporary_parts.iter().zip(&finals_parts));
     for (a, b) in pairs {
+        let table = qualified(&b.schema, &b.table);
+        // (is an index, name); the table's own indexes have their final names already.
         let rows = tgt
             .query(
-                "listing a table's constraints",
-                "SELECT conname::text FROM pg_constraint \
-                 WHERE conrelid = $1::text::regclass AND contype IN ('c', 'n') \
-                   AND coninhcount = 0 ORDER BY 1",
-                &[&qualified(&b.schema, &b.table)],
+                "listing a table's constraints and indexes",
+                "SELECT false, conname::text FROM pg_constraint \
+                 WHERE conrelid = $1::text::regclass AND contype IN ('c', 'n') AND coninhcount = 0 \
+                 UNION ALL SELECT true, c.relname::text FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::text::regclass \
+                 ORDER BY 1, 2",
+                &[&table],
             )
             .await?;
         for r in rows {
-            let name: String = r.get(0);
+            let (index, name): (bool, String) = (r.get(0), r.get(1));
             if !name.starts_with(&a.table) {
                 continue;
             }
-            tgt.execute(
-                "naming a table's constraints",
-                &format!(
-                    "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
-                    qualified(&b.schema, &b.table),
+            let wanted = renamed_dependent(&name, &a.table, &b.table);
+            let sql = if index {
+                let new = choose_free(&wanted, in_schema(tgt, &mut taken, &b.schema).await?);
+                rename("INDEX", &b.schema, &name, &new)
+            } else {
+                format!(
+                    "ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
                     quote_ident(&name),
-                    quote_ident(&renamed_dependent(&name, &a.table, &b.table))
-                ),
-            )
-            .await?;
-        }
-    }
-    for (a, b) in temporary_parts.iter().zip(&finals_parts) {
-        let rows = tgt
-            .query(
-                "listing a partition's indexes",
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-                 WHERE i.indrelid = $1::text::regclass ORDER BY 1",
-                &[&qualified(&b.schema, &b.table)],
-            )
-            .await?;
-        for r in rows {
-            let name: String = r.get(0);
-            if !name.starts_with(&a.table) {
-                continue;
-            }
-            let free = in_schema(tgt, &mut taken, &b.schema).await?;
-            let new = choose_free(&renamed_dependent(&name, &a.table, &b.table), free);
-            tgt.execute(
-                "naming a partition's indexes",
-                &rename("INDEX", &b.schema, &name, &new),
-            )
-            .await?;
+                    quote_ident(&wanted)
+                )
+            };
+            tgt.execute("naming what follows the temporary names", &sql)
+                .await?;
         }
     }
     for (p, name) in out.partitions.iter_mut().zip(&finals_parts) {
