@@ -22,18 +22,22 @@ pub struct TestServer {
     pub url: String,
 }
 
-/// A range of ports few other tests will pick: each test draws its own, below the
-/// kernel's ephemeral range (32768 and up), where the client side of any connection on
-/// the machine could take a port between the draw and its use.
+/// A range of ports few other tests will pick, below the kernel's ephemeral range
+/// (32768 and up), where the client side of any connection on the machine could take
+/// a port between the draw and its use. The first draw of the process is random; the
+/// next ones take the following slots, so no two servers of one test run share a range.
 pub fn port_range(len: u16) -> (u16, u16) {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seed = std::process::id() as u64 * 7919
-        + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 131
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0);
-    let slot = (seed % 1170) as u16;
+    let base = *BASE.get_or_init(|| {
+        std::process::id() as u64 * 7919
+            + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(0)
+    });
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let slot = ((base + n) % 1170) as u16;
     let first = 21000 + slot * 10;
     (first, first + len - 1)
 }
