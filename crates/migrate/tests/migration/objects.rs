@@ -545,6 +545,59 @@ async fn a_view_alone_comes_back() {
     );
 }
 
+/// A view selected alone and mapped into a schema the target lacks: the run creates
+/// the schema, and the pre-check fails when the account could not.
+#[tokio::test]
+async fn a_view_alone_into_a_new_schema_comes_back() {
+    let p = Pair::start().await;
+    p.both(
+        "CREATE TABLE t (id int PRIMARY KEY, n int);
+         INSERT INTO t SELECT i, i % 3 FROM generate_series(1, 30) i;
+         CREATE VIEW threes AS SELECT n, count(*) AS c FROM t GROUP BY n;
+         CREATE ROLE mover LOGIN PASSWORD 'pw';
+         GRANT SELECT ON t TO mover;",
+    )
+    .await;
+    let mut task = p.task(
+        &["shop.public.threes=shop.archive.threes"],
+        ConflictMode::Error,
+    );
+    task.target.user("mover").password("pw");
+    let items = check(&task).await;
+    let objects = item(&items, "schema_objects");
+    assert_eq!(objects.status, PrecheckStatus::Failed, "{items:#?}");
+    assert!(
+        objects.detail.contains(
+            "schema shop.archive does not exist in the target and mover has no CREATE on database shop to create it"
+        ),
+        "{objects:#?}"
+    );
+    let task = p.task(
+        &["shop.public.threes=shop.archive.threes"],
+        ConflictMode::Error,
+    );
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    let out = migrate(&task, &HashSet::new()).await;
+    let report = out.report();
+    assert!(
+        report
+            .objects
+            .iter()
+            .any(|o| o.kind == ObjectKind::View && o.name == "shop.archive.threes" && o.created),
+        "{:#?}",
+        report.objects
+    );
+    assert_eq!(
+        one(
+            &p.dst,
+            "SELECT string_agg(n || ':' || c, ',' ORDER BY n) FROM archive.threes"
+        )
+        .await,
+        "0:10,1:10,2:10"
+    );
+}
+
 /// A function whose body names a table the task renames is created as it is, and
 /// the pre-check and the report say that it keeps using the source's name.
 #[tokio::test]

@@ -501,7 +501,9 @@ async fn views(
     for i in order {
         let (r, target) = &selected[i];
         let oid: u32 = r.get(0);
-        let (rels, procs) = refs_of(r);
+        let (mut rels, procs) = refs_of(r);
+        // A view's rule refers to the view itself, which the definition does not name.
+        rels.retain(|d| *d != oid);
         let materialized = r.get::<_, &str>(3) == "m";
         let kind = if materialized {
             ObjectKind::MaterializedView
@@ -563,6 +565,12 @@ async fn views(
         }
         for c in r.get::<_, Vec<String>>(7) {
             statements.push(c.replacen("%s", &sql_name, 1));
+        }
+        // A view selected alone may go to a schema the target lacks: the run creates
+        // it as it creates a table's.
+        let schema = (target.database.clone(), target.schema.clone());
+        if !plan.schemas.contains(&schema) {
+            plan.schemas.push(schema);
         }
         let index = plan.objects.len();
         names.views.insert(oid, Some(index));

@@ -186,8 +186,9 @@ pub(crate) struct ObjectPlan {
     /// schema the run creates is created for that role when it can be
     /// ([`crate::migration::run`]).
     pub schema_owners: Vec<(String, String, String)>,
-    /// The schemas the task selects whole, as (target database, target schema): the
-    /// run creates them even when they hold no table (views, functions alone).
+    /// The schemas the run creates when the target lacks them even if they hold no
+    /// table, as (target database, target schema): those the task selects whole and
+    /// those its views go to.
     pub schemas: Vec<(String, String)>,
 }
 

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::migration::conn::{Session, connect};
 use crate::migration::mapping::SourceTable;
-use crate::migration::names::display_ident;
-use crate::migration::objects::{Decision, ExtensionNeed, ObjectKind, create, decide};
+use crate::migration::names::{display_ident, display_path};
+use crate::migration::objects::{Decision, ExtensionNeed, ObjectKind, ObjectPlan, create, decide};
 use crate::migration::precheck::{PrecheckItem, SourceFacts};
 use crate::migration::{MigrationError, MigrationTask, Side};
 
@@ -140,6 +140,9 @@ async fn database(
     let built: HashSet<_> =
         create::predicted_built(s, &tables, task.spec.conflict, &HashMap::new()).await?;
     for plan in source.objects.values() {
+        if let Some(s) = s {
+            missing_schemas(s, plan, db, found).await?;
+        }
         let decisions = decide(s, admin, &plan.objects, db, task.spec.conflict, &built).await?;
         for (o, d) in plan.objects.iter().zip(decisions) {
             let what = format!("{} {}", o.kind.describe(), o.name);
@@ -151,6 +154,36 @@ async fn database(
                 Decision::Fail(why) => found.failed.push(why),
                 Decision::NotBuilt | Decision::Elsewhere => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// The schemas the run would create for `plan` in the existing database `db`: each
+/// needs CREATE on the database (in a database the task creates, the account owns it).
+async fn missing_schemas(
+    s: &Session,
+    plan: &ObjectPlan,
+    db: &str,
+    found: &mut Findings,
+) -> Result<(), MigrationError> {
+    for (_, schema) in plan.schemas.iter().filter(|(d, _)| d == db) {
+        let r = s
+            .query_one(
+                "looking for a schema the objects go to",
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) \
+                        AND NOT has_database_privilege(current_database(), 'CREATE'), \
+                        current_user::text",
+                &[schema],
+            )
+            .await?;
+        if r.get::<_, bool>(0) {
+            found.failed.push(format!(
+                "schema {} does not exist in the target and {} has no CREATE on database {} to create it",
+                display_path(&[db, schema]),
+                display_ident(r.get::<_, &str>(1)),
+                display_ident(db)
+            ));
         }
     }
     Ok(())
