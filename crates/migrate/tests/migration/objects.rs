@@ -706,6 +706,68 @@ async fn a_schema_comes_back_with_its_owner_and_default_privileges() {
     );
 }
 
+/// A whole database brings the default privileges set outside any schema, which
+/// replace the built-in ones: functions the role creates afterwards are not
+/// executable by PUBLIC, and its tables are readable by `reader`, as on the source.
+#[tokio::test]
+async fn a_database_comes_back_with_its_own_default_privileges() {
+    let p = Pair::start().await;
+    p.both("CREATE ROLE app; CREATE ROLE reader").await;
+    p.src(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE app REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+         ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT SELECT ON TABLES TO reader;
+         ALTER DEFAULT PRIVILEGES FOR ROLE app REVOKE ALL ON SEQUENCES FROM app;
+         CREATE TABLE t (id int PRIMARY KEY);",
+    )
+    .await;
+    let task = p.task(&["shop=restored"], ConflictMode::Error);
+    let items = check(&task).await;
+    assert!(precheck_passed(&items), "{items:#?}");
+    let out = migrate(&task, &HashSet::new()).await;
+    let mut made: Vec<&str> = out
+        .report()
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::DefaultPrivileges && o.created)
+        .map(|o| o.name.as_str())
+        .collect();
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            "default privileges of app in database restored on functions: EXECUTE to app",
+            "default privileges of app in database restored on sequences: none",
+            "default privileges of app in database restored on tables: \
+             DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE to app; SELECT to reader",
+        ]
+    );
+    let acl = "SELECT pg_get_userbyid(defaclrole)::text || ':' || defaclobjtype::text || ':' \
+               || array_to_string(defaclacl, ',') FROM pg_default_acl \
+               WHERE defaclnamespace = 0 ORDER BY 1";
+    let restored = p.target.connect("restored").await;
+    let expected = column(&p.src, acl).await;
+    assert_eq!(expected.len(), 3, "{expected:?}");
+    assert_eq!(column(&restored, acl).await, expected);
+    restored
+        .batch_execute(
+            "GRANT CREATE ON SCHEMA public TO app; SET ROLE app;
+             CREATE TABLE later (x int);
+             CREATE FUNCTION later_f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+             RESET ROLE",
+        )
+        .await
+        .expect("app creates a table and a function");
+    assert_eq!(
+        one(
+            &restored,
+            "SELECT has_table_privilege('reader', 'later', 'SELECT')::text || ' ' || \
+                    has_function_privilege('reader', 'later_f()', 'EXECUTE')::text"
+        )
+        .await,
+        "true false"
+    );
+}
+
 /// A target account that is not a superuser does not give objects to their owners:
 /// the table is created and owned by that account, and the report says why.
 #[tokio::test]

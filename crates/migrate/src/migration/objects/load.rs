@@ -15,8 +15,8 @@ use crate::migration::mapping::{self, QualifiedTable, SourceTable};
 use crate::migration::names::{display_ident, qualified, quote_ident, quote_literal};
 use crate::migration::objects::tables;
 use crate::migration::objects::{
-    DEFAULT_ACL_EXISTS, ExtensionNeed, FUNCTION_EXISTS, MAY_ACT_FOR, ObjectDef, ObjectKind,
-    ObjectPlan, RELATION_EXISTS, ROLE_EXISTS, Requirement,
+    DEFAULT_ACL_EXISTS, ExtensionNeed, FUNCTION_EXISTS, GLOBAL_DEFAULT_ACL_EXISTS, MAY_ACT_FOR,
+    ObjectDef, ObjectKind, ObjectPlan, RELATION_EXISTS, ROLE_EXISTS, Requirement,
 };
 use crate::migration::spec::ObjectMapping;
 
@@ -196,6 +196,7 @@ pub(crate) async fn load(
     }
     inheritance(s, tables, &mut plan).await?;
     schemas(s, &names, &mut plan).await?;
+    database_defaults(s, &names, &mut plan).await?;
     let mut oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     oids.extend(names.views.keys());
     let procs: Vec<u32> = names
@@ -779,97 +780,205 @@ async fn schemas(
         }
     }
     for ((schema, role, kind), entries) in groups {
-        let Some(target) = names.target(&schema, "") else {
-            continue;
-        };
-        let on = match kind.as_str() {
-            "r" => "TABLES",
-            "S" => "SEQUENCES",
-            "f" => "FUNCTIONS",
-            _ => "TYPES",
-        };
-        let mut grantees: Vec<&Option<String>> = Vec::new();
-        for (g, _, _) in &entries {
-            if !grantees.contains(&g) {
-                grantees.push(g);
-            }
+        if let Some(target) = names.target(&schema, "") {
+            plan.objects.push(default_acl_def(
+                &role,
+                &kind,
+                &entries,
+                &target.database,
+                Some(&target.schema),
+            ));
         }
-        let (mut statements, mut shown, mut requires) = (Vec::new(), Vec::new(), Vec::new());
-        for grantee in grantees {
-            let to = grantee
-                .as_deref()
-                .map(quote_ident)
-                .unwrap_or_else(|| "PUBLIC".into());
-            let who = grantee
-                .as_deref()
-                .map(display_ident)
-                .unwrap_or_else(|| "PUBLIC".into());
-            for grantable in [false, true] {
-                let privileges: Vec<&str> = entries
-                    .iter()
-                    .filter(|(g, _, o)| g == grantee && *o == grantable)
-                    .map(|(_, p, _)| p.as_str())
-                    .collect();
-                if privileges.is_empty() {
-                    continue;
-                }
-                statements.push(format!(
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {on} TO {to}{}",
-                    quote_ident(&role),
-                    quote_ident(&target.schema),
-                    privileges.join(", "),
-                    if grantable { " WITH GRANT OPTION" } else { "" }
-                ));
-                shown.push(format!("{} to {who}", privileges.join(", ")));
-            }
-            if let Some(g) = grantee {
-                requires.push(Requirement {
-                    sql: ROLE_EXISTS,
-                    arg: g.clone(),
-                    missing: format!("role {} does not exist in the target", display_ident(g)),
-                    fail: false,
-                });
-            }
-        }
-        requires.push(Requirement {
-            sql: ROLE_EXISTS,
-            arg: role.clone(),
-            missing: format!("role {} does not exist in the target", display_ident(&role)),
-            fail: false,
-        });
-        requires.push(Requirement {
-            sql: MAY_ACT_FOR,
-            arg: role.clone(),
-            missing: format!(
-                "the account Lifeboat connects to the target with is neither a superuser nor a member of role {}",
-                display_ident(&role)
-            ),
-            fail: false,
-        });
-        plan.objects.push(ObjectDef {
-            kind: ObjectKind::DefaultPrivileges,
-            name: format!(
-                "default privileges of {} in schema {}.{} on {}: {}",
-                display_ident(&role),
-                display_ident(&target.database),
-                display_ident(&target.schema),
-                on.to_lowercase(),
-                shown.join("; ")
-            ),
-            target_db: target.database.clone(),
-            statements,
-            exists: Some((
-                DEFAULT_ACL_EXISTS,
-                vec![role.clone(), target.schema.clone(), kind],
-            )),
-            requires,
-            needs: Vec::new(),
-            on_table: None,
-            with_table: None,
-            sequence_of: None,
-        });
     }
     Ok(())
+}
+
+/// The default privileges a database holds outside any schema
+/// (`ALTER DEFAULT PRIVILEGES FOR ROLE r GRANT|REVOKE ...` without `IN SCHEMA`),
+/// brought when the task selects the whole database, as `pg_dump` of it would. Such
+/// an entry replaces the built-in defaults of the role (see `acldefault`) rather
+/// than adding to them, so it is created by revoking everything, then granting what
+/// the source holds; the target's entry for that role and kind, if any, is kept.
+async fn database_defaults(
+    s: &Session,
+    names: &Names<'_>,
+    plan: &mut ObjectPlan,
+) -> Result<(), MigrationError> {
+    // Only the whole database maps `db` alone (no schema is named "").
+    let Some(target) = names.target("", "") else {
+        return Ok(());
+    };
+    let rows = s
+        .query(
+            "reading the default privileges of the selected database",
+            "SELECT pg_get_userbyid(d.defaclrole)::text, d.defaclobjtype::text, \
+                    g.rolname::text, a.privilege_type, coalesce(a.is_grantable, false), \
+                    a.grantee IS NULL \
+             FROM pg_default_acl d \
+             LEFT JOIN LATERAL aclexplode(d.defaclacl) a ON true \
+             LEFT JOIN pg_roles g ON g.oid = a.grantee \
+             WHERE d.defaclnamespace = 0 AND d.defaclobjtype IN ('r', 'S', 'f', 'T', 'n') \
+             ORDER BY 1, 2, 3, 4, 5",
+            &[],
+        )
+        .await?;
+    let mut groups: Vec<((String, String), Vec<DefaultAclEntry>)> = Vec::new();
+    for r in rows {
+        let key: (String, String) = (r.get(0), r.get(1));
+        let list = match groups.last_mut() {
+            Some((k, list)) if *k == key => list,
+            _ => {
+                groups.push((key, Vec::new()));
+                &mut groups.last_mut().expect("just pushed").1
+            }
+        };
+        // An entry that revokes everything holds no privilege at all.
+        if !r.get::<_, bool>(5) {
+            list.push((r.get(2), r.get(3), r.get(4)));
+        }
+    }
+    for ((role, kind), entries) in groups {
+        plan.objects.push(default_acl_def(
+            &role,
+            &kind,
+            &entries,
+            &target.database,
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// The object that sets the default privileges of `role` for objects of `kind`
+/// (`pg_default_acl.defaclobjtype`) to `entries`, in `schema` or, for `None`, in the
+/// whole database.
+fn default_acl_def(
+    role: &str,
+    kind: &str,
+    entries: &[DefaultAclEntry],
+    database: &str,
+    schema: Option<&str>,
+) -> ObjectDef {
+    let on = match kind {
+        "r" => "TABLES",
+        "S" => "SEQUENCES",
+        "f" => "FUNCTIONS",
+        "n" => "SCHEMAS",
+        _ => "TYPES",
+    };
+    let prefix = match schema {
+        Some(schema) => format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {}",
+            quote_ident(role),
+            quote_ident(schema)
+        ),
+        None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", quote_ident(role)),
+    };
+    let (mut statements, mut shown, mut requires) = (Vec::new(), Vec::new(), Vec::new());
+    if schema.is_none() {
+        // The built-in defaults go to the role itself and, for functions and types,
+        // to PUBLIC.
+        statements.push(format!("{prefix} REVOKE ALL ON {on} FROM PUBLIC"));
+        statements.push(format!(
+            "{prefix} REVOKE ALL ON {on} FROM {}",
+            quote_ident(role)
+        ));
+    }
+    let mut grantees: Vec<&Option<String>> = Vec::new();
+    for (g, _, _) in entries {
+        if !grantees.contains(&g) {
+            grantees.push(g);
+        }
+    }
+    for grantee in grantees {
+        let to = grantee
+            .as_deref()
+            .map(quote_ident)
+            .unwrap_or_else(|| "PUBLIC".into());
+        let who = grantee
+            .as_deref()
+            .map(display_ident)
+            .unwrap_or_else(|| "PUBLIC".into());
+        for grantable in [false, true] {
+            let privileges: Vec<&str> = entries
+                .iter()
+                .filter(|(g, _, o)| g == grantee && *o == grantable)
+                .map(|(_, p, _)| p.as_str())
+                .collect();
+            if privileges.is_empty() {
+                continue;
+            }
+            statements.push(format!(
+                "{prefix} GRANT {} ON {on} TO {to}{}",
+                privileges.join(", "),
+                if grantable { " WITH GRANT OPTION" } else { "" }
+            ));
+            shown.push(format!("{} to {who}", privileges.join(", ")));
+        }
+        if let Some(g) = grantee.as_deref().filter(|g| *g != role) {
+            requires.push(Requirement {
+                sql: ROLE_EXISTS,
+                arg: g.to_string(),
+                missing: format!("role {} does not exist in the target", display_ident(g)),
+                fail: false,
+            });
+        }
+    }
+    if shown.is_empty() {
+        shown.push("none".into());
+    }
+    requires.push(Requirement {
+        sql: ROLE_EXISTS,
+        arg: role.to_string(),
+        missing: format!("role {} does not exist in the target", display_ident(role)),
+        fail: false,
+    });
+    requires.push(Requirement {
+        sql: MAY_ACT_FOR,
+        arg: role.to_string(),
+        missing: format!(
+            "the account Lifeboat connects to the target with is neither a superuser nor a member of role {}",
+            display_ident(role)
+        ),
+        fail: false,
+    });
+    let (scope, exists) = match schema {
+        Some(schema) => (
+            format!(
+                "schema {}.{}",
+                display_ident(database),
+                display_ident(schema)
+            ),
+            (
+                DEFAULT_ACL_EXISTS,
+                vec![role.to_string(), schema.to_string(), kind.to_string()],
+            ),
+        ),
+        None => (
+            format!("database {}", display_ident(database)),
+            (
+                GLOBAL_DEFAULT_ACL_EXISTS,
+                vec![role.to_string(), kind.to_string()],
+            ),
+        ),
+    };
+    ObjectDef {
+        kind: ObjectKind::DefaultPrivileges,
+        name: format!(
+            "default privileges of {} in {scope} on {}: {}",
+            display_ident(role),
+            on.to_lowercase(),
+            shown.join("; ")
+        ),
+        target_db: database.to_string(),
+        statements,
+        exists: Some(exists),
+        requires,
+        needs: Vec::new(),
+        on_table: None,
+        with_table: None,
+        sequence_of: None,
+    }
 }
 
 /// The identifiers of `text`, lower-cased (a name unquoted in a function body, or

@@ -137,6 +137,11 @@ pub(crate) const DEFAULT_ACL_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_def
      WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1) \
        AND d.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) \
        AND d.defaclobjtype::text = $3)";
+/// The target has default privileges of role $1 outside any schema for objects of
+/// kind $2.
+pub(crate) const GLOBAL_DEFAULT_ACL_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_default_acl d \
+     WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+       AND d.defaclnamespace = 0 AND d.defaclobjtype::text = $2)";
 pub(crate) const POLICY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_policy \
      WHERE polrelid = to_regclass($1) AND polname = $2)";
 
