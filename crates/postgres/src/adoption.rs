@@ -80,6 +80,10 @@ pub const ITEMS: &[(&str, &str)] = &[
         "replication_slot",
         "A physical replication slot can be created",
     ),
+    (
+        "lifeboat_slot",
+        "No other Lifeboat server protects the cluster",
+    ),
     ("slot_wal_limit", "WAL kept for a slot is limited"),
     ("data_checksums", "Data checksums"),
 ];
@@ -92,8 +96,56 @@ pub fn adoptable(items: &[AdoptionItem]) -> bool {
 /// How long a connection attempt may take before the cluster counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the adoption check of `target`, with the PostgreSQL programs of `installed`.
-pub async fn check(target: &AdoptTarget, installed: &Installations) -> Vec<AdoptionItem> {
+/// The physical replication slot through which Lifeboat server `server` (an id such as
+/// `lb-0a1b2c3d4e5f`) streams the WAL of its adopted instance `instance`: the name says
+/// whose slot it is, so a second server finds the first one's.
+pub fn slot_name(server: &str, instance: &str) -> String {
+    format!("{SLOT_PREFIX}{server}_{instance}")
+        .replace('-', "_")
+        .to_lowercase()
+}
+
+/// The server id and instance id a slot of [`slot_name`] names, with `-` where the
+/// ids have it (`lb-…`, `pg-…`).
+pub fn slot_owner(slot: &str) -> Option<(String, String)> {
+    let rest = slot.strip_prefix(SLOT_PREFIX)?;
+    let (server, instance) = rest.split_once("_pg_")?;
+    let server = server.strip_prefix("lb_")?;
+    Some((format!("lb-{server}"), format!("pg-{instance}")))
+}
+
+/// What every slot Lifeboat creates starts with.
+pub const SLOT_PREFIX: &str = "lifeboat_";
+
+/// A connection to `database` of the cluster, as the target's account.
+pub async fn connect_to(
+    t: &AdoptTarget,
+    database: &str,
+    application: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&t.host)
+        .port(t.port)
+        .user(&t.account)
+        .password(&t.password)
+        .dbname(database)
+        .application_name(application)
+        .connect_timeout(CONNECT_TIMEOUT);
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Runs the adoption check of `target`, with the PostgreSQL programs of `installed`,
+/// for Lifeboat server `server` (see [`slot_name`]).
+pub async fn check(
+    target: &AdoptTarget,
+    installed: &Installations,
+    server: &str,
+) -> Vec<AdoptionItem> {
     use PrecheckStatus::{Failed, Passed, Warning};
     let mut items = Vec::new();
     let who = format!("{}@{}:{}", target.account, target.host, target.port);
@@ -262,6 +314,7 @@ pub async fn check(target: &AdoptTarget, installed: &Installations) -> Vec<Adopt
             }
         }
     }
+    items.push(lifeboat_slot_item(&facts.lifeboat_slots, server));
     let limited = facts.max_slot_wal_keep_size_mb >= 0;
     items.push(AdoptionItem::new(
         "slot_wal_limit",
@@ -301,6 +354,47 @@ struct Facts {
     superuser: bool,
     replication: bool,
     read_all: bool,
+    /// Slots named by [`slot_name`], of this server or another.
+    lifeboat_slots: Vec<String>,
+}
+
+/// Fails when a slot of another Lifeboat server exists: one server protects a cluster
+/// at a time. This server's own slots pass, named in the detail (the server refuses to
+/// adopt a cluster one of its instances already protects).
+fn lifeboat_slot_item(slots: &[String], server: &str) -> AdoptionItem {
+    use PrecheckStatus::{Failed, Passed};
+    let others: Vec<(&String, String)> = slots
+        .iter()
+        .filter_map(|s| Some((s, slot_owner(s)?.0)))
+        .filter(|(_, owner)| owner != server)
+        .collect();
+    if let Some((slot, owner)) = others.first() {
+        return AdoptionItem::new(
+            "lifeboat_slot",
+            Failed,
+            format!(
+                "the cluster has the replication slot {slot} of Lifeboat server {owner}: that server protects it"
+            ),
+            &format!(
+                "delete the instance on the Lifeboat server that adopted it (lifeboat instance delete); if that server is gone for good, drop its slot with SELECT pg_drop_replication_slot('{slot}'), then run the check again"
+            ),
+        );
+    }
+    let own: Vec<&str> = slots
+        .iter()
+        .filter(|s| slot_owner(s).is_some())
+        .map(String::as_str)
+        .collect();
+    AdoptionItem::new(
+        "lifeboat_slot",
+        Passed,
+        if own.is_empty() {
+            "no Lifeboat replication slot on the cluster".into()
+        } else {
+            format!("this server's slots: {}", own.join(", "))
+        },
+        "",
+    )
 }
 
 impl Facts {
@@ -332,6 +426,17 @@ impl Facts {
             superuser: r.get(8),
             replication: r.get(9),
             read_all: r.get(10),
+            lifeboat_slots: c
+                .query(
+                    "SELECT slot_name::text FROM pg_replication_slots \
+                     WHERE slot_name LIKE 'lifeboat\\_%' ORDER BY 1",
+                    &[],
+                )
+                .await
+                .map_err(|e| describe(&e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
         })
     }
 }
@@ -358,20 +463,9 @@ fn megabytes(setting: &str) -> i32 {
 }
 
 async fn connect(t: &AdoptTarget) -> Result<Client, String> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(&t.host)
-        .port(t.port)
-        .user(&t.account)
-        .password(&t.password)
-        .dbname("postgres")
-        .application_name("lifeboat adoption check")
-        .connect_timeout(CONNECT_TIMEOUT);
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    connect_to(t, "postgres", "lifeboat adoption check")
+        .await
+        .map_err(|e| describe(&e))
 }
 
 /// The two items that need a replication connection, made with the server major's
@@ -501,6 +595,22 @@ mod tests {
         assert_eq!(megabytes("10GB"), 10240);
         assert_eq!(megabytes("2048kB"), 2);
         assert_eq!(megabytes("junk"), -1);
+    }
+
+    #[test]
+    fn slot_names_say_whose_they_are() {
+        let slot = slot_name("lb-0a1b2c3d4e5f", "pg-3kq9x2");
+        assert_eq!(slot, "lifeboat_lb_0a1b2c3d4e5f_pg_3kq9x2");
+        assert_eq!(
+            slot_owner(&slot),
+            Some(("lb-0a1b2c3d4e5f".into(), "pg-3kq9x2".into()))
+        );
+        assert_eq!(slot_owner("lifeboat_check_12_0"), None);
+        let own = lifeboat_slot_item(&[slot.clone()], "lb-0a1b2c3d4e5f");
+        assert_eq!(own.status, PrecheckStatus::Passed);
+        let other = lifeboat_slot_item(&[slot], "lb-zzzzzzzzzzzz");
+        assert_eq!(other.status, PrecheckStatus::Failed);
+        assert!(other.detail.contains("lb-0a1b2c3d4e5f"), "{}", other.detail);
     }
 
     #[test]

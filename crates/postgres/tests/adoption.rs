@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use lifeboat_domain::task::PrecheckStatus::{self, Failed, Passed, Warning};
-use lifeboat_postgres::adoption::{AdoptTarget, AdoptionItem, ITEMS, adoptable, check};
+use lifeboat_postgres::adoption::{AdoptTarget, AdoptionItem, ITEMS, adoptable, check, slot_name};
 use lifeboat_postgres::testing::TestCluster;
 use lifeboat_postgres::{Installations, StopMode};
 
@@ -18,6 +18,9 @@ local all all scram-sha-256
 host all all 127.0.0.1/32 scram-sha-256
 host replication all 127.0.0.1/32 scram-sha-256
 ";
+
+/// The Lifeboat server the checks run for.
+const SERVER: &str = "lb-0a1b2c3d4e5f";
 
 fn target(tc: &TestCluster, account: &str, password: &str) -> AdoptTarget {
     AdoptTarget {
@@ -82,7 +85,12 @@ async fn a_ready_cluster_passes_every_item_and_is_left_as_it_was() {
         assert!(Instant::now() < deadline, "the reload did not take: {v}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let items = check(&target(&tc, "adm", "pw"), &Installations::discover(&[])).await;
+    let items = check(
+        &target(&tc, "adm", "pw"),
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
     let ids: Vec<&str> = items.iter().map(|i| i.id).collect();
     let all: Vec<&str> = ITEMS.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, all);
@@ -130,7 +138,12 @@ async fn a_ready_cluster_passes_every_item_and_is_left_as_it_was() {
 #[tokio::test]
 async fn a_wrong_password_stops_at_the_connection() {
     let tc = cluster(HBA).await;
-    let items = check(&target(&tc, "adm", "nope"), &Installations::discover(&[])).await;
+    let items = check(
+        &target(&tc, "adm", "nope"),
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
     assert_eq!(items.len(), 1, "{items:#?}");
     assert_eq!(items[0].id, "connection");
     assert_eq!(items[0].status, Failed);
@@ -147,7 +160,12 @@ async fn a_wrong_password_stops_at_the_connection() {
 async fn an_account_without_replication_and_a_closed_hba_fail_their_items() {
     // The account may not replicate: the server refuses the walsender.
     let tc = cluster(HBA).await;
-    let items = check(&target(&tc, "plain", "pw"), &Installations::discover(&[])).await;
+    let items = check(
+        &target(&tc, "plain", "pw"),
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
     assert_eq!(status_of(&items, "replication_privilege"), Failed);
     assert!(
         item(&items, "replication_privilege")
@@ -184,7 +202,12 @@ async fn an_account_without_replication_and_a_closed_hba_fail_their_items() {
     tc.cluster.reload().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let items = loop {
-        let items = check(&target(&tc, "adm", "pw"), &Installations::discover(&[])).await;
+        let items = check(
+            &target(&tc, "adm", "pw"),
+            &Installations::discover(&[]),
+            SERVER,
+        )
+        .await;
         if status_of(&items, "replication_connection") == Failed || Instant::now() > deadline {
             break items;
         }
@@ -215,7 +238,12 @@ async fn a_minimal_wal_level_fails_the_check() {
     drop(c);
     tc.cluster.stop(StopMode::Fast).unwrap();
     tc.cluster.start("127.0.0.1").unwrap();
-    let items = check(&target(&tc, "adm", "pw"), &Installations::discover(&[])).await;
+    let items = check(
+        &target(&tc, "adm", "pw"),
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
     let i = item(&items, "wal_level");
     assert_eq!(i.status, Failed, "{items:#?}");
     assert_eq!(i.detail, "wal_level = minimal");
@@ -225,4 +253,55 @@ async fn a_minimal_wal_level_fails_the_check() {
         "0 of max_wal_senders = 0 free, 10 of max_replication_slots = 10 free"
     );
     assert!(!adoptable(&items));
+}
+
+/// A cluster another Lifeboat server protects (its slot is there) is refused, naming
+/// that server; a slot of this server passes, named.
+#[tokio::test]
+async fn a_cluster_another_lifeboat_protects_is_refused() {
+    let tc = cluster(HBA).await;
+    let c = tc.connect("postgres").await;
+    let theirs = slot_name("lb-zzzzzzzzzzzz", "pg-abcdef");
+    c.query_one(
+        "SELECT pg_create_physical_replication_slot($1)::text",
+        &[&theirs],
+    )
+    .await
+    .unwrap();
+    let items = check(
+        &target(&tc, "adm", "pw"),
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
+    let i = item(&items, "lifeboat_slot");
+    assert_eq!(i.status, Failed, "{items:#?}");
+    assert_eq!(
+        i.detail,
+        "the cluster has the replication slot lifeboat_lb_zzzzzzzzzzzz_pg_abcdef of Lifeboat server lb-zzzzzzzzzzzz: that server protects it"
+    );
+    assert!(
+        i.advice
+            .contains("pg_drop_replication_slot('lifeboat_lb_zzzzzzzzzzzz_pg_abcdef')")
+    );
+    assert!(!adoptable(&items));
+    c.execute("SELECT pg_drop_replication_slot($1)", &[&theirs])
+        .await
+        .unwrap();
+    let ours = slot_name(SERVER, "pg-abcdef");
+    c.query_one(
+        "SELECT pg_create_physical_replication_slot($1)::text",
+        &[&ours],
+    )
+    .await
+    .unwrap();
+    let items = check(
+        &target(&tc, "adm", "pw"),
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
+    let i = item(&items, "lifeboat_slot");
+    assert_eq!(i.status, Passed, "{items:#?}");
+    assert_eq!(i.detail, format!("this server's slots: {ours}"));
 }

@@ -120,6 +120,7 @@ impl App {
                 restore_target: None,
                 restored_from: None,
                 upgrade_to: None,
+                external: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })
             .unwrap()

@@ -38,6 +38,18 @@ pub struct InstanceRecord {
     pub restored_from: Option<InstanceId>,
     /// The major a clone is upgraded to once restored.
     pub upgrade_to: Option<u32>,
+    /// Set for an adopted instance: a cluster Lifeboat did not create and does not
+    /// run.
+    pub external: Option<External>,
+}
+
+/// Where an adopted instance's cluster is and how Lifeboat logs in to it (as
+/// `privileged_account`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct External {
+    pub host: String,
+    /// The account's password, sealed by the server (never stored in clear).
+    pub sealed_password: String,
 }
 
 /// What a new instance starts with.
@@ -58,6 +70,8 @@ pub struct NewInstance {
     pub restored_from: Option<InstanceId>,
     /// See [`InstanceRecord::upgrade_to`].
     pub upgrade_to: Option<u32>,
+    /// See [`InstanceRecord::external`].
+    pub external: Option<External>,
     pub whitelist: Vec<WhitelistEntry>,
 }
 
@@ -77,7 +91,7 @@ pub struct WhitelistRecord {
 
 const COLUMNS: &str = "id, name, kind, status, region, port, engine_version, network_type, \
      master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier, \
-     restore_target, progress, restored_from, upgrade_to";
+     restore_target, progress, restored_from, upgrade_to, host, sealed_password";
 
 fn now() -> String {
     Utc::now().to_rfc3339()
@@ -113,6 +127,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
     let (restore_target, progress): (Option<String>, Option<String>) = (row.get(14)?, row.get(15)?);
     let restored_from: Option<String> = row.get(16)?;
     let upgrade_to: Option<u32> = row.get(17)?;
+    let (host, sealed_password): (Option<String>, Option<String>) = (row.get(18)?, row.get(19)?);
     Ok((|| {
         Ok(InstanceRecord {
             id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
@@ -142,6 +157,14 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
                 .map(|m| InstanceId::parse(&m).map_err(|_| corrupt("restored-from id", &m)))
                 .transpose()?,
             upgrade_to,
+            external: match (host, sealed_password) {
+                (Some(host), Some(sealed_password)) => Some(External {
+                    host,
+                    sealed_password,
+                }),
+                (None, None) => None,
+                _ => return Err(corrupt("adopted instance", &id)),
+            },
         })
     })())
 }
@@ -152,7 +175,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15, ?16)"),
+            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15, ?16, ?17, ?18)"),
             params![
                 new.id.as_str(),
                 new.name,
@@ -170,6 +193,8 @@ impl Store {
                 new.restore_target.as_ref().map(json),
                 new.restored_from.as_ref().map(|m| m.as_str()),
                 new.upgrade_to,
+                new.external.as_ref().map(|e| e.host.as_str()),
+                new.external.as_ref().map(|e| e.sealed_password.as_str()),
             ],
         );
         if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
@@ -291,6 +316,28 @@ impl Store {
         expect_one(n, id)
     }
 
+    /// Changes where an adopted instance is and how Lifeboat logs in to it.
+    pub fn set_external(
+        &self,
+        id: &InstanceId,
+        external: &External,
+        port: u16,
+        account: &str,
+    ) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE instances SET host = ?2, sealed_password = ?3, port = ?4, privileged_account = ?5 \
+             WHERE id = ?1 AND host IS NOT NULL",
+            params![
+                id.as_str(),
+                external.host,
+                external.sealed_password,
+                port,
+                account
+            ],
+        )?;
+        expect_one(n, id)
+    }
+
     pub fn set_port(&self, id: &InstanceId, port: u16) -> Result<(), StoreError> {
         let n = self.conn().execute(
             "UPDATE instances SET port = ?2 WHERE id = ?1",
@@ -365,7 +412,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT port FROM instances WHERE region = ?1 AND status <> 'released' \
-             AND NOT (kind = 'temporary' AND status = 'failed')",
+             AND NOT (kind = 'temporary' AND status = 'failed') AND host IS NULL",
         )?;
         let ports = stmt.query_map([region], |r| r.get::<_, i64>(0))?;
         Ok(ports
@@ -518,6 +565,7 @@ mod tests {
             restore_target: None,
             restored_from: None,
             upgrade_to: None,
+            external: None,
             whitelist: vec![WhitelistEntry::localhost()],
         }
     }

@@ -30,7 +30,7 @@ use rusqlite::Connection;
 
 pub use backup_runs::BackupRun;
 pub use error::StoreError;
-pub use instances::{AccountRecord, InstanceRecord, NewInstance, WhitelistRecord};
+pub use instances::{AccountRecord, External, InstanceRecord, NewInstance, WhitelistRecord};
 pub use migration_tasks::StoredTask;
 pub use relation_names::{RelationKey, RelationName};
 

@@ -135,6 +135,13 @@ CREATE TABLE server_identity (
     created_at TEXT NOT NULL
 );
 "#,
+    r#"
+-- A master Lifeboat did not create (an adopted instance): the host its cluster listens
+-- on, and the password of the account Lifeboat logs in with, sealed by the server.
+-- NULL for the clusters Lifeboat runs itself.
+ALTER TABLE instances ADD COLUMN host TEXT;
+ALTER TABLE instances ADD COLUMN sealed_password TEXT;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -92,6 +92,7 @@ pub async fn clone(state: &Shared, source_id: &str, req: CloneInstance) -> Resul
             restore_target: Some(target.clone()),
             restored_from: Some(source.id.clone()),
             upgrade_to,
+            external: None,
             whitelist: whitelist.clone(),
         })?
     };

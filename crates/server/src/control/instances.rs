@@ -59,6 +59,7 @@ pub async fn create_master(state: Shared, req: CreateMaster) -> Result<InstanceR
             restore_target: None,
             restored_from: None,
             upgrade_to: None,
+            external: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })?
     };
@@ -497,6 +498,7 @@ mod tests {
                 restore_target: None,
                 restored_from: None,
                 upgrade_to: None,
+                external: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })
             .unwrap();

@@ -98,6 +98,7 @@ pub async fn create(
             restore_target: Some(target.clone()),
             restored_from: None,
             upgrade_to: None,
+            external: None,
             whitelist: whitelist.clone(),
         })?
     };
