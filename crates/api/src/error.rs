@@ -62,6 +62,11 @@ pub enum ErrorCode {
     RecoveryShortOfTarget,
     /// The instance's backups in the repository are written by another server.
     NotOwner,
+    /// The instance is adopted: its cluster runs outside Lifeboat, which does not
+    /// start, stop or configure it.
+    ManagedExternally,
+    /// A cluster failed its adoption check; the message names the failed items.
+    AdoptionCheckFailed,
 
     // The machine or the instances.
     /// PostgreSQL's server binaries are not installed.
@@ -120,6 +125,8 @@ impl ErrorCode {
             Self::PrecheckStale => "precheck_stale",
             Self::RecoveryShortOfTarget => "recovery_short_of_target",
             Self::NotOwner => "not_owner",
+            Self::ManagedExternally => "managed_externally",
+            Self::AdoptionCheckFailed => "adoption_check_failed",
             Self::PostgresBinariesMissing => "postgres_binaries_missing",
             Self::OsUserMissing => "os_user_missing",
             Self::DataDirUnusable => "data_dir_unusable",

@@ -39,6 +39,54 @@ pub struct CreateInstanceRequest {
     pub engine_version: Option<u32>,
 }
 
+/// What `instance adopt` sends: where an existing PostgreSQL cluster is and the
+/// account Lifeboat logs in with (it needs REPLICATION).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptInstanceRequest {
+    /// 1 to 64 letters, digits, `-` or `_`, starting with a letter.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+    pub name: String,
+    /// A host name or IP address.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")]
+    pub host: String,
+    #[serde(deserialize_with = "crate::whole::required")]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: u16,
+    /// An existing role of the cluster, 1 to 63 bytes.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[^\\u0000]{1,63}$")]
+    pub account: String,
+    /// Its password, 1 to 1024 characters on one line; stored encrypted by the server,
+    /// never shown.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\n\\r\\u0000]{1,1024}$"
+    )]
+    pub password: String,
+    /// Default: the first configured region (whose repository keeps the backups).
+    pub region: Option<String>,
+}
+
+/// The adoption check of a cluster: every requirement with its status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AdoptionCheckView {
+    /// True when no item failed.
+    pub adoptable: bool,
+    pub items: Vec<crate::migrations::PrecheckItemView>,
+}
+
+/// Who runs an instance's cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Managed {
+    /// Lifeboat created it and starts, stops and configures it.
+    Lifeboat,
+    /// An adopted cluster: it runs outside Lifeboat, which backs it up over the
+    /// replication protocol and never reconfigures it.
+    External,
+}
+
 /// An instance with everything `lifeboat instance show` prints.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InstanceView {
@@ -48,9 +96,11 @@ pub struct InstanceView {
     pub status: InstanceStatus,
     /// Why the instance is in its status, when there is something to say.
     pub status_detail: Option<String>,
+    /// `external` for an adopted instance.
+    pub managed: Managed,
     pub region: String,
     pub engine_version: String,
-    /// The address the instance listens on.
+    /// The address the instance listens on (an adopted instance's host).
     pub address: String,
     pub port: u16,
     pub network_type: NetworkType,

@@ -70,6 +70,16 @@ where
     }
 }
 
+/// A whole number that fits `T`; `null` is refused (an absent field is serde's
+/// "missing field" error).
+pub fn required<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    optional(d)?.ok_or_else(|| de::Error::custom("a whole number is required, not null"))
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Deserialize)]

@@ -181,7 +181,10 @@ pub async fn run_backup(
 /// backup (so flushed before its manifest was written) and still present. Content
 /// objects of an interrupted backup may never have reached the disk, and a damaged
 /// object removed with [`crate::verify::remove_damaged`] must be stored again.
-async fn durable_chunks(repo: &Repository, instance: &str) -> Result<HashSet<Digest>, BackupError> {
+pub(crate) async fn durable_chunks(
+    repo: &Repository,
+    instance: &str,
+) -> Result<HashSet<Digest>, BackupError> {
     let referenced: HashSet<Digest> = manifest::list_backups(repo, instance)
         .await?
         .iter()
@@ -199,7 +202,7 @@ async fn durable_chunks(repo: &Repository, instance: &str) -> Result<HashSet<Dig
 }
 
 /// The `START TIMELINE` line of a `backup_label`.
-fn label_timeline(label: &str) -> Option<u32> {
+pub(crate) fn label_timeline(label: &str) -> Option<u32> {
     label
         .lines()
         .find_map(|l| l.strip_prefix("START TIMELINE:"))
@@ -331,10 +334,10 @@ async fn copy_files(
     })
 }
 
-struct ReadChunk {
-    digest: Digest,
+pub(crate) struct ReadChunk {
+    pub(crate) digest: Digest,
     /// The object's key and the object, when the content is not stored yet.
-    stored: Option<(String, Vec<u8>)>,
+    pub(crate) stored: Option<(String, Vec<u8>)>,
 }
 
 /// Reads one chunk. A file that shrank or vanished while the backup runs is read as
@@ -373,13 +376,24 @@ fn read_chunk(
             ));
         }
     }
-    let digest = codec.digest(&buf);
+    encode_chunk(codec, instance, &buf, known, level)
+}
+
+/// The digest of a chunk and, when no stored backup has it yet, its object.
+pub(crate) fn encode_chunk(
+    codec: &Codec,
+    instance: &str,
+    buf: &[u8],
+    known: &Mutex<HashSet<Digest>>,
+    level: i32,
+) -> Result<ReadChunk, BackupError> {
+    let digest = codec.digest(buf);
     let present = known.lock().map(|k| k.contains(&digest)).unwrap_or(false);
     let stored = if present {
         None
     } else {
         let key = manifest::content_key(instance, &hex::encode(digest));
-        let object = codec.encode_with(&key, &buf, &digest, level)?;
+        let object = codec.encode_with(&key, buf, &digest, level)?;
         Some((key, object))
     };
     Ok(ReadChunk { digest, stored })

@@ -175,6 +175,16 @@ impl Repository {
         Ok(())
     }
 
+    /// Gives the object `key` of a local repository to `owner`: WAL the server stores
+    /// itself must be readable by `restore_command`, which runs as the clusters' OS
+    /// user, like the WAL `archive_command` stores. A no-op on S3.
+    pub fn give_to(&self, key: &str, owner: &lifeboat_postgres::OsUser) -> Result<(), BackupError> {
+        match &self.local_root {
+            Some(root) => Ok(owner.chown(&root.join(key))?),
+            None => Ok(()),
+        }
+    }
+
     fn path(&self, key: &str) -> StorePath {
         if self.prefix.is_empty() {
             StorePath::from(key)

@@ -83,6 +83,20 @@ pub async fn wal_push(
     let raw = tokio::fs::read(path)
         .await
         .map_err(BackupError::io(format!("cannot read {}", path.display())))?;
+    wal_push_bytes(repo, instance, &name, raw).await
+}
+
+/// Archives the WAL file `name` with content `raw` (a segment received over the
+/// replication protocol, or fetched with a base backup): stored once, durable before
+/// it returns; the same name with other content is refused.
+pub async fn wal_push_bytes(
+    repo: &Repository,
+    instance: &str,
+    name: &str,
+    raw: Vec<u8>,
+) -> Result<PushOutcome, BackupError> {
+    let name = name.to_string();
+    wal_file_kind(&name)?;
     let key = wal_key(instance, &name);
     let (codec, k) = (repo.codec().clone(), key.clone());
     let (stored, digest) =

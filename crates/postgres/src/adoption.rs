@@ -606,7 +606,7 @@ mod tests {
             Some(("lb-0a1b2c3d4e5f".into(), "pg-3kq9x2".into()))
         );
         assert_eq!(slot_owner("lifeboat_check_12_0"), None);
-        let own = lifeboat_slot_item(&[slot.clone()], "lb-0a1b2c3d4e5f");
+        let own = lifeboat_slot_item(std::slice::from_ref(&slot), "lb-0a1b2c3d4e5f");
         assert_eq!(own.status, PrecheckStatus::Passed);
         let other = lifeboat_slot_item(&[slot], "lb-zzzzzzzzzzzz");
         assert_eq!(other.status, PrecheckStatus::Failed);

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Local, Utc};
 use clap::Subcommand;
-use lifeboat_api::instances::{CreateInstanceRequest, InstanceView};
+use lifeboat_api::instances::{
+    AdoptInstanceRequest, AdoptionCheckView, CreateInstanceRequest, InstanceView, Managed,
+};
 use lifeboat_api::temporary::CloneInstance;
 use lifeboat_domain::InstanceStatus;
 use serde_json::json;
@@ -33,6 +35,31 @@ pub enum InstanceCommand {
         /// installed unless [postgres] bin_dir says otherwise).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..100))]
         engine_version: Option<u32>,
+    },
+    /// Protect a PostgreSQL cluster Lifeboat did not create, on this host or another:
+    /// after an adoption check, Lifeboat backs it up over the replication protocol
+    /// through its own replication slot. It never starts, stops or reconfigures it.
+    Adopt {
+        #[arg(long)]
+        name: String,
+        /// The host name or IP address the cluster listens on.
+        #[arg(long)]
+        host: String,
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+        /// An existing role of the cluster with REPLICATION (pg_read_all_data too, for
+        /// diff and pre-checks).
+        #[arg(long)]
+        account: String,
+        /// A file whose first line is the account's password.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// The region whose repository keeps the backups; default the first one.
+        #[arg(long)]
+        region: Option<String>,
+        /// Only run the adoption check and list every item; change nothing.
+        #[arg(long)]
+        check: bool,
     },
     /// List instances.
     List,
@@ -81,8 +108,100 @@ pub enum InstanceCommand {
     },
 }
 
-pub async fn run(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::Result<()> {
+pub async fn run(
+    client: &Client,
+    out: Output,
+    cmd: InstanceCommand,
+) -> anyhow::Result<std::process::ExitCode> {
+    if let InstanceCommand::Adopt {
+        name,
+        host,
+        port,
+        account,
+        password_file,
+        region,
+        check,
+    } = cmd
+    {
+        let password = existing_password(&password_file)?;
+        let body = AdoptInstanceRequest {
+            name,
+            host,
+            port,
+            account,
+            password,
+            region,
+        };
+        if check {
+            let view: AdoptionCheckView = client.post("/instances/adopt/check", &body).await?;
+            output::print(out, &view, show_check)?;
+            return Ok(if view.adoptable {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            });
+        }
+        let view: InstanceView = client.post("/instances/adopt", &body).await?;
+        output::print(out, &view, show)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    run_other(client, out, cmd).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The first line of a password file, as it is: an adopted cluster's account has the
+/// password its owners gave it, which Lifeboat's rules for new accounts do not bound.
+fn existing_password(path: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!("cannot read the password file {}: {e}; hint: give a readable file with the password on its first line", path.display())
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "the password file {} is not UTF-8 text; hint: write the password on its first line",
+            path.display()
+        )
+    })?;
+    let line = text.lines().next().unwrap_or_default().to_string();
+    if line.is_empty() {
+        anyhow::bail!(
+            "the password file {} is empty; hint: write the account's password on its first line",
+            path.display()
+        );
+    }
+    Ok(line)
+}
+
+fn show_check(v: &AdoptionCheckView) {
+    output::table(
+        &["", "ITEM", "STATUS", "DETAIL", "ADVICE"],
+        v.items
+            .iter()
+            .map(|i| {
+                let mark = match i.status {
+                    lifeboat_domain::task::PrecheckStatus::Failed => "!",
+                    lifeboat_domain::task::PrecheckStatus::Warning => "?",
+                    lifeboat_domain::task::PrecheckStatus::Passed => "",
+                };
+                vec![
+                    mark.to_string(),
+                    i.name.clone(),
+                    i.status.to_string(),
+                    i.detail.clone(),
+                    i.advice.clone(),
+                ]
+            })
+            .collect(),
+    );
+    if v.adoptable {
+        println!("The cluster can be adopted: run the same command without --check.");
+    } else {
+        println!("The cluster cannot be adopted yet: fix the items marked !, then check again.");
+    }
+}
+
+async fn run_other(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::Result<()> {
     match cmd {
+        InstanceCommand::Adopt { .. } => Ok(()),
         InstanceCommand::Create {
             name,
             account,
@@ -257,6 +376,13 @@ pub fn show(v: &InstanceView) {
         ("kind", v.kind.to_string()),
         ("status", v.status.to_string()),
     ];
+    if v.managed == Managed::External {
+        rows.push((
+            "managed",
+            "external: adopted; Lifeboat backs it up and never starts, stops or reconfigures it"
+                .to_string(),
+        ));
+    }
     if let Some(d) = &v.status_detail {
         rows.push(("status detail", d.clone()));
     }
@@ -267,11 +393,15 @@ pub fn show(v: &InstanceView) {
         ("network type", v.network_type.to_string()),
         (
             "whitelist",
-            v.whitelist
-                .iter()
-                .map(|w| w.cidr.clone())
-                .collect::<Vec<_>>()
-                .join(", "),
+            if v.managed == Managed::External {
+                "managed where the cluster runs (its pg_hba.conf)".to_string()
+            } else {
+                v.whitelist
+                    .iter()
+                    .map(|w| w.cidr.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
         ),
         (
             "accounts",

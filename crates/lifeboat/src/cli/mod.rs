@@ -199,7 +199,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         command => {
             let client = Client::new(&args.data_dir, args.server, args.token)?;
             match command {
-                Command::Instance(c) => instance::run(&client, args.output, c).await?,
+                Command::Instance(c) => return instance::run(&client, args.output, c).await,
                 Command::Account(c) => access::run_account(&client, args.output, c).await?,
                 Command::Whitelist(c) => access::run_whitelist(&client, args.output, c).await?,
                 Command::Backup(c) => return backup::run(&client, args.output, c).await,

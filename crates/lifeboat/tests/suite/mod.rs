@@ -1,3 +1,4 @@
+mod adoption;
 mod backups;
 mod clones;
 mod console;

@@ -4,7 +4,7 @@
 use lifeboat_store::InstanceRecord;
 
 use super::instances::require_running;
-use super::registry::{cluster_of, connect_db};
+use super::registry::connect_db;
 use super::{Error, ErrorCode, Result, Shared};
 
 /// Schemas that are PostgreSQL's own.
@@ -65,7 +65,7 @@ pub async fn unlogged_tables(state: &Shared, rec: &InstanceRecord) -> Result<Vec
 
 /// The databases of a running instance one can connect to.
 async fn databases(state: &Shared, rec: &InstanceRecord) -> Result<Vec<String>> {
-    let client = cluster_of(state, rec)?.connect("postgres").await?;
+    let client = connect_db(state, rec, "postgres", None).await?;
     let rows = client
         .query(
             "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",

@@ -12,7 +12,9 @@ use lifeboat_postgres::accounts::{account_exists, create_account, scram_verifier
 use lifeboat_postgres::{Cluster, ClusterSettings, ClusterStatus, PgError, StopMode, render_hba};
 use lifeboat_store::{InstanceRecord, NewInstance, StoreError};
 
-use super::registry::{allocate_port, cluster_of, insert_with_fresh_id, region_of, whitelist_of};
+use super::registry::{
+    allocate_port, cluster_of, insert_with_fresh_id, region_of, require_lifeboat_runs, whitelist_of,
+};
 use super::workers::blocking;
 use super::{Error, ErrorCode, Result, Shared};
 use crate::config::RegionConfig;
@@ -225,6 +227,14 @@ pub async fn finish_delete(state: Shared, id: InstanceId) -> Result<()> {
     let lock = state.instance_lock(&id);
     let _guard = lock.lock().await;
     let rec = state.store.instance(&id)?;
+    if rec.external.is_some() {
+        // The cluster runs on; only Lifeboat's slot goes.
+        super::adoption::forget(&state, &rec).await;
+        super::backups::entries::describe_deleted(&state, &rec).await;
+        state.store.delete_instance(&id)?;
+        tracing::info!(instance = %id, "adopted instance no longer protected; its cluster is left running");
+        return Ok(());
+    }
     let cluster = cluster_of(&state, &rec)?;
     blocking(move || -> Result<(), PgError> {
         // A clean stop if it can, else a crash stop: the files go anyway.
@@ -358,6 +368,7 @@ pub async fn add_account(
     let lock = state.instance_lock(&id);
     let _guard = lock.lock().await;
     let rec = state.store.instance(&id)?;
+    require_lifeboat_runs(&rec)?;
     require_running(&rec)?;
     let cluster = cluster_of(&state, &rec)?;
     let client = cluster.connect("postgres").await?;
@@ -399,6 +410,7 @@ pub async fn change_whitelist(
     let lock = state.instance_lock(&id);
     let _guard = lock.lock().await;
     let rec = state.store.instance(&id)?;
+    require_lifeboat_runs(&rec)?;
     if let Some(e) = whitelist_refused(&rec) {
         return Err(e);
     }

@@ -26,6 +26,7 @@
 //! - [`views`]: the API's views of instances.
 //! - [`reconcile`]: all start-up repair.
 
+pub mod adoption;
 pub mod backups;
 pub mod catalog;
 pub mod clones;

@@ -72,6 +72,12 @@ async fn reconcile_instances(state: &Shared) {
                 tokio::spawn(super::temporary::build(state.clone(), id.clone(), None));
                 Ok(())
             }
+            InstanceStatus::Creating if rec.external.is_some() => {
+                tracing::info!(instance = %id, "resuming an interrupted adoption");
+                super::adoption::finish_adopt(state.clone(), id.clone()).await
+            }
+            // An adopted cluster runs, or not, outside Lifeboat.
+            InstanceStatus::Running | InstanceStatus::Stopped if rec.external.is_some() => Ok(()),
             InstanceStatus::Creating => {
                 tracing::info!(instance = %id, "resuming an interrupted create");
                 instances::finish_create(state.clone(), id.clone()).await

@@ -28,10 +28,36 @@ pub fn region_of<'a>(state: &'a Shared, name: &str) -> Result<&'a RegionConfig> 
 
 /// The cluster behind a record.
 pub fn cluster_of(state: &Shared, rec: &InstanceRecord) -> Result<Cluster> {
+    require_lifeboat_runs(rec)?;
     let env = state.pg_of(rec)?;
     let region = region_of(state, &rec.region)?;
     let dir = region.instances_dir(&state.data_dir).join(rec.id.as_str());
     Ok(Cluster::new(dir, rec.port, env.bins, env.user))
+}
+
+/// Refuses what only a cluster Lifeboat runs allows (start, stop, configuration,
+/// whitelist, accounts) for an adopted instance.
+pub fn require_lifeboat_runs(rec: &InstanceRecord) -> Result<()> {
+    match &rec.external {
+        None => Ok(()),
+        Some(e) => Err(Error::new(
+            ErrorCode::ManagedExternally,
+            format!(
+                "instance {} is adopted: its cluster at {}:{} runs outside Lifeboat, which does not start, stop or configure it",
+                rec.id, e.host, rec.port
+            ),
+            "do this where the cluster runs (its service, pg_ctl, postgresql.conf, pg_hba.conf, CREATE ROLE); Lifeboat backs it up and migrates into it",
+        )),
+    }
+}
+
+/// The address clients reach an instance at: an adopted instance's host, else its
+/// region's address.
+pub fn host_of(state: &Shared, rec: &InstanceRecord) -> Result<String> {
+    match &rec.external {
+        Some(e) => Ok(e.host.clone()),
+        None => Ok(region_of(state, &rec.region)?.address.clone()),
+    }
 }
 
 /// The instance a user named by its id.
@@ -54,6 +80,14 @@ pub async fn connect_db(
     database: &str,
     which: Option<&str>,
 ) -> Result<tokio_postgres::Client> {
+    if rec.external.is_some() {
+        return super::adoption::connect(state, rec, database)
+            .await
+            .map_err(|e| match e.code {
+                ErrorCode::NotFound => no_such_database(rec, database, which),
+                _ => e,
+            });
+    }
     let cluster = cluster_of(state, rec)?;
     cluster.connect(database).await.map_err(|e| {
         if e.sqlstate() == Some(NO_SUCH_DATABASE) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use lifeboat_api::instances::{AccountView, InstanceView, RegionView, WhitelistView};
+use lifeboat_api::instances::{AccountView, InstanceView, Managed, RegionView, WhitelistView};
 use lifeboat_domain::{InstanceKind, InstanceStatus};
 use lifeboat_store::{AccountRecord, InstanceRecord, WhitelistRecord};
 
@@ -39,9 +39,12 @@ pub async fn instance_view(state: &Shared, rec: &InstanceRecord) -> Result<Insta
 
 /// The view of a record from the store alone (for lists).
 pub fn instance_summary(state: &Shared, rec: &InstanceRecord) -> Result<InstanceView> {
-    let address = region_of(state, &rec.region)
-        .map(|r| r.address.clone())
-        .unwrap_or_default();
+    let address = match &rec.external {
+        Some(e) => e.host.clone(),
+        None => region_of(state, &rec.region)
+            .map(|r| r.address.clone())
+            .unwrap_or_default(),
+    };
     Ok(build(
         rec,
         &address,
@@ -70,6 +73,11 @@ fn build(
         kind: rec.kind,
         status: rec.status,
         status_detail: rec.status_detail.clone(),
+        managed: if rec.external.is_some() {
+            Managed::External
+        } else {
+            Managed::Lifeboat
+        },
         region: rec.region.clone(),
         engine_version: rec.engine_version.clone(),
         address: address.to_string(),

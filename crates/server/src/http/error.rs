@@ -35,7 +35,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PrecheckRequired
         | PrecheckStale
         | RecoveryShortOfTarget
-        | NotOwner => StatusCode::CONFLICT,
+        | NotOwner
+        | ManagedExternally => StatusCode::CONFLICT,
+        AdoptionCheckFailed => StatusCode::UNPROCESSABLE_ENTITY,
         PostgresBinariesMissing | OsUserMissing | DataDirUnusable | InstanceUnreachable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -283,7 +283,6 @@ async fn run_backup(
 ) -> Result<(String, i64, i64)> {
     entries::require_owned(state, rec).await?;
     let repo = repository_of(state, rec)?;
-    let cluster = cluster_of(state, rec)?;
     let store_state = state.clone();
     let last_saved = std::sync::Mutex::new(std::time::Instant::now());
     let progress = move |p: lifeboat_backup::Progress| {
@@ -306,8 +305,31 @@ async fn run_backup(
     // The time bound applies on that thread, so a backup that gives up is dropped
     // there (its session closes and PostgreSQL ends the backup).
     let id = rec.id.clone();
+    // An adopted cluster is backed up over the replication protocol, with the WAL the
+    // backup needs; one Lifeboat runs from its data directory.
+    let source = match &rec.external {
+        Some(_) => Source::Replication(replication_source(state, rec)?),
+        None => Source::Files(cluster_of(state, rec)?),
+    };
     let manifest = workers::on_thread("backup", Priority::Low, move || async move {
-        let backup = lifeboat_backup::run_backup(&repo, id.as_str(), &cluster, &options, &progress);
+        let backup = async {
+            match &source {
+                Source::Files(cluster) => {
+                    lifeboat_backup::run_backup(&repo, id.as_str(), cluster, &options, &progress)
+                        .await
+                }
+                Source::Replication(src) => {
+                    lifeboat_backup::run_replication_backup(
+                        &repo,
+                        id.as_str(),
+                        src,
+                        &options,
+                        &progress,
+                    )
+                    .await
+                }
+            }
+        };
         tokio::time::timeout(BACKUP_TIMEOUT, backup)
             .await
             .map_err(|_| {
@@ -325,6 +347,39 @@ async fn run_backup(
         manifest.logical_size as i64,
         manifest.stop_lsn.0 as i64,
     ))
+}
+
+/// What a base backup reads.
+enum Source {
+    /// The data directory of a cluster Lifeboat runs.
+    Files(lifeboat_postgres::Cluster),
+    /// An adopted cluster, over the replication protocol.
+    Replication(lifeboat_backup::ReplicationSource),
+}
+
+/// How an adopted instance is backed up: `pg_basebackup` of its major, as its
+/// account.
+fn replication_source(
+    state: &Shared,
+    rec: &InstanceRecord,
+) -> Result<lifeboat_backup::ReplicationSource> {
+    let env = state.pg_of(rec)?;
+    let target = crate::control::adoption::target_of(state, rec)?;
+    // engine_version is "major.minor" (15.10), as server_version_num counts it.
+    let (major, minor) = rec
+        .engine_version
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
+        .unwrap_or((env.bins.major as i32, 0));
+    Ok(lifeboat_backup::ReplicationSource {
+        pg_basebackup: env.bins.path("pg_basebackup"),
+        host: target.host,
+        port: target.port,
+        account: target.account,
+        password: target.password,
+        server_version_num: major * 10_000 + minor,
+        wal_owner: Some(env.user),
+    })
 }
 
 /// Expires backups older than the retention, keeping the WAL every kept backup needs.

@@ -36,9 +36,11 @@ pub struct Reached {
     pub window: RestorableWindow,
 }
 
-/// Whether `master` can be asked to switch WAL: it is running as far as Lifeboat knows.
+/// Whether `master` can be asked to switch WAL: it is running as far as Lifeboat knows,
+/// and Lifeboat runs it (an adopted cluster gets no writes but migrations and
+/// Lifeboat's slot).
 pub fn can_reach_present(master: &InstanceRecord) -> bool {
-    master.status == InstanceStatus::Running
+    master.status == InstanceStatus::Running && master.external.is_none()
 }
 
 /// Has the running `master` switch WAL and waits up to `wait` for the switched segment

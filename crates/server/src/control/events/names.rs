@@ -10,7 +10,7 @@ use chrono::Utc;
 use lifeboat_domain::{InstanceKind, InstanceStatus};
 use lifeboat_store::{InstanceRecord, RelationName};
 
-use crate::control::registry::cluster_of;
+use crate::control::registry::connect_db;
 use crate::control::{Error, ErrorCode, Result, Shared};
 
 /// How often the catalogs of running masters are looked at. A relation created and
@@ -24,8 +24,7 @@ const RELATIONS: &str = "SELECT c.oid::int8, coalesce(pg_relation_filenode(c.oid
 
 /// Looks at the catalogs of `rec` and records the names not seen before.
 pub async fn snapshot(state: &Shared, rec: &InstanceRecord) -> Result<usize> {
-    let cluster = cluster_of(state, rec)?;
-    let client = cluster.connect("postgres").await?;
+    let client = connect_db(state, rec, "postgres", None).await?;
     let failed = |e: tokio_postgres::Error| {
         Error::new(
             ErrorCode::QueryFailed,
@@ -50,7 +49,7 @@ pub async fn snapshot(state: &Shared, rec: &InstanceRecord) -> Result<usize> {
     let at = Utc::now();
     let mut relations = Vec::new();
     for (oid, name) in &dbs {
-        let Ok(db) = cluster.connect(name).await else {
+        let Ok(db) = connect_db(state, rec, name, None).await else {
             continue;
         };
         for r in db.query(RELATIONS, &[]).await.map_err(failed)? {

@@ -10,7 +10,7 @@ use lifeboat_store::InstanceRecord;
 
 use super::task::{Endpoint, TaskRecord, endpoint_instance, load, save};
 use crate::control::instances::change_whitelist;
-use crate::control::registry::region_of;
+use crate::control::registry::host_of;
 use crate::control::{Error, ErrorCode, Result, Shared};
 
 /// The worker's address as a whitelist entry.
@@ -22,8 +22,17 @@ fn worker_entry(doc: &TaskRecord) -> Result<WhitelistEntry> {
 pub async fn authorize(state: &Shared, task: &str) -> Result<TaskRecord> {
     let mut doc = load(state, task)?;
     let entry = worker_entry(&doc)?;
-    for inst in [doc.source.instance.clone(), doc.target.instance.clone()] {
+    for (which, inst) in [
+        ("source", doc.source.instance.clone()),
+        ("target", doc.target.instance.clone()),
+    ] {
         let id = InstanceId::parse(&inst)?;
+        // An adopted cluster's pg_hba.conf is managed where it runs: the login is
+        // tried, and its error says what to allow there.
+        if state.store.instance(&id)?.external.is_some() {
+            check_login(state, &doc, which).await?;
+            continue;
+        }
         let present = state
             .store
             .whitelist(&id)?
@@ -70,10 +79,16 @@ pub fn whitelisted(state: &Shared, doc: &TaskRecord) -> bool {
     [&doc.source.instance, &doc.target.instance]
         .iter()
         .all(|inst| {
-            InstanceId::parse(inst)
-                .ok()
-                .and_then(|id| state.store.whitelist(&id).ok())
-                .is_some_and(|list| list.iter().any(|w| w.entry.net().contains(&entry.net())))
+            let Ok(id) = InstanceId::parse(inst) else {
+                return false;
+            };
+            if matches!(state.store.find_instance(&id), Ok(Some(r)) if r.external.is_some()) {
+                return true;
+            }
+            state
+                .store
+                .whitelist(&id)
+                .is_ok_and(|list| list.iter().any(|w| w.entry.net().contains(&entry.net())))
         })
 }
 
@@ -85,7 +100,7 @@ fn config_of(state: &Shared, e: &Endpoint, rec: &InstanceRecord) -> Result<tokio
             e.instance
         ))
     })?;
-    let address = region_of(state, &rec.region)?.address.clone();
+    let address = host_of(state, rec)?;
     let mut c = tokio_postgres::Config::new();
     c.host(&address)
         .port(rec.port)
@@ -116,6 +131,22 @@ pub async fn check_login(state: &Shared, doc: &TaskRecord, which: &str) -> Resul
             }
             Err(err) => {
                 let why = lifeboat_postgres::describe(&err);
+                if let Some(x) = &rec.external {
+                    return Err(Error::new(
+                        match err.code().map(|c| c.code()) {
+                            Some("28P01") => ErrorCode::AuthenticationFailed,
+                            _ => ErrorCode::ConnectionFailed,
+                        },
+                        format!(
+                            "cannot log in to the adopted {which} instance {} at {}:{} as {}: {why}",
+                            rec.id, x.host, rec.port, e.account
+                        ),
+                        format!(
+                            "its pg_hba.conf is managed where the cluster runs: allow {} from Lifeboat's host there (e.g. `host all {} <Lifeboat's address>/32 scram-sha-256`) and reload it, check the password, then authorize the task again",
+                            e.account, e.account
+                        ),
+                    ));
+                }
                 return Err(match err.code().map(|c| c.code()) {
                     Some("28P01" | "28000") => Error::new(
                         ErrorCode::AuthenticationFailed,

@@ -80,7 +80,12 @@ pub async fn create(
             ));
         }
         let port = allocate_port(state, &region)?;
-        let whitelist = whitelist_of(state, master_id)?;
+        // The master's whitelist; an adopted master's pg_hba.conf is managed where it
+        // runs, so its temporary instance starts, like a new master, with this host.
+        let whitelist = match state.store.instance(master_id)?.external {
+            Some(_) => vec![lifeboat_domain::WhitelistEntry::localhost()],
+            None => whitelist_of(state, master_id)?,
+        };
         let expires_at = Utc::now()
             + chrono::Duration::from_std(state.config.temporary_instance.ttl)
                 .map_err(|_| Error::internal("temporary_instance.ttl is out of range"))?;

@@ -1,11 +1,15 @@
-//! Instance routes: create, list, show, delete, stop, start; and the regions.
+//! Instance routes: create, adopt, list, show, delete, stop, start; and the regions.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use lifeboat_api::ErrorBody;
-use lifeboat_api::instances::{CreateInstanceRequest, InstanceView, RegionView};
+use lifeboat_api::instances::{
+    AdoptInstanceRequest, AdoptionCheckView, CreateInstanceRequest, InstanceView, RegionView,
+};
+use lifeboat_api::migrations::PrecheckItemView;
 
+use crate::control::adoption::{self, AdoptMaster};
 use crate::control::instances::{self, CreateMaster};
 use crate::control::registry::instance;
 use crate::control::views::{instance_summary, instance_view, regions};
@@ -45,6 +49,60 @@ pub async fn create_instance(
         },
     )
     .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(instance_view(&state, &rec).await?),
+    ))
+}
+
+fn adopt_request(req: AdoptInstanceRequest) -> AdoptMaster {
+    AdoptMaster {
+        name: req.name,
+        host: req.host,
+        port: req.port,
+        account: req.account,
+        password: req.password,
+        region: req.region,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/adopt/check", request_body = AdoptInstanceRequest,
+    responses(
+        (status = 200, body = AdoptionCheckView, description = "Every requirement of adoption, passed, warning or failed; nothing changes on the cluster"),
+        (status = 400, body = ErrorBody, description = "Invalid name, host, port, account or password"),
+    ))]
+pub async fn check_adoption(
+    State(state): State<Shared>,
+    ApiJson(req): ApiJson<AdoptInstanceRequest>,
+) -> Result<Json<AdoptionCheckView>, Error> {
+    let items = adoption::check(&state, &adopt_request(req)).await?;
+    Ok(Json(AdoptionCheckView {
+        adoptable: lifeboat_postgres::adoption::adoptable(&items),
+        items: items
+            .into_iter()
+            .map(|i| PrecheckItemView {
+                id: i.id.to_string(),
+                name: i.name.to_string(),
+                status: i.status,
+                detail: i.detail,
+                advice: i.advice,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/adopt", request_body = AdoptInstanceRequest,
+    responses(
+        (status = 201, body = InstanceView, description = "The adopted master, protected by Lifeboat"),
+        (status = 400, body = ErrorBody, description = "Invalid name, host, port, account or password"),
+        (status = 409, body = ErrorBody, description = "Duplicate name, or the cluster is adopted already"),
+        (status = 422, body = ErrorBody, description = "The adoption check failed; the message names each failed item"),
+    ))]
+pub async fn adopt_instance(
+    State(state): State<Shared>,
+    ApiJson(req): ApiJson<AdoptInstanceRequest>,
+) -> Result<(StatusCode, Json<InstanceView>), Error> {
+    let rec = adoption::adopt(state.clone(), adopt_request(req)).await?;
     Ok((
         StatusCode::CREATED,
         Json(instance_view(&state, &rec).await?),

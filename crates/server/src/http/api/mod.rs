@@ -23,6 +23,8 @@ use crate::control::Shared;
     paths(
         instances::list_instances,
         instances::create_instance,
+        instances::adopt_instance,
+        instances::check_adoption,
         instances::show_instance,
         instances::delete_instance,
         instances::stop_instance,
@@ -81,6 +83,8 @@ pub fn router(state: &Shared) -> Router<Shared> {
             "/instances",
             get(instances::list_instances).post(instances::create_instance),
         )
+        .route("/instances/adopt", post(instances::adopt_instance))
+        .route("/instances/adopt/check", post(instances::check_adoption))
         .route(
             "/instances/{id}",
             get(instances::show_instance).delete(instances::delete_instance),

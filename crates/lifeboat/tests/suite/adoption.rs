@@ -1,0 +1,276 @@
+//! Adopting a cluster Lifeboat did not create (issue 16): the adoption check through
+//! the CLI and the API, the adopted instance as users see it, what Lifeboat refuses to
+//! do to it, a second adoption of the same cluster by this server or another, and
+//! delete, which leaves the cluster running.
+
+use lifeboat_postgres::testing::TestCluster;
+
+use super::harness::*;
+
+/// `pg_hba.conf` of the adopted cluster: `adm` in over TCP, for replication too.
+const HBA: &str = "local all lifeboat trust
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+";
+
+/// A cluster started outside Lifeboat, with the account `adm` (REPLICATION,
+/// pg_read_all_data, password `adm-pw`) and a table with 10 rows.
+async fn outside_cluster() -> TestCluster {
+    let tc = TestCluster::start();
+    let c = tc.connect("postgres").await;
+    for sql in [
+        "CREATE ROLE adm LOGIN REPLICATION PASSWORD 'adm-pw'",
+        "GRANT pg_read_all_data TO adm",
+        "ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'",
+        "CREATE TABLE kept (id int PRIMARY KEY)",
+        "INSERT INTO kept SELECT generate_series(1, 10)",
+    ] {
+        c.batch_execute(sql).await.expect("set up the cluster");
+    }
+    tc.cluster.write_hba(HBA).expect("hba");
+    tc.cluster.reload().expect("reload");
+    tc
+}
+
+fn adopt_args<'a>(name: &'a str, port: &'a str, password_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "instance",
+        "adopt",
+        "--name",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--account",
+        "adm",
+        "--password-file",
+        password_file,
+    ]
+}
+
+/// Lifeboat's slots on the cluster.
+async fn slots(tc: &TestCluster) -> Vec<String> {
+    tc.connect("postgres")
+        .await
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name LIKE 'lifeboat\\_%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("slots")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn adopt_a_cluster_lifeboat_did_not_create() {
+    let server = TestServer::start();
+    let tc = outside_cluster().await;
+    let port = tc.cluster.port.to_string();
+    let pw = server.tmp.path().join("adm-password");
+    write_file(&pw, b"adm-pw\n");
+    let pw = pw.to_str().expect("utf-8 path");
+    let wrong = server.tmp.path().join("wrong-password");
+    write_file(&wrong, b"not-it\n");
+    let wrong = wrong.to_str().expect("utf-8 path");
+
+    // The check alone: every item, nothing failed, nothing created on the cluster.
+    let mut args = adopt_args("legacy", &port, pw);
+    args.push("--check");
+    let checked = server.json(&args);
+    assert_eq!(checked["adoptable"], true, "{checked:#}");
+    let items = checked["items"].as_array().expect("items");
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    let all: Vec<&str> = lifeboat_postgres::adoption::ITEMS
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(ids, all);
+    assert!(items.iter().all(|i| i["status"] != "failed"), "{checked:#}");
+    assert_eq!(slots(&tc).await, Vec::<String>::new());
+
+    // A wrong password: the check says so, exit status 1; adopt is a 422 naming the
+    // item, and nothing is recorded.
+    let mut args = adopt_args("legacy", &port, wrong);
+    args.push("--check");
+    let out = server.cli(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("password authentication failed"), "{text}");
+    let err = server.fails(&adopt_args("legacy", &port, wrong));
+    assert!(
+        err.contains(&format!(
+            "the cluster at 127.0.0.1:{port} cannot be adopted: Reachable and authenticated: could not log in as adm@127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    let (status, body) = server.http(
+        "POST",
+        "/api/v1/instances/adopt",
+        Some(&server.token()),
+        Some(serde_json::json!({
+            "name": "legacy", "host": "127.0.0.1", "port": tc.cluster.port,
+            "account": "adm", "password": "not-it"
+        })),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "adoption_check_failed");
+    let listed = server.json(&["instance", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    // Bad input is a 400 naming the field.
+    let (status, body) = server.http(
+        "POST",
+        "/api/v1/instances/adopt",
+        Some(&server.token()),
+        Some(serde_json::json!({
+            "name": "legacy", "host": "bad/host", "port": tc.cluster.port,
+            "account": "adm", "password": "adm-pw"
+        })),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("host 'bad/host'")),
+        "{body}"
+    );
+
+    // Adopted: a master managed outside Lifeboat, at the cluster's host and port,
+    // with Lifeboat's slot on the cluster, named for this server and the instance.
+    let inst = server.json(&adopt_args("legacy", &port, pw));
+    let id = id_of(&inst);
+    assert_eq!(inst["kind"], "master");
+    assert_eq!(inst["managed"], "external");
+    assert_eq!(inst["status"], "running", "{inst:#}");
+    assert_eq!(inst["address"], "127.0.0.1");
+    assert_eq!(inst["port"].as_u64(), Some(u64::from(tc.cluster.port)));
+    assert_eq!(inst["whitelist"].as_array().map(Vec::len), Some(0));
+    let version: String = tc
+        .connect("postgres")
+        .await
+        .query_one(
+            "SELECT (current_setting('server_version_num')::int / 10000)::text || '.' || \
+                    (current_setting('server_version_num')::int % 10000)::text",
+            &[],
+        )
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(inst["engine_version"], version.as_str());
+    let ours = slots(&tc).await;
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(
+        ours[0].starts_with("lifeboat_lb_") && ours[0].ends_with(&id.replace('-', "_")),
+        "{ours:?}"
+    );
+    let shown = String::from_utf8_lossy(&server.cli(&["instance", "show", &id]).stdout).to_string();
+    assert!(
+        shown.contains("managed") && shown.contains("external"),
+        "{shown}"
+    );
+
+    // Lifeboat does not run it: start, stop, whitelist and accounts are refused, and
+    // the cluster keeps running.
+    for args in [
+        vec!["instance", "stop", id.as_str()],
+        vec!["instance", "start", id.as_str()],
+        vec!["whitelist", "add", id.as_str(), "10.0.0.5"],
+    ] {
+        let err = server.fails(&args);
+        assert!(
+            err.contains(&format!(
+                "instance {id} is adopted: its cluster at 127.0.0.1:{port} runs outside Lifeboat"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    let (status, body) = server.http(
+        "POST",
+        &format!("/api/v1/instances/{id}/accounts"),
+        Some(&server.token()),
+        Some(serde_json::json!({"account": "reader", "password": "long-enough-pw"})),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "managed_externally");
+    assert_eq!(count_rows(&tc.connect("postgres").await, "kept").await, 10);
+
+    // The same cluster again, under another name: refused, naming the instance.
+    let err = server.fails(&adopt_args("again", &port, pw));
+    assert!(
+        err.contains(&format!("is already adopted as instance {id} (legacy)")),
+        "{err}"
+    );
+
+    // Another Lifeboat server: its check fails on this server's slot, and so does
+    // its adoption.
+    let other = TestServer::start();
+    let pw2 = other.tmp.path().join("adm-password");
+    write_file(&pw2, b"adm-pw\n");
+    let pw2 = pw2.to_str().expect("utf-8 path");
+    let mut args = adopt_args("legacy", &port, pw2);
+    args.push("--check");
+    let out = other.cli(&[args.as_slice(), &["--output", "json"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let item = checked["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["id"] == "lifeboat_slot"))
+        .cloned()
+        .expect("lifeboat_slot item");
+    assert_eq!(item["status"], "failed", "{item:#}");
+    assert!(
+        item["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&ours[0])),
+        "{item:#}"
+    );
+    let err = other.fails(&adopt_args("legacy", &port, pw2));
+    assert!(
+        err.contains("No other Lifeboat server protects the cluster"),
+        "{err}"
+    );
+
+    // A restart leaves it adopted and its cluster alone.
+    let mut server = server;
+    server.kill();
+    server.spawn();
+    let shown = server.json(&["instance", "show", &id]);
+    assert_eq!(shown["status"], "running", "{shown:#}");
+    assert_eq!(shown["managed"], "external");
+    assert_eq!(count_rows(&tc.connect("postgres").await, "kept").await, 10);
+
+    // The first base backup, taken over the replication protocol with the WAL it
+    // needs, is restorable: a temporary instance at the end of the window has the
+    // cluster's rows and its accounts.
+    server.wait_first_backup(&id).await;
+    let list = server.json(&["backup", "list", &id]);
+    let backup = &list["backups"][0];
+    assert!(
+        backup["logical_size"]
+            .as_u64()
+            .is_some_and(|n| n > 1_000_000),
+        "{list:#}"
+    );
+    let window = server.json(&["backup", "window", &id]);
+    let latest = window["latest"].as_str().expect("a window").to_string();
+    let temp = server.json(&["temp", "create", &id, "--at", &latest, "--wait"]);
+    assert_eq!(temp["status"], "running", "{temp:#}");
+    assert_eq!(temp["managed"], "lifeboat");
+    let copy = connect(port_of(&temp), "adm", "adm-pw")
+        .await
+        .expect("the adopted cluster's account logs in to the temporary instance");
+    assert_eq!(count_rows(&copy, "kept").await, 10);
+    drop(copy);
+    server.json(&["temp", "delete", &id_of(&temp)]);
+
+    // Delete stops protecting it: the slot goes, the cluster runs on.
+    server.json(&["instance", "delete", &id]);
+    assert_eq!(slots(&tc).await, Vec::<String>::new());
+    assert_eq!(count_rows(&tc.connect("postgres").await, "kept").await, 10);
+    let listed = server.json(&["instance", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+}
