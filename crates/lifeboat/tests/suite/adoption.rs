@@ -173,6 +173,29 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
         "{shown}"
     );
 
+    // The console says who manages it, and offers no whitelist or account forms.
+    let jar = server.tmp.path().join("cookies");
+    console_session(&server, &jar);
+    let (status, page) = curl(&server, &jar, &[&format!("URL/console/instances/{id}")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("externally: an adopted cluster"), "{page}");
+    for (tab, says) in [
+        ("whitelist", "who may connect is set in its own pg_hba.conf"),
+        (
+            "accounts",
+            "its roles are created and changed where it runs",
+        ),
+    ] {
+        let (status, page) = curl(
+            &server,
+            &jar,
+            &[&format!("URL/console/instances/{id}/{tab}")],
+        );
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains(says), "{tab}: {page}");
+        assert!(!page.contains("<form class=\"card\""), "{tab}: {page}");
+    }
+
     // Lifeboat does not run it: start, stop, whitelist and accounts are refused, and
     // the cluster keeps running.
     for args in [

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
-use lifeboat_api::instances::InstanceView;
+use lifeboat_api::instances::{InstanceView, Managed};
 use lifeboat_domain::{InstanceKind, InstanceStatus, WhitelistEntry};
 use lifeboat_store::InstanceRecord;
 use maud::{Markup, html};
@@ -164,6 +164,7 @@ pub async fn basic(
         v.progress = Some(rec.progress.clone().unwrap_or_default());
         super::recovery::restore_fields(&v)
     });
+    let external = view.managed == Managed::External;
     let body = html! {
         h2 { "Basic information" }
         dl.info {
@@ -174,6 +175,10 @@ pub async fn basic(
             dt { "Region" } dd { (view.region) }
             dt { "Engine version" } dd #engine-version { "PostgreSQL " (view.engine_version) }
             dt { "Network type" } dd #network-type { (view.network_type) }
+            dt { "Managed" } dd #managed {
+                @if external { "externally: an adopted cluster, backed up over the replication protocol; Lifeboat never starts, stops or reconfigures it" }
+                @else { "by Lifeboat" }
+            }
             dt { "Address" } dd.mono { (view.address) ":" (view.port) }
             dt { "Connection string" } dd.mono #connection-string { (view.connection_string) }
             dt { "psql" } dd.mono { (view.psql) }
@@ -205,10 +210,15 @@ pub async fn basic(
                 }
             }
         }
-        h2 { "Accounts" }
-        (accounts_table(&view))
-        h2 { "Whitelist" }
-        (whitelist_table(ctx.clone(), &view, false))
+        @if external {
+            h2 { "Accounts and whitelist" }
+            p #managed-outside { "Managed where the cluster runs (its roles and its pg_hba.conf). Lifeboat logs in as " span.mono { (rec.privileged_account) } "." }
+        } @else {
+            h2 { "Accounts" }
+            (accounts_table(&view))
+            h2 { "Whitelist" }
+            (whitelist_table(ctx.clone(), &view, false))
+        }
     };
     Ok(shell(&ctx, &view, Tab::Basic, body))
 }
@@ -223,6 +233,17 @@ pub async fn progress_json(
     view.progress = Some(rec.progress.clone().unwrap_or_default());
     let (version, done, fields) = super::recovery::restore_fields(&view);
     Ok(Json(json!({ "version": version, "done": done, "fields": fields })).into_response())
+}
+
+/// The accounts or whitelist tab of an adopted instance: managed where it runs.
+fn managed_outside(account: &str, what: &str) -> Markup {
+    html! {
+        h2 { "Managed where the cluster runs" }
+        p #managed-outside {
+            "This cluster was adopted: " (what) ", not by Lifeboat. "
+            "Lifeboat logs in as " span.mono { (account) } " for backups; a migration task into it logs in with the account you give it, and its authorize step says what the cluster must allow."
+        }
+    }
 }
 
 fn accounts_table(view: &InstanceView) -> Markup {
@@ -272,7 +293,18 @@ async fn accounts_page(
     error: Option<Error>,
     account: &str,
 ) -> PageResult {
-    let (_, view) = load(state, id).await?;
+    let (rec, view) = load(state, id).await?;
+    if view.managed == Managed::External {
+        return Ok(shell(
+            ctx,
+            &view,
+            Tab::Accounts,
+            managed_outside(
+                &rec.privileged_account,
+                "its roles are created and changed where it runs (CREATE ROLE, ALTER ROLE)",
+            ),
+        ));
+    }
     let body = html! {
         h2 { "Accounts" }
         (accounts_table(&view))
@@ -330,7 +362,18 @@ async fn whitelist_page(
     error: Option<Error>,
     cidr: &str,
 ) -> PageResult {
-    let (_, view) = load(state, id).await?;
+    let (rec, view) = load(state, id).await?;
+    if view.managed == Managed::External {
+        return Ok(shell(
+            ctx,
+            &view,
+            Tab::Whitelist,
+            managed_outside(
+                &rec.privileged_account,
+                "who may connect is set in its own pg_hba.conf",
+            ),
+        ));
+    }
     let body = html! {
         h2 { "Whitelist" }
         p.muted { "Only these addresses may connect to the instance (rendered into pg_hba.conf)." }
