@@ -14,14 +14,16 @@ host all all 127.0.0.1/32 scram-sha-256
 host replication all 127.0.0.1/32 scram-sha-256
 ";
 
-/// A cluster started outside Lifeboat, with the account `adm` (REPLICATION,
-/// pg_read_all_data, password `adm-pw`) and a table with 10 rows.
+/// A cluster started outside Lifeboat, with the accounts `adm` (REPLICATION,
+/// pg_read_all_data, password `adm-pw`) and `dba` (a superuser, password
+/// `dba-password`), and a table with 10 rows.
 async fn outside_cluster() -> TestCluster {
     let tc = TestCluster::start();
     let c = tc.connect("postgres").await;
     for sql in [
         "CREATE ROLE adm LOGIN REPLICATION PASSWORD 'adm-pw'",
         "GRANT pg_read_all_data TO adm",
+        "CREATE ROLE dba LOGIN SUPERUSER PASSWORD 'dba-password'",
         "ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'",
         "CREATE TABLE kept (id int PRIMARY KEY)",
         "INSERT INTO kept SELECT generate_series(1, 10)",
@@ -280,7 +282,14 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
     );
     let window = server.json(&["backup", "window", &id]);
     let latest = window["latest"].as_str().expect("a window").to_string();
+    // The mistake, after the backup.
+    let master = tc.connect("postgres").await;
+    master
+        .batch_execute("DELETE FROM kept WHERE id > 5")
+        .await
+        .expect("the mistake");
     let temp = server.json(&["temp", "create", &id, "--at", &latest, "--wait"]);
+    let temp_id = id_of(&temp);
     assert_eq!(temp["status"], "running", "{temp:#}");
     assert_eq!(temp["managed"], "lifeboat");
     let copy = connect(port_of(&temp), "adm", "adm-pw")
@@ -288,12 +297,74 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
         .expect("the adopted cluster's account logs in to the temporary instance");
     assert_eq!(count_rows(&copy, "kept").await, 10);
     drop(copy);
-    server.json(&["temp", "delete", &id_of(&temp)]);
+
+    // Diff against the adopted master: the 5 deleted rows.
+    let out = server.cli(&[
+        "diff",
+        "--source",
+        &temp_id,
+        "--target",
+        &id,
+        "--table",
+        "public.kept",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let missing: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l.get("row"))
+        .filter(|r| r["kind"] == "only_in_source")
+        .filter_map(|r| r["key"]["id"].as_i64())
+        .collect();
+    assert_eq!(missing, [6, 7, 8, 9, 10], "{lines:#?}");
+
+    // A migration task back into the adopted master: authorize tries the login (no
+    // whitelist to change), then the rows come back under a new name.
+    let dba = server.tmp.path().join("dba-password");
+    write_file(&dba, b"dba-password\n");
+    let dba = dba.to_str().expect("utf-8 path");
+    server.json(&[
+        "migration",
+        "create",
+        "--source",
+        &temp_id,
+        "--target",
+        &id,
+        "--name",
+        "back",
+        "--object",
+        "postgres.public.kept=kept_restored",
+        "--source-account",
+        "dba",
+        "--source-password-file",
+        dba,
+        "--target-account",
+        "dba",
+        "--target-password-file",
+        dba,
+    ]);
+    server.json(&["migration", "authorize", "back"]);
+    let checked = server.json(&["migration", "precheck", "back"]);
+    assert_eq!(checked["state"], "precheck_passed", "{checked:#}");
+    let done = server.json(&["migration", "start", "back", "--wait"]);
+    assert_eq!(done["state"], "completed", "{done:#}");
+    assert_eq!(count_rows(&master, "kept_restored").await, 10);
+    assert_eq!(count_rows(&master, "kept").await, 5);
+    server.json(&["temp", "delete", &temp_id]);
 
     // Delete stops protecting it: the slot goes, the cluster runs on.
     server.json(&["instance", "delete", &id]);
     assert_eq!(slots(&tc).await, Vec::<String>::new());
-    assert_eq!(count_rows(&tc.connect("postgres").await, "kept").await, 10);
+    assert_eq!(count_rows(&tc.connect("postgres").await, "kept").await, 5);
     let listed = server.json(&["instance", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }
