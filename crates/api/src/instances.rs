@@ -115,6 +115,9 @@ pub struct InstanceView {
     pub progress: Option<TemporaryProgress>,
     /// WAL archiving health of a running master.
     pub archiving: Option<ArchivingView>,
+    /// WAL streaming of an adopted master.
+    #[serde(default)]
+    pub streaming: Option<StreamingView>,
     pub created_at: DateTime<Utc>,
     /// The master of a temporary instance.
     pub master_id: Option<String>,
@@ -130,6 +133,19 @@ pub struct InstanceView {
     pub connection_string: String,
     /// A ready-to-paste command: `psql "<connection_string>"`.
     pub psql: String,
+}
+
+/// How the WAL streaming of an adopted master goes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamingView {
+    /// Since when the receiver fails (the cluster unreachable, the slot gone...);
+    /// absent while it streams.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Why, in the receiver's words.
+    pub failure: Option<String>,
+    /// The last WAL file stored from the stream, and when.
+    pub last_stored_wal: Option<String>,
+    pub last_stored_at: Option<DateTime<Utc>>,
 }
 
 /// What `account create` sends.

@@ -176,6 +176,7 @@ pub async fn serve(
     let workers = state.clone();
     tokio::spawn(async move {
         reconcile::after_start(workers.clone()).await;
+        backups::stream::start_all(&workers);
         tokio::spawn(temporary::reaper(workers.clone()));
         tokio::spawn(control::events::names::watcher(workers.clone()));
         backups::schedule::scheduler(workers).await;

@@ -447,6 +447,20 @@ pub fn show(v: &InstanceView) {
             rows.push(("last failure", format!("{w} at {}: {why}", local(t))));
         }
     }
+    if let Some(st) = &v.streaming {
+        let last = match (&st.last_stored_wal, st.last_stored_at) {
+            (Some(w), Some(t)) => format!("{w} at {}", local(t)),
+            _ => "nothing yet".into(),
+        };
+        rows.push((
+            "WAL streaming",
+            match (st.failing_since, &st.failure) {
+                (Some(t), Some(why)) => format!("FAILING since {}: {why}", local(t)),
+                _ => "ok".into(),
+            },
+        ));
+        rows.push(("last streamed", last));
+    }
     if let Some(m) = &v.master_id {
         rows.push(("master", m.clone()));
     }

@@ -368,3 +368,72 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
     let listed = server.json(&["instance", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }
+
+/// Adopts `tc` into `server` as `name`; returns its id once its first backup is done.
+async fn adopted(server: &TestServer, tc: &TestCluster, name: &str) -> String {
+    let pw = server.tmp.path().join("adm-password");
+    write_file(&pw, b"adm-pw\n");
+    let port = tc.cluster.port.to_string();
+    let inst = server.json(&adopt_args(name, &port, pw.to_str().expect("utf-8 path")));
+    let id = id_of(&inst);
+    server.wait_first_backup(&id).await;
+    id
+}
+
+/// The WAL an adopted cluster writes reaches the repository through Lifeboat's slot,
+/// with no WAL switch by Lifeboat (the cluster's own user switches segments here);
+/// a killed Lifeboat resumes from the slot with no gap, and a temporary instance at
+/// the last commit has every row.
+#[tokio::test]
+async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
+    let mut server = TestServer::start();
+    let tc = outside_cluster().await;
+    let id = adopted(&server, &tc, "streamed").await;
+    let master = tc.connect("postgres").await;
+    master
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+        .await
+        .expect("rows");
+    let t1 = now_and_switch(&master).await;
+    server.wait_window_reaches(&id, t1).await;
+    let shown = server.json(&["instance", "show", &id]);
+    assert!(shown["streaming"]["failing_since"].is_null(), "{shown:#}");
+    assert!(
+        shown["streaming"]["last_stored_wal"].is_string(),
+        "{shown:#}"
+    );
+
+    // Killed: its receiver dies with it, and what the cluster writes meanwhile waits
+    // in the slot.
+    server.kill();
+    let spool = server.data_dir.join("streams").join(&id);
+    server
+        .wait_for("the receiver to end with the server", || {
+            let out = std::process::Command::new("pgrep")
+                .args(["-f", spool.to_str().expect("utf-8 path")])
+                .output()
+                .expect("pgrep");
+            out.stdout.is_empty().then_some(())
+        })
+        .await;
+    master
+        .batch_execute("INSERT INTO orders SELECT generate_series(101, 250)")
+        .await
+        .expect("rows");
+    let t2 = now_and_switch(&master).await;
+    server.spawn();
+    server.wait_window_reaches(&id, t2).await;
+    let verify = server.json(&["backup", "verify", &id]);
+    assert_eq!(verify["ok"], true, "{verify:#}");
+
+    let at = t2.to_rfc3339();
+    let temp = server.json(&["temp", "create", &id, "--at", &at, "--wait"]);
+    let copy = connect(port_of(&temp), "adm", "adm-pw")
+        .await
+        .expect("adm logs in to the temporary instance");
+    assert_eq!(count_rows(&copy, "orders").await, 250);
+    drop(copy);
+    server.json(&["temp", "delete", &id_of(&temp)]);
+    server.json(&["instance", "delete", &id]);
+    assert_eq!(slots(&tc).await, Vec::<String>::new());
+}

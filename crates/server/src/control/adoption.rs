@@ -260,6 +260,7 @@ pub async fn finish_adopt(state: Shared, id: InstanceId) -> Result<()> {
     }
     .await;
     if result.is_ok() {
+        super::backups::stream::start(&state, &id);
         // The first base backup starts at once, in the background: an adopted
         // cluster may be large. The restorable window starts when it ends.
         if let Err(e) =
@@ -295,6 +296,22 @@ pub async fn forget(state: &Shared, rec: &InstanceRecord) {
 }
 
 async fn drop_slot(client: &tokio_postgres::Client, slot: &str) {
+    // A receiver just stopped may still hold it for a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let active = client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                &[&slot],
+            )
+            .await
+            .map(|r| r.is_some())
+            .unwrap_or(false);
+        if !active || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let dropped = client
         .execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \

@@ -228,7 +228,8 @@ pub async fn finish_delete(state: Shared, id: InstanceId) -> Result<()> {
     let _guard = lock.lock().await;
     let rec = state.store.instance(&id)?;
     if rec.external.is_some() {
-        // The cluster runs on; only Lifeboat's slot goes.
+        // The cluster runs on; only Lifeboat's stream and slot go.
+        super::backups::stream::stop(&state, &id);
         super::adoption::forget(&state, &rec).await;
         super::backups::entries::describe_deleted(&state, &rec).await;
         state.store.delete_instance(&id)?;

@@ -82,6 +82,8 @@ pub struct Control {
     pub secrets: SecretBox,
     /// Cancels running migration tasks, by task id.
     pub migration_cancels: Mutex<HashMap<String, lifeboat_migrate::migration::CancellationToken>>,
+    /// The WAL streams of adopted instances.
+    pub streams: backups::stream::Streams,
 }
 
 /// The control plane as handlers and workers hold it.
@@ -105,6 +107,7 @@ impl Control {
             create_lock: tokio::sync::Mutex::new(()),
             secrets,
             migration_cancels: Mutex::new(HashMap::new()),
+            streams: backups::stream::Streams::default(),
         }
     }
 

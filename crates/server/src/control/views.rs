@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use lifeboat_api::instances::{AccountView, InstanceView, Managed, RegionView, WhitelistView};
+use lifeboat_api::instances::{
+    AccountView, InstanceView, Managed, RegionView, StreamingView, WhitelistView,
+};
 use lifeboat_domain::{InstanceKind, InstanceStatus};
 use lifeboat_store::{AccountRecord, InstanceRecord, WhitelistRecord};
 
@@ -17,6 +19,14 @@ const LIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The view of a record, with its data size and archiving health when it runs.
 pub async fn instance_view(state: &Shared, rec: &InstanceRecord) -> Result<InstanceView> {
     let mut view = instance_summary(state, rec)?;
+    if let Some(h) = super::backups::stream::health_of(state, rec)? {
+        view.streaming = Some(StreamingView {
+            failing_since: h.failing_since.as_ref().map(|(t, _)| *t),
+            failure: h.failing_since.map(|(_, w)| w),
+            last_stored_wal: h.last_stored.as_ref().map(|(n, _)| n.clone()),
+            last_stored_at: h.last_stored.map(|(_, t)| t),
+        });
+    }
     if rec.status == InstanceStatus::Running
         && let Ok(cluster) = cluster_of(state, rec)
     {
@@ -87,6 +97,7 @@ fn build(
         accounts: accounts.into_iter().map(account_view).collect(),
         data_size_bytes: None,
         archiving: None,
+        streaming: None,
         restore_target: rec.restore_target.clone(),
         progress: (rec.kind == InstanceKind::Temporary)
             .then(|| rec.progress.clone().unwrap_or_default()),

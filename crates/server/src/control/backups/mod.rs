@@ -22,6 +22,7 @@ pub mod entries;
 pub mod inventory;
 pub mod present;
 pub mod schedule;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,289 @@
+//! WAL streaming of adopted instances: `pg_receivewal` of the cluster's major receives
+//! the WAL through Lifeboat's physical slot into a spool directory of this server, and
+//! each segment it finishes is stored in the repository as archived WAL (durable, then
+//! removed from the spool). The slot keeps on the cluster whatever was not received
+//! yet, so a receiver that stops (the cluster unreachable, Lifeboat restarted or
+//! killed) starts again where it left off, with no gap.
+//!
+//! One supervisor task runs per streamed instance. It restarts the receiver with a
+//! growing pause after each failure and remembers since when streaming fails, for
+//! `instance show`. The receiver dies with the server (`PR_SET_PDEATHSIG`), so a
+//! killed server leaves no process behind.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifeboat_domain::{InstanceId, InstanceKind, InstanceStatus};
+use lifeboat_postgres::adoption::slot_name;
+use lifeboat_store::InstanceRecord;
+use tokio::io::AsyncReadExt;
+
+use super::entries::server_id;
+use super::repository_of;
+use crate::control::{Result, Shared};
+
+/// How often the spool is looked at for finished segments.
+const SHIP_EVERY: Duration = Duration::from_millis(500);
+/// The longest pause between two attempts to start the receiver.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How streaming of one instance goes, for `instance show`.
+#[derive(Debug, Clone, Default)]
+pub struct StreamHealth {
+    /// Since when streaming fails, and why; `None` while it works.
+    pub failing_since: Option<(DateTime<Utc>, String)>,
+    /// The last WAL file stored from the stream, and when.
+    pub last_stored: Option<(String, DateTime<Utc>)>,
+}
+
+/// The supervisors that run, by instance, with their health.
+#[derive(Default)]
+pub struct Streams {
+    running: Mutex<HashMap<InstanceId, (tokio::task::AbortHandle, StreamHealth)>>,
+}
+
+impl Streams {
+    pub fn health(&self, id: &InstanceId) -> Option<StreamHealth> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.get(id).map(|(_, h)| h.clone())
+    }
+
+    fn update(&self, id: &InstanceId, f: impl FnOnce(&mut StreamHealth)) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, h)) = running.get_mut(id) {
+            f(h);
+        }
+    }
+}
+
+/// Whether `rec` streams its WAL: a running adopted master.
+fn streamed(rec: &InstanceRecord) -> bool {
+    rec.external.is_some()
+        && rec.kind == InstanceKind::Master
+        && rec.status == InstanceStatus::Running
+}
+
+/// Starts streaming every instance that streams (at server start).
+pub fn start_all(state: &Shared) {
+    if let Ok(all) = state.store.list_instances(false) {
+        for rec in all.iter().filter(|r| streamed(r)) {
+            start(state, &rec.id);
+        }
+    }
+}
+
+/// Starts the supervisor of `id`, unless it runs.
+pub fn start(state: &Shared, id: &InstanceId) {
+    let mut running = state
+        .streams
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if running.get(id).is_some_and(|(h, _)| !h.is_finished()) {
+        return;
+    }
+    let task = tokio::spawn(supervise(state.clone(), id.clone()));
+    running.insert(id.clone(), (task.abort_handle(), StreamHealth::default()));
+}
+
+/// Stops the supervisor of `id` (its receiver is killed with it) and removes its
+/// spool: the instance is no longer protected.
+pub fn stop(state: &Shared, id: &InstanceId) {
+    let mut running = state
+        .streams
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((task, _)) = running.remove(id) {
+        task.abort();
+    }
+    let _ = std::fs::remove_dir_all(spool_dir(state, id));
+}
+
+/// Where the receiver of `id` writes.
+fn spool_dir(state: &Shared, id: &InstanceId) -> PathBuf {
+    state.data_dir.join("streams").join(id.as_str())
+}
+
+async fn supervise(state: Shared, id: InstanceId) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let rec = match state.store.find_instance(&id) {
+            Ok(Some(r)) if streamed(&r) => r,
+            _ => return,
+        };
+        let started = std::time::Instant::now();
+        let why = match receive(&state, &rec).await {
+            Ok(()) => "the receiver ended".to_string(),
+            Err(e) => e,
+        };
+        // What it finished before it stopped is stored now, not at the next start.
+        if let Err(e) = ship(&state, &rec).await {
+            tracing::warn!(instance = %id, error = %e, "cannot store streamed WAL");
+        }
+        tracing::warn!(instance = %id, error = %why, "WAL streaming stopped; it starts again");
+        state.streams.update(&id, |h| {
+            if h.failing_since.is_none() {
+                h.failing_since = Some((Utc::now(), why.clone()));
+            } else if let Some((_, w)) = &mut h.failing_since {
+                *w = why.clone();
+            }
+        });
+        if started.elapsed() > MAX_BACKOFF {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Runs the receiver until it exits, storing each segment it finishes; the error says
+/// why it stopped.
+async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<(), String> {
+    let env = state.pg_of(rec).map_err(|e| e.to_string())?;
+    let target = crate::control::adoption::target_of(state, rec).map_err(|e| e.message.clone())?;
+    let slot = slot_name(&server_id(state).map_err(|e| e.message)?, rec.id.as_str());
+    let spool = spool_dir(state, &rec.id);
+    std::fs::create_dir_all(&spool)
+        .map_err(|e| format!("cannot create {}: {e}", spool.display()))?;
+    let mut cmd = tokio::process::Command::new(env.bins.path("pg_receivewal"));
+    cmd.env_clear()
+        .env("PGPASSWORD", &target.password)
+        .env("LC_ALL", "C")
+        .arg("-d")
+        .arg(format!(
+            "host='{}' port={} user='{}' application_name='lifeboat wal stream' connect_timeout=10",
+            quote(&target.host),
+            target.port,
+            quote(&target.account)
+        ))
+        .arg("-D")
+        .arg(&spool)
+        .args(["-S", &slot, "--synchronous", "--no-loop", "--no-password"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: prctl only sets a flag of the child process, before it runs the program.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run pg_receivewal: {e}"))?;
+    let mut stderr = child.stderr.take();
+    let messages = tokio::spawn(async move {
+        let mut text = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.take(64 << 10).read_to_end(&mut text).await;
+        }
+        String::from_utf8_lossy(&text).trim().to_string()
+    });
+    let mut tick = tokio::time::interval(SHIP_EVERY);
+    let mut healthy = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = tick.tick() => {
+                match ship(state, rec).await {
+                    Ok(shipped) => {
+                        // Receiving and storing: whatever failed before is over.
+                        if !healthy && (shipped || connected(&spool)) {
+                            healthy = true;
+                            state.streams.update(&rec.id, |h| h.failing_since = None);
+                        }
+                    }
+                    Err(e) => tracing::warn!(instance = %rec.id, error = %e, "cannot store streamed WAL"),
+                }
+            }
+        }
+    };
+    let text = messages.await.unwrap_or_default();
+    let status = status.map_err(|e| format!("pg_receivewal: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "pg_receivewal {status}: {}",
+            if text.is_empty() {
+                "no message".into()
+            } else {
+                text.replace('\n', "; ")
+            }
+        ))
+    }
+}
+
+/// Whether the receiver has a segment in progress: it is connected and receiving.
+fn connected(spool: &Path) -> bool {
+    std::fs::read_dir(spool).is_ok_and(|mut d| {
+        d.any(|e| {
+            e.ok()
+                .is_some_and(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        })
+    })
+}
+
+/// Stores the finished WAL files of the spool in the repository, oldest first, each
+/// removed from the spool once durable; true when it stored one.
+async fn ship(state: &Shared, rec: &InstanceRecord) -> std::result::Result<bool, String> {
+    let spool = spool_dir(state, &rec.id);
+    let mut names: Vec<String> = match std::fs::read_dir(&spool) {
+        Ok(d) => d
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| {
+                matches!(
+                    lifeboat_backup::wal::wal_file_kind(n),
+                    Ok(lifeboat_backup::wal::WalFileKind::Segment
+                        | lifeboat_backup::wal::WalFileKind::History)
+                )
+            })
+            .collect(),
+        Err(_) => return Ok(false),
+    };
+    if names.is_empty() {
+        return Ok(false);
+    }
+    names.sort();
+    let repo = repository_of(state, rec).map_err(|e| e.message)?;
+    let owner = state.os_user().ok();
+    for name in &names {
+        let path = spool.join(name);
+        let data = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        lifeboat_backup::wal::wal_push_bytes(&repo, rec.id.as_str(), name, data)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        if let Some(o) = &owner {
+            repo.give_to(&lifeboat_backup::wal::wal_key(rec.id.as_str(), name), o)
+                .map_err(|e| e.to_string())?;
+        }
+        tokio::fs::remove_file(&path)
+            .await
+            .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        state.streams.update(&rec.id, |h| {
+            h.last_stored = Some((name.clone(), Utc::now()))
+        });
+    }
+    Ok(true)
+}
+
+/// A value inside single quotes of a libpq connection string.
+fn quote(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+/// Health of the stream of `rec`, when it streams.
+pub fn health_of(state: &Shared, rec: &InstanceRecord) -> Result<Option<StreamHealth>> {
+    Ok(streamed(rec)
+        .then(|| state.streams.health(&rec.id))
+        .flatten())
+}
