@@ -133,18 +133,55 @@ pub async fn wal_push_bytes(
     }
 }
 
+/// The key of the segment a WAL stream is receiving: what has arrived of it so far,
+/// replaced as it grows, until the finished segment is archived.
+pub fn stream_key(instance: &str, segment: &str) -> String {
+    format!("{instance}/stream/{segment}")
+}
+
+/// Stores what a WAL stream has received of `segment` so far (`raw` is the whole
+/// segment file, zeros after the received part), replacing the previous copy. Not an
+/// archived segment: it is read only while the segment is not archived.
+pub async fn stream_push(
+    repo: &Repository,
+    instance: &str,
+    segment: &str,
+    raw: Vec<u8>,
+) -> Result<(), BackupError> {
+    if wal_file_kind(segment)? != WalFileKind::Segment {
+        return Err(BackupError::BadWalName(segment.to_string()));
+    }
+    let key = stream_key(instance, segment);
+    let (codec, k) = (repo.codec().clone(), key.clone());
+    let (stored, _) =
+        tokio::task::spawn_blocking(move || codec.encode(&k, &raw, WAL_COMPRESSION_LEVEL))
+            .await
+            .map_err(|e| BackupError::io("compression task failed")(std::io::Error::other(e)))??;
+    repo.put(&key, Bytes::from(stored), Durability::Durable)
+        .await
+}
+
 /// Restores one WAL file (`%f` to `%p` of `restore_command`), verified, written
-/// atomically so PostgreSQL never reads a partial file.
+/// atomically so PostgreSQL never reads a partial file. A segment not archived yet is
+/// restored from what a WAL stream has received of it, if anything.
 pub async fn wal_fetch(
     repo: &Repository,
     instance: &str,
     name: &str,
     dest: &Path,
 ) -> Result<FetchOutcome, BackupError> {
-    wal_file_kind(name)?;
-    let key = wal_key(instance, name);
+    let kind = wal_file_kind(name)?;
+    let mut key = wal_key(instance, name);
     let stored = match repo.get(&key).await {
         Ok(b) => b,
+        Err(e) if e.is_not_found() && kind == WalFileKind::Segment => {
+            key = stream_key(instance, name);
+            match repo.get(&key).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => return Ok(FetchOutcome::NotFound),
+                Err(e) => return Err(e),
+            }
+        }
         Err(e) if e.is_not_found() => return Ok(FetchOutcome::NotFound),
         Err(e) => return Err(e),
     };

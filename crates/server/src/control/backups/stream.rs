@@ -26,8 +26,9 @@ use super::entries::server_id;
 use super::repository_of;
 use crate::control::{Result, Shared};
 
-/// How often the spool is looked at for finished segments.
-const SHIP_EVERY: Duration = Duration::from_millis(500);
+/// How often the spool is looked at for finished segments and the segment being
+/// received is stored, when it changed.
+const SHIP_EVERY: Duration = Duration::from_millis(1000);
 /// The longest pause between two attempts to start the receiver.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -188,10 +189,14 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
     });
     let mut tick = tokio::time::interval(SHIP_EVERY);
     let mut healthy = false;
+    let mut sent: Option<(String, std::time::SystemTime)> = None;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
             _ = tick.tick() => {
+                if let Err(e) = send_partial(state, rec, &mut sent).await {
+                    tracing::warn!(instance = %rec.id, error = %e, "cannot store the segment being received");
+                }
                 match ship(state, rec).await {
                     Ok(shipped) => {
                         // Receiving and storing: whatever failed before is over.
@@ -269,11 +274,63 @@ async fn ship(state: &Shared, rec: &InstanceRecord) -> std::result::Result<bool,
         tokio::fs::remove_file(&path)
             .await
             .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        // Archived now: what the stream had of it is no longer read.
+        let _ = repo
+            .delete(&lifeboat_backup::wal::stream_key(rec.id.as_str(), name))
+            .await;
         state.streams.update(&rec.id, |h| {
             h.last_stored = Some((name.clone(), Utc::now()))
         });
     }
     Ok(true)
+}
+
+/// Stores what has arrived of the segment being received (the spool's `.partial`
+/// file), when it changed since `sent`: the restorable window then ends with the last
+/// commit received, not with the last finished segment. A read that meets a write in
+/// progress ends with the last whole record: PostgreSQL and the window check each
+/// record's CRC.
+async fn send_partial(
+    state: &Shared,
+    rec: &InstanceRecord,
+    sent: &mut Option<(String, std::time::SystemTime)>,
+) -> std::result::Result<(), String> {
+    let spool = spool_dir(state, &rec.id);
+    let Ok(dir) = std::fs::read_dir(&spool) else {
+        return Ok(());
+    };
+    let Some((segment, path)) = dir.filter_map(|e| e.ok()).find_map(|e| {
+        let name = e.file_name().into_string().ok()?;
+        let segment = name.strip_suffix(".partial")?.to_string();
+        Some((segment, e.path()))
+    }) else {
+        return Ok(());
+    };
+    let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+        return Ok(());
+    };
+    if sent.as_ref() == Some(&(segment.clone(), modified)) {
+        return Ok(());
+    }
+    let data = match tokio::fs::read(&path).await {
+        Ok(d) => d,
+        // Finished and renamed meanwhile: ship() stores it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let repo = repository_of(state, rec).map_err(|e| e.message)?;
+    lifeboat_backup::wal::stream_push(&repo, rec.id.as_str(), &segment, data)
+        .await
+        .map_err(|e| format!("{segment}: {e}"))?;
+    if let Ok(o) = state.os_user() {
+        repo.give_to(
+            &lifeboat_backup::wal::stream_key(rec.id.as_str(), &segment),
+            &o,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    *sent = Some((segment, modified));
+    Ok(())
 }
 
 /// A value inside single quotes of a libpq connection string.
