@@ -42,7 +42,7 @@ pub struct ReplicationSource {
     pub password: String,
     /// `server_version_num` of the cluster.
     pub server_version_num: i32,
-    /// Who must be able to read the WAL stored (see [`Repository::give_to`]).
+    /// Who must be able to read the WAL stored (see [`Repository::owned_by`]).
     pub wal_owner: Option<lifeboat_postgres::OsUser>,
 }
 
@@ -162,6 +162,11 @@ pub async fn run_replication_backup(
     // Dropped with the future: pg_basebackup must not outlive the backup.
     let _kill = KillOnDrop(reader_child);
 
+    let wal_repo = match &source.wal_owner {
+        Some(owner) => repo.clone().owned_by(owner.clone()),
+        None => repo.clone(),
+    };
+    let wal_repo = &wal_repo;
     let done = AtomicU64::new(0);
     let stored_size = AtomicU64::new(0);
     let stored_objects = AtomicU64::new(0);
@@ -237,10 +242,7 @@ pub async fn run_replication_backup(
                         Piece::Wal { name, data } => {
                             let size = data.len() as u64;
                             let segment = wal_file_kind(&name)? == WalFileKind::Segment;
-                            wal_push_bytes(repo, instance, &name, data).await?;
-                            if let Some(owner) = &source.wal_owner {
-                                repo.give_to(&crate::wal::wal_key(instance, &name), owner)?;
-                            }
+                            wal_push_bytes(wal_repo, instance, &name, data).await?;
                             Ok(if segment {
                                 Stored::Segment(size)
                             } else {

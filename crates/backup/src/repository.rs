@@ -67,6 +67,9 @@ pub struct Repository {
     /// How objects are written and read: every reader and writer of objects takes it
     /// from here, so one repository is never read with another's key.
     codec: Codec,
+    /// Who owns the files this handle writes in a local repository (see
+    /// [`Repository::owned_by`]); the server's user when `None`.
+    owner: Option<lifeboat_postgres::OsUser>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -113,6 +116,7 @@ impl Repository {
                     description: format!("s3://{bucket}/{prefix}"),
                     prefix,
                     codec: Codec::clear(),
+                    owner: None,
                 })
             }
         }
@@ -130,6 +134,7 @@ impl Repository {
             prefix: String::new(),
             description: format!("file://{}", dir.display()),
             codec: Codec::clear(),
+            owner: None,
         })
     }
 
@@ -165,7 +170,11 @@ impl Repository {
         let Some(root) = &self.local_root else {
             return Ok(());
         };
-        for dir in [root.join(instance), root.join(instance).join("wal")] {
+        for dir in [
+            root.join(instance),
+            root.join(instance).join("wal"),
+            root.join(instance).join("stream"),
+        ] {
             std::fs::create_dir_all(&dir)
                 .map_err(BackupError::io(format!("cannot create {}", dir.display())))?;
             if let Some(user) = owner {
@@ -175,14 +184,13 @@ impl Repository {
         Ok(())
     }
 
-    /// Gives the object `key` of a local repository to `owner`: WAL the server stores
+    /// This repository, writing its local files as `owner`: WAL the server stores
     /// itself must be readable by `restore_command`, which runs as the clusters' OS
-    /// user, like the WAL `archive_command` stores. A no-op on S3.
-    pub fn give_to(&self, key: &str, owner: &lifeboat_postgres::OsUser) -> Result<(), BackupError> {
-        match &self.local_root {
-            Some(root) => Ok(owner.chown(&root.join(key))?),
-            None => Ok(()),
-        }
+    /// user, like the WAL `archive_command` stores. Each file is given to `owner`
+    /// before it takes its name, so no reader meets it half given. No effect on S3.
+    pub fn owned_by(mut self, owner: lifeboat_postgres::OsUser) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     fn path(&self, key: &str) -> StorePath {
@@ -214,7 +222,9 @@ impl Repository {
         match &self.local_root {
             Some(root) => {
                 let target = root.join(key);
-                spawn_io(move || local_write(&target, &data, durability, false)).await?;
+                let owner = self.owner.clone();
+                spawn_io(move || local_write(&target, &data, durability, false, owner.as_ref()))
+                    .await?;
                 Ok(())
             }
             None => self
@@ -239,7 +249,9 @@ impl Repository {
         match &self.local_root {
             Some(root) => {
                 let target = root.join(key);
-                spawn_io(move || local_write(&target, &data, durability, true)).await
+                let owner = self.owner.clone();
+                spawn_io(move || local_write(&target, &data, durability, true, owner.as_ref()))
+                    .await
             }
             None => {
                 if self.head(key).await?.is_some() {
@@ -384,6 +396,7 @@ fn local_write(
     data: &[u8],
     durability: Durability,
     create_only: bool,
+    owner: Option<&lifeboat_postgres::OsUser>,
 ) -> Result<PutOutcome, BackupError> {
     let dir = target
         .parent()
@@ -409,6 +422,9 @@ fn local_write(
             f.sync_all().map_err(BackupError::io(ctx()))?;
         }
         drop(f);
+        if let Some(o) = owner {
+            o.chown(&staging)?;
+        }
         if create_only {
             match std::fs::hard_link(&staging, target) {
                 Ok(()) => {}

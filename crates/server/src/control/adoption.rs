@@ -123,12 +123,15 @@ pub async fn adopt(state: Shared, req: AdoptMaster) -> Result<InstanceRecord> {
             .first()
             .map(|i| i.advice.trim_end_matches('.').to_string())
             .unwrap_or_default();
+        let again = if advice.contains("check again") {
+            ""
+        } else {
+            "; then run lifeboat instance adopt again"
+        };
         return Err(Error::new(
             ErrorCode::AdoptionCheckFailed,
             format!("the cluster at {at} cannot be adopted: {message}"),
-            format!(
-                "{advice}; then run lifeboat instance adopt again (with --check it lists every item)"
-            ),
+            format!("{advice}{again} (with --check it lists every item)"),
         ));
     }
     let target = req.target();

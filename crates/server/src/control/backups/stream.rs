@@ -257,8 +257,7 @@ async fn ship(state: &Shared, rec: &InstanceRecord) -> std::result::Result<bool,
         return Ok(false);
     }
     names.sort();
-    let repo = repository_of(state, rec).map_err(|e| e.message)?;
-    let owner = state.os_user().ok();
+    let repo = wal_repository(state, rec)?;
     for name in &names {
         let path = spool.join(name);
         let data = tokio::fs::read(&path)
@@ -267,10 +266,6 @@ async fn ship(state: &Shared, rec: &InstanceRecord) -> std::result::Result<bool,
         lifeboat_backup::wal::wal_push_bytes(&repo, rec.id.as_str(), name, data)
             .await
             .map_err(|e| format!("{name}: {e}"))?;
-        if let Some(o) = &owner {
-            repo.give_to(&lifeboat_backup::wal::wal_key(rec.id.as_str(), name), o)
-                .map_err(|e| e.to_string())?;
-        }
         tokio::fs::remove_file(&path)
             .await
             .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
@@ -318,19 +313,25 @@ async fn send_partial(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let repo = repository_of(state, rec).map_err(|e| e.message)?;
+    let repo = wal_repository(state, rec)?;
     lifeboat_backup::wal::stream_push(&repo, rec.id.as_str(), &segment, data)
         .await
         .map_err(|e| format!("{segment}: {e}"))?;
-    if let Ok(o) = state.os_user() {
-        repo.give_to(
-            &lifeboat_backup::wal::stream_key(rec.id.as_str(), &segment),
-            &o,
-        )
-        .map_err(|e| e.to_string())?;
-    }
     *sent = Some((segment, modified));
     Ok(())
+}
+
+/// The repository of `rec`, writing as the clusters' OS user: `restore_command`
+/// reads the streamed WAL as that user.
+fn wal_repository(
+    state: &Shared,
+    rec: &InstanceRecord,
+) -> std::result::Result<lifeboat_backup::Repository, String> {
+    let repo = repository_of(state, rec).map_err(|e| e.message)?;
+    Ok(match state.os_user() {
+        Ok(user) => repo.owned_by(user),
+        Err(_) => repo,
+    })
 }
 
 /// A value inside single quotes of a libpq connection string.
