@@ -25,6 +25,9 @@ pub struct Cluster {
     pub port: u16,
     pub bins: PgBinaries,
     pub user: OsUser,
+    /// The superuser Lifeboat connects as over the private socket: its own role, or
+    /// the bootstrap superuser of a restored copy of a cluster it did not create.
+    pub role: String,
 }
 
 /// Whether a cluster's postmaster is running.
@@ -50,7 +53,14 @@ impl Cluster {
             port,
             bins,
             user,
+            role: MANAGEMENT_ROLE.to_string(),
         }
+    }
+
+    /// This cluster, managed as `role` (see [`Cluster::role`]).
+    pub fn with_role(mut self, role: &str) -> Self {
+        self.role = role.to_string();
+        self
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -128,7 +138,49 @@ impl Cluster {
     /// Rewrites `lifeboat.conf`; takes effect at the next start (port, archive mode) or
     /// reload (most other settings).
     pub fn write_settings(&self, settings: &ClusterSettings) -> Result<(), PgError> {
-        self.write_owned(&self.data_dir().join("lifeboat.conf"), &settings.render())
+        let data = self.data_dir();
+        // A data directory copied from a cluster Lifeboat did not create may name
+        // another data directory, configuration files or a pid file of that cluster:
+        // its own, here, are the ones used.
+        let mut text = settings.render();
+        for (k, v) in [
+            ("data_directory", data.display().to_string()),
+            ("hba_file", data.join("pg_hba.conf").display().to_string()),
+            (
+                "ident_file",
+                data.join("pg_ident.conf").display().to_string(),
+            ),
+            ("external_pid_file", String::new()),
+        ] {
+            let _ = std::fmt::Write::write_fmt(
+                &mut text,
+                format_args!("{k} = '{}'\n", v.replace('\'', "''")),
+            );
+        }
+        self.write_owned(&data.join("lifeboat.conf"), &text)?;
+        let ident = data.join("pg_ident.conf");
+        if !ident.exists() {
+            self.write_owned(&ident, "")?;
+        }
+        // lifeboat.conf is read last, whatever postgresql.conf says (a distribution
+        // keeps it outside the data directory, so a copy may have none).
+        let conf = data.join("postgresql.conf");
+        let current = match std::fs::read_to_string(&conf) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(PgError::io(format!("cannot read {}", conf.display()))(e)),
+        };
+        let last = current
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.starts_with('#'));
+        if last != Some("include 'lifeboat.conf'") {
+            self.write_owned(
+                &conf,
+                &format!("{current}\n# Added by Lifeboat: its settings are read last.\ninclude 'lifeboat.conf'\n"),
+            )?;
+        }
+        Ok(())
     }
 
     /// Rewrites `pg_hba.conf`; call [`Cluster::reload`] for a running cluster.
@@ -285,7 +337,7 @@ impl Cluster {
         config
             .host_path(&self.dir)
             .port(self.port)
-            .user(MANAGEMENT_ROLE)
+            .user(&self.role)
             .dbname(database)
             .application_name("lifeboat");
         let (client, connection) = config.connect(NoTls).await.map_err(|e| PgError::Connect {

@@ -47,7 +47,7 @@ pub use binaries::{Installations, PgBinaries, SUPPORTED_MAJORS};
 pub use cluster::{Cluster, ClusterStatus, StopMode};
 pub use error::{PgError, describe};
 pub use os_user::OsUser;
-pub use settings::{ClusterSettings, render_hba};
+pub use settings::{ClusterSettings, render_hba, render_hba_for};
 
 /// The role Lifeboat manages clusters through, over the private Unix socket only.
 pub const MANAGEMENT_ROLE: &str = "lifeboat";

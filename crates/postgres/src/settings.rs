@@ -72,12 +72,18 @@ fn quote(v: &str) -> String {
 /// Renders `pg_hba.conf`: Lifeboat's role over the private socket, then one line per
 /// whitelist entry, all accounts authenticated with SCRAM-SHA-256.
 pub fn render_hba(whitelist: &[WhitelistEntry]) -> String {
+    render_hba_for(MANAGEMENT_ROLE, whitelist)
+}
+
+/// [`render_hba`] for a cluster Lifeboat manages as `role` (the bootstrap superuser
+/// of a restored copy of a cluster it did not create).
+pub fn render_hba_for(role: &str, whitelist: &[WhitelistEntry]) -> String {
     let mut out = String::from(
         "# Written by Lifeboat from the instance's whitelist; edits are overwritten.\n\
          # TYPE  DATABASE  USER  ADDRESS  METHOD\n",
     );
     // The socket directory is mode 0700, so only the OS user and root reach this line.
-    let _ = writeln!(out, "local all {MANAGEMENT_ROLE} trust");
+    let _ = writeln!(out, "local all {} trust", crate::ident::quote_ident(role));
     let _ = writeln!(out, "local all all scram-sha-256");
     for entry in whitelist {
         let _ = writeln!(out, "host all all {entry} scram-sha-256");

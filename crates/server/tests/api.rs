@@ -120,6 +120,7 @@ impl App {
                 restore_target: None,
                 restored_from: None,
                 upgrade_to: None,
+                management_role: None,
                 external: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })

@@ -41,6 +41,9 @@ pub struct InstanceRecord {
     /// Set for an adopted instance: a cluster Lifeboat did not create and does not
     /// run.
     pub external: Option<External>,
+    /// The superuser Lifeboat manages the cluster (or, for an adopted one, its
+    /// restored copies) as; Lifeboat's own role when `None`.
+    pub management_role: Option<String>,
 }
 
 /// Where an adopted instance's cluster is and how Lifeboat logs in to it (as
@@ -72,6 +75,8 @@ pub struct NewInstance {
     pub upgrade_to: Option<u32>,
     /// See [`InstanceRecord::external`].
     pub external: Option<External>,
+    /// See [`InstanceRecord::management_role`].
+    pub management_role: Option<String>,
     pub whitelist: Vec<WhitelistEntry>,
 }
 
@@ -91,7 +96,7 @@ pub struct WhitelistRecord {
 
 const COLUMNS: &str = "id, name, kind, status, region, port, engine_version, network_type, \
      master_id, created_at, expires_at, status_detail, privileged_account, pending_verifier, \
-     restore_target, progress, restored_from, upgrade_to, host, sealed_password";
+     restore_target, progress, restored_from, upgrade_to, host, sealed_password, management_role";
 
 fn now() -> String {
     Utc::now().to_rfc3339()
@@ -128,6 +133,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
     let restored_from: Option<String> = row.get(16)?;
     let upgrade_to: Option<u32> = row.get(17)?;
     let (host, sealed_password): (Option<String>, Option<String>) = (row.get(18)?, row.get(19)?);
+    let management_role: Option<String> = row.get(20)?;
     Ok((|| {
         Ok(InstanceRecord {
             id: InstanceId::parse(&id).map_err(|_| corrupt("id", &id))?,
@@ -165,6 +171,7 @@ fn read_instance(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, Store
                 (None, None) => None,
                 _ => return Err(corrupt("adopted instance", &id)),
             },
+            management_role,
         })
     })())
 }
@@ -175,7 +182,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15, ?16, ?17, ?18)"),
+            &format!("INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?14, NULL, ?15, ?16, ?17, ?18, ?19)"),
             params![
                 new.id.as_str(),
                 new.name,
@@ -195,6 +202,7 @@ impl Store {
                 new.upgrade_to,
                 new.external.as_ref().map(|e| e.host.as_str()),
                 new.external.as_ref().map(|e| e.sealed_password.as_str()),
+                new.management_role,
             ],
         );
         if let Err(rusqlite::Error::SqliteFailure(e, Some(msg))) = &inserted
@@ -565,6 +573,7 @@ mod tests {
             restore_target: None,
             restored_from: None,
             upgrade_to: None,
+            management_role: None,
             external: None,
             whitelist: vec![WhitelistEntry::localhost()],
         }

@@ -142,6 +142,12 @@ CREATE TABLE server_identity (
 ALTER TABLE instances ADD COLUMN host TEXT;
 ALTER TABLE instances ADD COLUMN sealed_password TEXT;
 "#,
+    r#"
+-- The superuser Lifeboat manages a cluster as over its private socket, when it is not
+-- Lifeboat's own role: an adopted cluster's bootstrap superuser (its restored copies
+-- have no other), and that of the temporary instances restored from it.
+ALTER TABLE instances ADD COLUMN management_role TEXT;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {

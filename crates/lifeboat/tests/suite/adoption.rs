@@ -3,35 +3,149 @@
 //! do to it, a second adoption of the same cluster by this server or another, and
 //! delete, which leaves the cluster running.
 
-use lifeboat_postgres::testing::TestCluster;
+use std::path::{Path, PathBuf};
+
+use lifeboat_postgres::{OsUser, PgBinaries};
 
 use super::harness::*;
 
-/// `pg_hba.conf` of the adopted cluster: `adm` in over TCP, for replication too.
-const HBA: &str = "local all lifeboat trust
-local all all scram-sha-256
+/// `pg_hba.conf` of the adopted cluster: its superuser `postgres` over the socket,
+/// `adm` and `dba` in over TCP, for replication too.
+const HBA: &str = "local all postgres trust
 host all all 127.0.0.1/32 scram-sha-256
 host replication all 127.0.0.1/32 scram-sha-256
 ";
 
+/// A PostgreSQL cluster made the way a distribution's package makes one, not by
+/// Lifeboat: its own `initdb` (bootstrap superuser `postgres`), configuration,
+/// socket directory, `pg_hba.conf` and `pg_ctl`, as the clusters' OS user.
+pub struct ForeignCluster {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    bins: PgBinaries,
+    user: OsUser,
+    pub port: u16,
+}
+
+impl ForeignCluster {
+    fn start() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let bins = lifeboat_postgres::testing::test_binaries();
+        let user = OsUser::for_clusters(None).expect("OS user for clusters");
+        let tmp = tempfile::Builder::new()
+            .prefix("lb-foreign-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let dir = tmp.path().join("main");
+        std::fs::create_dir(&dir).expect("mkdir");
+        user.chown(&dir).expect("chown");
+        let port = lifeboat_postgres::testing::free_port();
+        let run = |program: &str, args: &[&str]| {
+            let out = user
+                .command(&bins.path(program), &dir)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("{program}: {e}"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let data = dir.join("data");
+        let data_s = data.to_str().expect("utf-8 path");
+        run(
+            "initdb",
+            &[
+                "-D",
+                data_s,
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--no-instructions",
+            ],
+        );
+        let conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             max_slot_wal_keep_size = '1GB'\nfsync = off\n",
+            dir.display()
+        );
+        let mut text = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        text.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), text).expect("conf");
+        std::fs::write(data.join("pg_hba.conf"), HBA).expect("hba");
+        let log = dir.join("server.log");
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                data_s,
+                "-l",
+                log.to_str().expect("utf-8 path"),
+                "-w",
+                "start",
+            ],
+        );
+        Self {
+            _tmp: tmp,
+            dir,
+            bins,
+            user,
+            port,
+        }
+    }
+
+    /// The cluster's superuser over its socket.
+    async fn connect(&self, database: &str) -> tokio_postgres::Client {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(&self.dir)
+            .port(self.port)
+            .user("postgres")
+            .dbname(database);
+        let (client, conn) = c.connect(tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+impl Drop for ForeignCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self
+            .user
+            .command(&self.bins.path("pg_ctl"), Path::new("/"))
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .output();
+    }
+}
+
 /// A cluster started outside Lifeboat, with the accounts `adm` (REPLICATION,
 /// pg_read_all_data, password `adm-pw`) and `dba` (a superuser, password
 /// `dba-password`), and a table with 10 rows.
-async fn outside_cluster() -> TestCluster {
-    let tc = TestCluster::start();
+async fn outside_cluster() -> ForeignCluster {
+    let tc = ForeignCluster::start();
     let c = tc.connect("postgres").await;
     for sql in [
         "CREATE ROLE adm LOGIN REPLICATION PASSWORD 'adm-pw'",
         "GRANT pg_read_all_data TO adm",
         "CREATE ROLE dba LOGIN SUPERUSER PASSWORD 'dba-password'",
-        "ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'",
         "CREATE TABLE kept (id int PRIMARY KEY)",
         "INSERT INTO kept SELECT generate_series(1, 10)",
     ] {
         c.batch_execute(sql).await.expect("set up the cluster");
     }
-    tc.cluster.write_hba(HBA).expect("hba");
-    tc.cluster.reload().expect("reload");
     tc
 }
 
@@ -53,7 +167,7 @@ fn adopt_args<'a>(name: &'a str, port: &'a str, password_file: &'a str) -> Vec<&
 }
 
 /// Lifeboat's slots on the cluster.
-async fn slots(tc: &TestCluster) -> Vec<String> {
+async fn slots(tc: &ForeignCluster) -> Vec<String> {
     tc.connect("postgres")
         .await
         .query(
@@ -71,7 +185,7 @@ async fn slots(tc: &TestCluster) -> Vec<String> {
 async fn adopt_a_cluster_lifeboat_did_not_create() {
     let server = TestServer::start();
     let tc = outside_cluster().await;
-    let port = tc.cluster.port.to_string();
+    let port = tc.port.to_string();
     let pw = server.tmp.path().join("adm-password");
     write_file(&pw, b"adm-pw\n");
     let pw = pw.to_str().expect("utf-8 path");
@@ -114,7 +228,7 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
         "/api/v1/instances/adopt",
         Some(&server.token()),
         Some(serde_json::json!({
-            "name": "legacy", "host": "127.0.0.1", "port": tc.cluster.port,
+            "name": "legacy", "host": "127.0.0.1", "port": tc.port,
             "account": "adm", "password": "not-it"
         })),
     );
@@ -129,7 +243,7 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
         "/api/v1/instances/adopt",
         Some(&server.token()),
         Some(serde_json::json!({
-            "name": "legacy", "host": "bad/host", "port": tc.cluster.port,
+            "name": "legacy", "host": "bad/host", "port": tc.port,
             "account": "adm", "password": "adm-pw"
         })),
     );
@@ -149,7 +263,7 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
     assert_eq!(inst["managed"], "external");
     assert_eq!(inst["status"], "running", "{inst:#}");
     assert_eq!(inst["address"], "127.0.0.1");
-    assert_eq!(inst["port"].as_u64(), Some(u64::from(tc.cluster.port)));
+    assert_eq!(inst["port"].as_u64(), Some(u64::from(tc.port)));
     assert_eq!(inst["whitelist"].as_array().map(Vec::len), Some(0));
     let version: String = tc
         .connect("postgres")
@@ -370,10 +484,10 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
 }
 
 /// Adopts `tc` into `server` as `name`; returns its id once its first backup is done.
-async fn adopted(server: &TestServer, tc: &TestCluster, name: &str) -> String {
+async fn adopted(server: &TestServer, tc: &ForeignCluster, name: &str) -> String {
     let pw = server.tmp.path().join("adm-password");
     write_file(&pw, b"adm-pw\n");
-    let port = tc.cluster.port.to_string();
+    let port = tc.port.to_string();
     let inst = server.json(&adopt_args(name, &port, pw.to_str().expect("utf-8 path")));
     let id = id_of(&inst);
     server.wait_first_backup(&id).await;

@@ -324,6 +324,7 @@ async fn a_clone_interrupted_after_it_archived_is_built_again_from_an_empty_entr
             restore_target: Some(RestoreTarget::Time(t.fixed_offset())),
             restored_from: Some(InstanceId::parse(&id).unwrap()),
             upgrade_to: None,
+            management_role: None,
             external: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })

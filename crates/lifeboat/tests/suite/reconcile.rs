@@ -59,6 +59,7 @@ async fn an_interrupted_create_is_finished() {
             restore_target: None,
             restored_from: None,
             upgrade_to: None,
+            management_role: None,
             external: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })
@@ -199,6 +200,7 @@ async fn a_master_with_a_temporary_instance_cannot_be_deleted() {
         restore_target: None,
         restored_from: None,
         upgrade_to: None,
+        management_role: None,
         external: None,
         whitelist: vec![],
     })
@@ -251,6 +253,7 @@ async fn a_master_whose_temporary_instance_was_released_can_be_deleted() {
         restore_target: None,
         restored_from: None,
         upgrade_to: None,
+        management_role: None,
         external: None,
         whitelist: vec![],
     })

@@ -181,6 +181,13 @@ pub async fn adopt(state: Shared, req: AdoptMaster) -> Result<InstanceRecord> {
         .map_err(|e| unreachable(&at, &e))?
         .get(0);
     let engine_version = format!("{}.{}", version_num / 10_000, version_num % 10_000);
+    // Its bootstrap superuser: restored copies of the cluster, which Lifeboat runs,
+    // have no other role Lifeboat can manage them as.
+    let bootstrap: String = client
+        .query_one("SELECT rolname::text FROM pg_roles WHERE oid = 10", &[])
+        .await
+        .map_err(|e| unreachable(&at, &e))?
+        .get(0);
     let sealed_password = state.secrets.seal(&req.password);
     let rec = {
         let _guard = state.create_lock.lock().await;
@@ -198,6 +205,7 @@ pub async fn adopt(state: Shared, req: AdoptMaster) -> Result<InstanceRecord> {
             restore_target: None,
             restored_from: None,
             upgrade_to: None,
+            management_role: Some(bootstrap.clone()),
             external: Some(External {
                 host: req.host.clone(),
                 sealed_password: sealed_password.clone(),

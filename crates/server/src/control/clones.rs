@@ -70,7 +70,9 @@ pub async fn clone(state: &Shared, source_id: &str, req: CloneInstance) -> Resul
     // A known master's whitelist carries over; a master known only from the
     // repository had one this server never saw: local connections only.
     let known = state.store.find_instance(&source.id)?.is_some();
-    let whitelist = if known {
+    // An adopted master's pg_hba.conf is managed where it runs: a clone, which
+    // Lifeboat runs, starts with local connections too.
+    let whitelist = if known && source.external.is_none() {
         whitelist_of(state, &source.id)?
     } else {
         vec![WhitelistEntry::localhost()]
@@ -92,6 +94,8 @@ pub async fn clone(state: &Shared, source_id: &str, req: CloneInstance) -> Resul
             restore_target: Some(target.clone()),
             restored_from: Some(source.id.clone()),
             upgrade_to,
+            // A copy of a cluster Lifeboat did not create has that cluster's superuser.
+            management_role: source.management_role.clone(),
             external: None,
             whitelist: whitelist.clone(),
         })?

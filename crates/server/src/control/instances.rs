@@ -9,7 +9,9 @@
 use lifeboat_domain::names::{validate_account_name, validate_instance_name, validate_password};
 use lifeboat_domain::{InstanceId, InstanceKind, InstanceStatus, TaskState, WhitelistEntry};
 use lifeboat_postgres::accounts::{account_exists, create_account, scram_verifier};
-use lifeboat_postgres::{Cluster, ClusterSettings, ClusterStatus, PgError, StopMode, render_hba};
+use lifeboat_postgres::{
+    Cluster, ClusterSettings, ClusterStatus, PgError, StopMode, render_hba_for,
+};
 use lifeboat_store::{InstanceRecord, NewInstance, StoreError};
 
 use super::registry::{
@@ -61,6 +63,7 @@ pub async fn create_master(state: Shared, req: CreateMaster) -> Result<InstanceR
             restore_target: None,
             restored_from: None,
             upgrade_to: None,
+            management_role: None,
             external: None,
             whitelist: vec![WhitelistEntry::localhost()],
         })?
@@ -176,7 +179,10 @@ pub fn write_config(
         archive: super::backups::archive_settings(state, rec)?,
         extra: Vec::new(),
     })?;
-    cluster.write_hba(&render_hba(&whitelist_of(state, &rec.id)?))?;
+    cluster.write_hba(&render_hba_for(
+        &cluster.role,
+        &whitelist_of(state, &rec.id)?,
+    ))?;
     Ok(())
 }
 
@@ -461,7 +467,10 @@ fn whitelist_refused(rec: &InstanceRecord) -> Option<Error> {
 
 async fn apply_whitelist(state: &Shared, rec: &InstanceRecord) -> Result<()> {
     let cluster = cluster_of(state, rec)?;
-    cluster.write_hba(&render_hba(&whitelist_of(state, &rec.id)?))?;
+    cluster.write_hba(&render_hba_for(
+        &cluster.role,
+        &whitelist_of(state, &rec.id)?,
+    ))?;
     if cluster.status()? == ClusterStatus::Running {
         blocking(move || cluster.reload()).await?;
     }
@@ -511,6 +520,7 @@ mod tests {
                 restore_target: None,
                 restored_from: None,
                 upgrade_to: None,
+                management_role: None,
                 external: None,
                 whitelist: vec![WhitelistEntry::localhost()],
             })

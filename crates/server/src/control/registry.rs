@@ -32,7 +32,11 @@ pub fn cluster_of(state: &Shared, rec: &InstanceRecord) -> Result<Cluster> {
     let env = state.pg_of(rec)?;
     let region = region_of(state, &rec.region)?;
     let dir = region.instances_dir(&state.data_dir).join(rec.id.as_str());
-    Ok(Cluster::new(dir, rec.port, env.bins, env.user))
+    let cluster = Cluster::new(dir, rec.port, env.bins, env.user);
+    Ok(match &rec.management_role {
+        Some(role) => cluster.with_role(role),
+        None => cluster,
+    })
 }
 
 /// Refuses what only a cluster Lifeboat runs allows (start, stop, configuration,

@@ -198,6 +198,7 @@ fn stand_in(id: &InstanceId, region: &str, desc: Option<&InstanceDescription>) -
             .and_then(|d| d.restored_from.as_deref())
             .and_then(|r| InstanceId::parse(r).ok()),
         upgrade_to: None,
+        management_role: None,
         external: None,
     }
 }

@@ -12,7 +12,7 @@ use lifeboat_domain::{
     InstanceId, InstanceStatus, RestoreTarget, TemporaryPhase, TemporaryProgress,
 };
 use lifeboat_postgres::recovery::{RecoverySettings, write_recovery_signal};
-use lifeboat_postgres::{Cluster, ClusterSettings, PgError, render_hba};
+use lifeboat_postgres::{Cluster, ClusterSettings, PgError, render_hba_for};
 use lifeboat_store::{InstanceRecord, StoreError};
 
 use super::target::{backup_for, beyond_window, check_in_window, recovery_target};
@@ -325,7 +325,10 @@ fn configure_recovery(
             )])
             .collect(),
     })?;
-    cluster.write_hba(&render_hba(&whitelist_of(state, &rec.id)?))?;
+    cluster.write_hba(&render_hba_for(
+        &cluster.role,
+        &whitelist_of(state, &rec.id)?,
+    ))?;
     // ALTER SYSTEM settings override lifeboat.conf.
     cluster.drop_inherited_settings()?;
     write_recovery_signal(&cluster.data_dir(), Some(&cluster.user))?;

@@ -103,6 +103,8 @@ pub async fn create(
             restore_target: Some(target.clone()),
             restored_from: None,
             upgrade_to: None,
+            // A copy of a cluster Lifeboat did not create has that cluster's superuser.
+            management_role: master.management_role.clone(),
             external: None,
             whitelist: whitelist.clone(),
         })?
