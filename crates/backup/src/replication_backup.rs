@@ -137,11 +137,9 @@ pub async fn run_replication_backup(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            BackupError::Config(format!(
-                "cannot run {}: {e}",
-                source.pg_basebackup.display()
-            ))
+        .map_err(|e| BackupError::Command {
+            program: source.pg_basebackup.display().to_string(),
+            message: format!("cannot be run: {e}"),
         })?;
     let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         let _ = child.kill();
@@ -302,16 +300,17 @@ pub async fn run_replication_backup(
     };
     let messages = errors.join().unwrap_or_default();
     if !status.success() {
-        return Err(BackupError::Config(format!(
-            "pg_basebackup from {}:{} failed ({status}): {}",
-            source.host,
-            source.port,
-            if messages.is_empty() {
-                "no message".to_string()
-            } else {
-                messages.replace('\n', "; ")
-            }
-        )));
+        return Err(BackupError::Command {
+            program: format!("pg_basebackup from {}:{}", source.host, source.port),
+            message: format!(
+                "{status}: {}",
+                if messages.is_empty() {
+                    "no message".to_string()
+                } else {
+                    messages.replace('\n', "; ")
+                }
+            ),
+        });
     }
     read?;
 
@@ -408,6 +407,20 @@ fn read_tar(
     let closed = || BackupError::Config("the backup was abandoned".into());
     let bad = |e: std::io::Error| BackupError::io("cannot read the backup stream")(e);
     let mut archive = tar::Archive::new(stdout);
+    read_entries(&mut archive, tx, &closed, &bad)?;
+    // The end-of-archive marker may be followed by padding: read it all, or
+    // pg_basebackup dies of a broken pipe writing it.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(bad)?;
+    Ok(())
+}
+
+/// Hands over each entry of the archive (see [`read_tar`]).
+fn read_entries(
+    archive: &mut tar::Archive<std::process::ChildStdout>,
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+    closed: &dyn Fn() -> BackupError,
+    bad: &dyn Fn(std::io::Error) -> BackupError,
+) -> Result<(), BackupError> {
     let mut index = 0usize;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;

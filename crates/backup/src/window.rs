@@ -79,15 +79,14 @@ pub async fn restorable_window(
         .any(|&(t, s)| t == tli && s > next)
         .then(|| wal::segment_name(tli, next, seg_size));
     // The segment a WAL stream is receiving continues the archived WAL: what has
-    // arrived of it is restorable too (wal_fetch reads it).
-    let streaming = gap.is_none()
-        && repo
-            .head(&wal::stream_key(
-                instance,
-                &wal::segment_name(tli, next, seg_size),
-            ))
-            .await?
-            .is_some();
+    // arrived of it is restorable too (wal_fetch reads it), up to a gap after it.
+    let streaming = repo
+        .head(&wal::stream_key(
+            instance,
+            &wal::segment_name(tli, next, seg_size),
+        ))
+        .await?
+        .is_some();
     let last = if streaming { next } else { next - 1 };
     let end_lsn = Lsn((last + 1) * seg_size);
     let usable = backups

@@ -560,6 +560,79 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
     assert_eq!(count_rows(&copy, "orders").await, 300);
     drop(copy);
     server.json(&["temp", "delete", &id_of(&temp)]);
+
+    // While Lifeboat is down, someone drops its slot, and the cluster removes the WAL
+    // it no longer keeps for anyone: that WAL is lost to Lifeboat. At start the slot
+    // is made again, the window names the gap, and a new base backup starts
+    // protection again.
+    let slot = slots(&tc).await.pop().expect("Lifeboat's slot");
+    server.kill();
+    let dropped = async {
+        loop {
+            if master
+                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), dropped)
+        .await
+        .expect("the slot is dropped once its receiver is gone");
+    master
+        .batch_execute("INSERT INTO orders SELECT generate_series(301, 400)")
+        .await
+        .expect("rows");
+    for _ in 0..3 {
+        switch_wal(&master).await;
+    }
+    master
+        .batch_execute("CHECKPOINT")
+        .await
+        .expect("checkpoint");
+    server.spawn();
+    server
+        .wait_for("a new base backup after the slot was dropped", || {
+            let list = server.json(&["backup", "list", &id]);
+            (list["backups"].as_array().map(Vec::len) >= Some(2)).then_some(())
+        })
+        .await;
+    assert_eq!(slots(&tc).await, vec![slot.clone()]);
+    switch_wal(&master).await;
+    let window = server
+        .wait_for("the window to name the gap", || {
+            let w = server.json(&["backup", "window", &id]);
+            w["gap"].is_string().then_some(w)
+        })
+        .await;
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(window["latest"].as_str().expect("latest"))
+            .expect("time")
+            >= t3,
+        "{window:#}"
+    );
+    // The gap is for good: the cluster no longer has that segment.
+    let gap = window["gap"].as_str().expect("gap").to_string();
+    let still: i64 = master
+        .query_one(
+            "SELECT count(*) FROM pg_ls_waldir() WHERE name = $1",
+            &[&gap],
+        )
+        .await
+        .expect("pg_wal")
+        .get(0);
+    assert_eq!(still, 0, "{gap} is still on the cluster");
+    assert!(
+        server.log().contains(&format!(
+            "Lifeboat's slot {slot} was dropped on the cluster"
+        )),
+        "{}",
+        server.log()
+    );
+
     server.json(&["instance", "delete", &id]);
     assert_eq!(slots(&tc).await, Vec::<String>::new());
 }

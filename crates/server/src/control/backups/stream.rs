@@ -126,6 +126,10 @@ async fn supervise(state: Shared, id: InstanceId) {
         if let Err(e) = ship(&state, &rec).await {
             tracing::warn!(instance = %id, error = %e, "cannot store streamed WAL");
         }
+        let why = match repair_slot(&state, &rec).await {
+            Some(repaired) => format!("{why}; {repaired}"),
+            None => why,
+        };
         tracing::warn!(instance = %id, error = %why, "WAL streaming stopped; it starts again");
         state.streams.update(&id, |h| {
             if h.failing_since.is_none() {
@@ -140,6 +144,68 @@ async fn supervise(state: Shared, id: InstanceId) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// After the receiver stopped: when Lifeboat's slot on the cluster is gone (someone
+/// dropped it) or lost its WAL (`max_slot_wal_keep_size`), the WAL from there to now
+/// is missing for good. The slot is made again, the spool emptied (the restorable
+/// window ends before the gap and names it), and a base backup is started so that
+/// protection starts again from it. Returns what was done; `None` when the slot is
+/// fine or the cluster cannot be reached (the receiver is simply retried).
+async fn repair_slot(state: &Shared, rec: &InstanceRecord) -> Option<String> {
+    let client = crate::control::adoption::connect(state, rec, "postgres")
+        .await
+        .ok()?;
+    let slot = slot_name(&server_id(state).ok()?, rec.id.as_str());
+    let status: Option<Option<String>> = client
+        .query_opt(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .ok()?
+        .map(|r| r.get(0));
+    let what = match &status {
+        None => "was dropped on the cluster",
+        Some(Some(s)) if s == "lost" => "lost WAL the cluster removed before it was received",
+        Some(_) => return None,
+    };
+    if status.is_some() {
+        let _ = client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND NOT active",
+                &[&slot],
+            )
+            .await;
+    }
+    if let Err(e) = client
+        .query_one(
+            "SELECT slot_name::text FROM pg_create_physical_replication_slot($1, true)",
+            &[&slot],
+        )
+        .await
+    {
+        return Some(format!(
+            "Lifeboat's slot {slot} {what}, and making it again failed: {}",
+            lifeboat_postgres::describe(&e)
+        ));
+    }
+    let spool = spool_dir(state, &rec.id);
+    let _ = std::fs::remove_dir_all(&spool);
+    tracing::error!(
+        instance = %rec.id,
+        slot = %slot,
+        "Lifeboat's slot {what}: the WAL since the last segment received is missing; the restorable window ends before it; a new base backup starts protection again"
+    );
+    let backup =
+        match super::start_backup(state, &rec.id, lifeboat_domain::BackupTrigger::Wal).await {
+            Ok(_) => "a new base backup started".to_string(),
+            Err(e) => format!("a new base backup could not start yet ({})", e.message),
+        };
+    Some(format!(
+        "Lifeboat's slot {slot} {what}: WAL since the last segment received is missing; the slot was made again and {backup}"
+    ))
 }
 
 /// Runs the receiver until it exits, storing each segment it finishes; the error says
