@@ -120,7 +120,8 @@ pub async fn run_replication_backup(
         .env("LC_ALL", "C")
         .arg("-d")
         .arg(format!(
-            "host='{}' port={} user='{}' application_name='lifeboat base backup' connect_timeout=10",
+            "host='{}' port={} user='{}' application_name='lifeboat base backup' connect_timeout=10 \
+             keepalives=1 keepalives_idle=10 keepalives_interval=5 keepalives_count=6",
             quote(&source.host),
             source.port,
             quote(&source.account)

@@ -4,6 +4,7 @@
 //! delete, which leaves the cluster running.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use lifeboat_postgres::{OsUser, PgBinaries};
 
@@ -29,6 +30,12 @@ pub struct ForeignCluster {
 
 impl ForeignCluster {
     fn start() -> Self {
+        Self::start_on(None, "127.0.0.1", HBA)
+    }
+
+    /// A cluster listening on `listen`, its postmaster started inside network
+    /// namespace `netns` when given (a host of its own), with `hba`.
+    fn start_on(netns: Option<&NetNs>, listen: &str, hba: &str) -> Self {
         use std::os::unix::fs::PermissionsExt;
         let bins = lifeboat_postgres::testing::test_binaries();
         let user = OsUser::for_clusters(None).expect("OS user for clusters");
@@ -68,26 +75,39 @@ impl ForeignCluster {
             ],
         );
         let conf = format!(
-            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+            "port = {port}\nlisten_addresses = '{listen}'\nunix_socket_directories = '{}'\n\
              max_slot_wal_keep_size = '1GB'\nfsync = off\n",
             dir.display()
         );
         let mut text = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
         text.push_str(&conf);
         std::fs::write(data.join("postgresql.conf"), text).expect("conf");
-        std::fs::write(data.join("pg_hba.conf"), HBA).expect("hba");
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("hba");
         let log = dir.join("server.log");
-        run(
-            "pg_ctl",
-            &[
-                "-D",
-                data_s,
-                "-l",
-                log.to_str().expect("utf-8 path"),
-                "-w",
-                "start",
-            ],
-        );
+        let log_s = log.to_str().expect("utf-8 path");
+        match netns {
+            None => run("pg_ctl", &["-D", data_s, "-l", log_s, "-w", "start"]),
+            Some(ns) => {
+                let pg_ctl = bins.path("pg_ctl");
+                let out = Command::new("ip")
+                    .env_clear()
+                    .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                    .env("LC_ALL", "C.UTF-8")
+                    .current_dir(&dir)
+                    .args(["netns", "exec", &ns.name, "runuser", "-u", &user.name, "--"])
+                    .arg(&pg_ctl)
+                    .args(["-D", data_s, "-l", log_s, "-w", "start"])
+                    .output()
+                    .expect("ip netns exec");
+                assert!(
+                    out.status.success(),
+                    "pg_ctl start in {}: {}{}",
+                    ns.name,
+                    String::from_utf8_lossy(&out.stderr),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
         Self {
             _tmp: tmp,
             dir,
@@ -136,6 +156,11 @@ impl Drop for ForeignCluster {
 /// `dba-password`), and a table with 10 rows.
 async fn outside_cluster() -> ForeignCluster {
     let tc = ForeignCluster::start();
+    set_up(&tc).await;
+    tc
+}
+
+async fn set_up(tc: &ForeignCluster) {
     let c = tc.connect("postgres").await;
     for sql in [
         "CREATE ROLE adm LOGIN REPLICATION PASSWORD 'adm-pw'",
@@ -146,7 +171,91 @@ async fn outside_cluster() -> ForeignCluster {
     ] {
         c.batch_execute(sql).await.expect("set up the cluster");
     }
-    tc
+}
+/// A network namespace joined to this one by a veth pair: a host of its own at
+/// `inner`, reached from here at `outer`. Removed on drop (the pair with it).
+pub struct NetNs {
+    name: String,
+    host_side: String,
+    inner: String,
+    outer: String,
+}
+
+impl NetNs {
+    fn create() -> Self {
+        let pid = std::process::id();
+        let n = pid % 200 + 20;
+        let name = format!("lbt{pid}");
+        let host_side = format!("lbh{}", pid % 100_000);
+        let ns_side = format!("lbn{}", pid % 100_000);
+        let (outer, inner) = (format!("10.231.{n}.1"), format!("10.231.{n}.2"));
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip (iproute2) is needed for the tests of a cluster on another host");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &host_side])
+            .output();
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_side, "type", "veth", "peer", "name", &ns_side,
+        ]);
+        ip(&["link", "set", &ns_side, "netns", &name]);
+        ip(&["addr", "add", &format!("{outer}/30"), "dev", &host_side]);
+        ip(&["link", "set", &host_side, "up"]);
+        for args in [
+            vec!["addr", "add", &format!("{inner}/30"), "dev", &ns_side],
+            vec!["link", "set", &ns_side, "up"],
+            vec!["link", "set", "lo", "up"],
+        ] {
+            let mut all = vec!["netns", "exec", name.as_str(), "ip"];
+            all.extend(args.iter().copied());
+            ip(&all);
+        }
+        Self {
+            name,
+            host_side,
+            inner,
+            outer,
+        }
+    }
+
+    /// Takes the link down (`false`) or up again: no reset reaches either side.
+    fn link(&self, up: bool) {
+        let out = Command::new("ip")
+            .args([
+                "link",
+                "set",
+                &self.host_side,
+                if up { "up" } else { "down" },
+            ])
+            .output()
+            .expect("ip");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_side])
+            .output();
+    }
 }
 
 fn adopt_args<'a>(name: &'a str, port: &'a str, password_file: &'a str) -> Vec<&'a str> {
@@ -523,7 +632,7 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
     let spool = server.data_dir.join("streams").join(&id);
     server
         .wait_for("the receiver to end with the server", || {
-            let out = std::process::Command::new("pgrep")
+            let out = Command::new("pgrep")
                 .args(["-f", spool.to_str().expect("utf-8 path")])
                 .output()
                 .expect("pgrep");
@@ -635,4 +744,79 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
 
     server.json(&["instance", "delete", &id]);
     assert_eq!(slots(&tc).await, Vec::<String>::new());
+}
+
+/// A cluster on another host (a network namespace of its own): while the link is cut,
+/// streaming fails and `instance show` says since when; the cluster goes on writing;
+/// once the link is back, streaming resumes from the slot and the window reaches the
+/// commits made meanwhile, with no WAL switch and no gap.
+#[tokio::test]
+async fn a_cluster_on_another_host_cut_off_and_back_loses_nothing() {
+    let ns = NetNs::create();
+    let hba = format!(
+        "local all postgres trust\nhost all all {0}/32 scram-sha-256\nhost replication all {0}/32 scram-sha-256\n",
+        ns.outer
+    );
+    // Declared after `ns`, so the cluster stops before the namespace goes.
+    let tc = ForeignCluster::start_on(Some(&ns), &ns.inner, &hba);
+    set_up(&tc).await;
+    let server = TestServer::start();
+    let pw = server.tmp.path().join("adm-password");
+    write_file(&pw, b"adm-pw\n");
+    let port = tc.port.to_string();
+    let mut args = adopt_args("remote", &port, pw.to_str().expect("utf-8 path"));
+    args[5] = ns.inner.as_str();
+    let inst = server.json(&args);
+    let id = id_of(&inst);
+    assert_eq!(inst["address"], ns.inner.as_str());
+    server.wait_first_backup(&id).await;
+
+    let master = tc.connect("postgres").await;
+    master
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        .await
+        .expect("table");
+    // The transaction's start: its commit, after it, is what the window must reach.
+    let insert = |from: i32, to: i32| {
+        let master = &master;
+        async move {
+            master
+                .query_one(
+                    "WITH i AS (INSERT INTO orders SELECT generate_series($1::int, $2::int) RETURNING 1) \
+                     SELECT now() FROM i LIMIT 1",
+                    &[&from, &to],
+                )
+                .await
+                .expect("rows")
+                .get::<_, chrono::DateTime<chrono::Utc>>(0)
+        }
+    };
+    let t1 = insert(1, 100).await;
+    server.wait_window_reaches(&id, t1).await;
+
+    ns.link(false);
+    let shown = server
+        .wait_for("instance show to say streaming fails", || {
+            let v = server.json(&["instance", "show", &id]);
+            v["streaming"]["failing_since"].is_string().then_some(v)
+        })
+        .await;
+    assert!(shown["streaming"]["failure"].is_string(), "{shown:#}");
+    let t2 = insert(101, 200).await;
+
+    ns.link(true);
+    let window = server.wait_window_reaches(&id, t2).await;
+    assert!(window["gap"].is_null(), "{window:#}");
+    server
+        .wait_for("streaming to be healthy again", || {
+            let v = server.json(&["instance", "show", &id]);
+            v["streaming"]["failing_since"].is_null().then_some(())
+        })
+        .await;
+    let at = window["latest"].as_str().expect("latest").to_string();
+    let temp = server.json(&["temp", "create", &id, "--at", &at, "--wait"]);
+    let copy = connect(port_of(&temp), "adm", "adm-pw")
+        .await
+        .expect("adm logs in to the temporary instance");
+    assert_eq!(count_rows(&copy, "orders").await, 200);
 }

@@ -223,7 +223,9 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
         .env("LC_ALL", "C")
         .arg("-d")
         .arg(format!(
-            "host='{}' port={} user='{}' application_name='lifeboat wal stream' connect_timeout=10",
+            // A cluster cut off without a reset (a link down) is noticed in seconds.
+            "host='{}' port={} user='{}' application_name='lifeboat wal stream' connect_timeout=10 \
+             keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3 tcp_user_timeout=10000",
             quote(&target.host),
             target.port,
             quote(&target.account)
@@ -231,6 +233,7 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
         .arg("-D")
         .arg(&spool)
         .args(["-S", &slot, "--synchronous", "--no-loop", "--no-password"])
+        .args(["--status-interval", "5"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
