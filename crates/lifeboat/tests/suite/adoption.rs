@@ -505,15 +505,48 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
     );
     let window = server.json(&["backup", "window", &id]);
     let latest = window["latest"].as_str().expect("a window").to_string();
-    // The mistake, after the backup.
+    // The mistake, after the backup: streamed, found in the WAL as an event, and a
+    // temporary instance restored to just before it.
     let master = tc.connect("postgres").await;
-    master
-        .batch_execute("DELETE FROM kept WHERE id > 5")
+    let mistake: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH d AS (DELETE FROM kept WHERE id > 5 RETURNING 1) SELECT now() FROM d LIMIT 1",
+            &[],
+        )
         .await
-        .expect("the mistake");
-    let temp = server.json(&["temp", "create", &id, "--at", &latest, "--wait"]);
+        .expect("the mistake")
+        .get(0);
+    let window = server.wait_window_reaches(&id, mistake).await;
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+    };
+    assert!(
+        time(&window["latest"]) >= time(&serde_json::Value::String(latest.clone())),
+        "{window:#}"
+    );
+    let list = server.json(&[
+        "backup",
+        "events",
+        &id,
+        "--table",
+        "public.kept",
+        "--min-rows",
+        "1",
+    ]);
+    let event = list["events"][0].clone();
+    assert_eq!(
+        (event["kind"].as_str(), event["rows"].as_u64()),
+        (Some("delete"), Some(5)),
+        "{list:#}"
+    );
+    let before = event["id"].as_str().expect("event id").to_string();
+    let temp = server.json(&["temp", "create", &id, "--before", &before, "--wait"]);
     let temp_id = id_of(&temp);
     assert_eq!(temp["status"], "running", "{temp:#}");
+    assert_eq!(
+        temp["restore_target"]["kind"], "before_transaction",
+        "{temp:#}"
+    );
     assert_eq!(temp["managed"], "lifeboat");
     let copy = connect(port_of(&temp), "adm", "adm-pw")
         .await
