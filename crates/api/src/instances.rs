@@ -68,6 +68,26 @@ pub struct AdoptInstanceRequest {
     pub region: Option<String>,
 }
 
+/// What `instance update` sends: where an adopted cluster is now and how Lifeboat
+/// logs in to it; absent fields keep their value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstanceRequest {
+    #[schema(pattern = "^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$")]
+    pub host: Option<String>,
+    #[serde(default, deserialize_with = "crate::whole::optional")]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: Option<u16>,
+    #[schema(min_length = 1, max_length = 63, pattern = "^[^\\u0000]{1,63}$")]
+    pub account: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\n\\r\\u0000]{1,1024}$"
+    )]
+    pub password: Option<String>,
+}
+
 /// The adoption check of a cluster: every requirement with its status.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AdoptionCheckView {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Local, Utc};
 use clap::Subcommand;
 use lifeboat_api::instances::{
     AdoptInstanceRequest, AdoptionCheckView, CreateInstanceRequest, InstanceView, Managed,
+    UpdateInstanceRequest,
 };
 use lifeboat_api::temporary::CloneInstance;
 use lifeboat_domain::InstanceStatus;
@@ -60,6 +61,20 @@ pub enum InstanceCommand {
         /// Only run the adoption check and list every item; change nothing.
         #[arg(long)]
         check: bool,
+    },
+    /// Change where an adopted cluster is or how Lifeboat logs in to it (its host
+    /// moved, its password changed); the new values must reach the same cluster.
+    Update {
+        id: String,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        #[arg(long)]
+        account: Option<String>,
+        /// A file whose first line is the account's password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// List instances.
     List,
@@ -202,6 +217,28 @@ fn show_check(v: &AdoptionCheckView) {
 async fn run_other(client: &Client, out: Output, cmd: InstanceCommand) -> anyhow::Result<()> {
     match cmd {
         InstanceCommand::Adopt { .. } => Ok(()),
+        InstanceCommand::Update {
+            id,
+            host,
+            port,
+            account,
+            password_file,
+        } => {
+            let password = password_file
+                .as_deref()
+                .map(existing_password)
+                .transpose()?;
+            let body = UpdateInstanceRequest {
+                host,
+                port,
+                account,
+                password,
+            };
+            let view: InstanceView = client
+                .patch(&format!("/instances/{}", enc(&id)), &body)
+                .await?;
+            output::print(out, &view, show)
+        }
         InstanceCommand::Create {
             name,
             account,

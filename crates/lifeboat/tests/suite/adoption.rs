@@ -703,6 +703,73 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
     drop(copy);
     server.json(&["temp", "delete", &id_of(&temp)]);
 
+    // The cluster's owners change the account's password: once the receiver logs in
+    // again, streaming fails with the cluster's words, until `instance update` gives
+    // Lifeboat the new one (a wrong one is refused, and nothing changes).
+    master
+        .batch_execute("ALTER ROLE adm PASSWORD 'adm-pw-2'")
+        .await
+        .expect("new password");
+    master
+        .execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name LIKE 'lifeboat\\_%' AND active",
+            &[],
+        )
+        .await
+        .expect("end the receiver's connection");
+    let shown = server
+        .wait_for("streaming to fail on the old password", || {
+            let v = server.json(&["instance", "show", &id]);
+            v["streaming"]["failure"]
+                .as_str()
+                .is_some_and(|f| f.contains("password authentication failed"))
+                .then_some(v)
+        })
+        .await;
+    assert!(shown["streaming"]["failing_since"].is_string(), "{shown:#}");
+    let wrong = server.tmp.path().join("wrong-password");
+    write_file(&wrong, b"not-it\n");
+    let err = server.fails(&[
+        "instance",
+        "update",
+        &id,
+        "--password-file",
+        wrong.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        err.contains(&format!(
+            "cannot log in to the cluster at 127.0.0.1:{} as adm",
+            tc.port
+        )),
+        "{err}"
+    );
+    let new_pw = server.tmp.path().join("adm-password-2");
+    write_file(&new_pw, b"adm-pw-2\n");
+    server.json(&[
+        "instance",
+        "update",
+        &id,
+        "--password-file",
+        new_pw.to_str().expect("utf-8 path"),
+    ]);
+    let t4: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH i AS (INSERT INTO orders SELECT generate_series(1001, 1010) RETURNING 1) \
+             SELECT now() FROM i LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    server.wait_window_reaches(&id, t4).await;
+    server
+        .wait_for("streaming to be healthy with the new password", || {
+            let v = server.json(&["instance", "show", &id]);
+            v["streaming"]["failing_since"].is_null().then_some(())
+        })
+        .await;
+
     // While Lifeboat is down, someone drops its slot, and the cluster removes the WAL
     // it no longer keeps for anyone: that WAL is lost to Lifeboat. At start the slot
     // is made again, the window names the gap, and a new base backup starts

@@ -221,6 +221,108 @@ pub async fn adopt(state: Shared, req: AdoptMaster) -> Result<InstanceRecord> {
     Ok(state.store.instance(&rec.id)?)
 }
 
+/// Where an adopted cluster is now and how Lifeboat logs in to it (`None` keeps it).
+#[derive(Default)]
+pub struct UpdateAdopted {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub account: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Changes where an adopted instance is or how Lifeboat logs in (its host moved, its
+/// password changed). The new values must log in and find this instance's slot, so an
+/// instance is never pointed at another cluster; then the stream starts again with
+/// them.
+pub async fn update(state: Shared, id: InstanceId, req: UpdateAdopted) -> Result<InstanceRecord> {
+    let lock = state.instance_lock(&id);
+    let _guard = lock.lock().await;
+    let rec = state.store.instance(&id)?;
+    if rec.external.is_none() {
+        return Err(Error::invalid_state(
+            format!(
+                "instance {id} is not adopted: Lifeboat runs its cluster and knows where it is"
+            ),
+            "only an adopted instance's host, port, account and password can change",
+        ));
+    }
+    let mut target = target_of(&state, &rec)?;
+    if let Some(h) = req.host {
+        target.host = h;
+    }
+    if let Some(p) = req.port {
+        target.port = p;
+    }
+    if let Some(a) = req.account {
+        target.account = a;
+    }
+    if let Some(p) = req.password {
+        target.password = p;
+    }
+    validate(&AdoptMaster {
+        name: rec.name.clone(),
+        host: target.host.clone(),
+        port: target.port,
+        account: target.account.clone(),
+        password: target.password.clone(),
+        region: None,
+    })?;
+    let at = format!("{}:{}", target.host, target.port);
+    let refused = |message: String| {
+        Error::new(
+            ErrorCode::AdoptionCheckFailed,
+            message,
+            "give the host, port, account and password the cluster has now (lifeboat instance adopt --check with them lists what it lacks)",
+        )
+    };
+    let client = adoption::connect_to(&target, "postgres", "lifeboat")
+        .await
+        .map_err(|e| {
+            refused(format!(
+                "cannot log in to the cluster at {at} as {}: {}",
+                target.account,
+                lifeboat_postgres::describe(&e)
+            ))
+        })?;
+    let slot = slot_name(&server_id(&state)?, rec.id.as_str());
+    let ours = client
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| {
+            refused(format!(
+                "cannot read the slots of {at}: {}",
+                lifeboat_postgres::describe(&e)
+            ))
+        })?
+        .is_some();
+    if !ours {
+        return Err(Error::new(
+            ErrorCode::AdoptionCheckFailed,
+            format!(
+                "the cluster at {at} has no replication slot {slot}: it is not the cluster adopted as {id}, or the slot was dropped"
+            ),
+            format!(
+                "give the address of the cluster instance {id} protects; to protect another cluster, adopt it as a new instance"
+            ),
+        ));
+    }
+    state.store.set_external(
+        &id,
+        &External {
+            host: target.host.clone(),
+            sealed_password: state.secrets.seal(&target.password),
+        },
+        target.port,
+        &target.account,
+    )?;
+    tracing::info!(instance = %id, at = %at, "adopted instance updated; its stream starts again");
+    super::backups::stream::restart(&state, &id);
+    Ok(state.store.instance(&id)?)
+}
+
 /// Finishes an adoption in status `creating`: Lifeboat's slot on the cluster (made if
 /// missing), the repository entry, then `running`. On failure the slot is dropped and
 /// the record forgotten, so the adoption can be run again.

@@ -91,6 +91,22 @@ pub fn start(state: &Shared, id: &InstanceId) {
     running.insert(id.clone(), (task.abort_handle(), StreamHealth::default()));
 }
 
+/// Starts the supervisor of `id` again, with what the store says now (a new host or
+/// password); the spool is kept, so the receiver goes on where it was.
+pub fn restart(state: &Shared, id: &InstanceId) {
+    {
+        let mut running = state
+            .streams
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((task, _)) = running.remove(id) {
+            task.abort();
+        }
+    }
+    start(state, id);
+}
+
 /// Stops the supervisor of `id` (its receiver is killed with it) and removes its
 /// spool: the instance is no longer protected.
 pub fn stop(state: &Shared, id: &InstanceId) {

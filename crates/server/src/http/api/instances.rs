@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use lifeboat_api::ErrorBody;
 use lifeboat_api::instances::{
     AdoptInstanceRequest, AdoptionCheckView, CreateInstanceRequest, InstanceView, RegionView,
+    UpdateInstanceRequest,
 };
 use lifeboat_api::migrations::PrecheckItemView;
 
@@ -107,6 +108,35 @@ pub async fn adopt_instance(
         StatusCode::CREATED,
         Json(instance_view(&state, &rec).await?),
     ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/instances/{id}", params(("id" = String, Path)),
+    request_body = UpdateInstanceRequest,
+    responses(
+        (status = 200, body = InstanceView, description = "The adopted instance, with its new host, port, account or password"),
+        (status = 400, body = ErrorBody, description = "Invalid host, port, account or password"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Not an adopted instance"),
+        (status = 422, body = ErrorBody, description = "The new values do not log in, or reach another cluster"),
+    ))]
+pub async fn update_instance(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateInstanceRequest>,
+) -> Result<Json<InstanceView>, Error> {
+    let rec = instance(&state, &id)?;
+    let rec = adoption::update(
+        state.clone(),
+        rec.id,
+        adoption::UpdateAdopted {
+            host: req.host,
+            port: req.port,
+            account: req.account,
+            password: req.password,
+        },
+    )
+    .await?;
+    Ok(Json(instance_view(&state, &rec).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/{id}", params(("id" = String, Path)),

@@ -24,6 +24,7 @@ use crate::control::Shared;
         instances::list_instances,
         instances::create_instance,
         instances::adopt_instance,
+        instances::update_instance,
         instances::check_adoption,
         instances::show_instance,
         instances::delete_instance,
@@ -87,7 +88,9 @@ pub fn router(state: &Shared) -> Router<Shared> {
         .route("/instances/adopt/check", post(instances::check_adoption))
         .route(
             "/instances/{id}",
-            get(instances::show_instance).delete(instances::delete_instance),
+            get(instances::show_instance)
+                .patch(instances::update_instance)
+                .delete(instances::delete_instance),
         )
         .route("/instances/{id}/stop", post(instances::stop_instance))
         .route("/instances/{id}/clone", post(clones::clone_instance))
