@@ -83,7 +83,10 @@ pub fn render_hba_for(role: &str, whitelist: &[WhitelistEntry]) -> String {
          # TYPE  DATABASE  USER  ADDRESS  METHOD\n",
     );
     // The socket directory is mode 0700, so only the OS user and root reach this line.
-    let _ = writeln!(out, "local all {} trust", crate::ident::quote_ident(role));
+    let role = crate::ident::quote_ident(role);
+    let _ = writeln!(out, "local all {role} trust");
+    // WAL streaming (`[backup] wal = "stream"`) over the same socket.
+    let _ = writeln!(out, "local replication {role} trust");
     let _ = writeln!(out, "local all all scram-sha-256");
     for entry in whitelist {
         let _ = writeln!(out, "host all all {entry} scram-sha-256");

@@ -15,6 +15,7 @@
 //! retention = "7d"
 //! archive_timeout = "60s"
 //! max_wal_between_backups = "1GiB"
+//! wal = "archive"   # or "stream": masters Lifeboat creates stream their WAL too
 //! [console]
 //! # admin_password_hash = "$argon2id$..."   # from `lifeboat hash-password`; token only when absent
 //! [[region]]
@@ -121,6 +122,22 @@ pub struct BackupConfig {
     /// so frequent ones store little.
     #[serde(deserialize_with = "byte_size")]
     pub max_wal_between_backups: u64,
+    /// How the WAL of masters Lifeboat creates reaches the repository. Adopted
+    /// clusters always stream.
+    pub wal: WalMode,
+}
+
+/// `archive`: `archive_command` stores each finished segment; the window ends up to
+/// `archive_timeout` behind, and a restore to a later point has the master switch WAL
+/// first. `stream`: WAL is also received continuously through a replication slot, so
+/// the window ends seconds behind the last commit without any switch (archiving stays
+/// on as a backstop).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalMode {
+    #[default]
+    Archive,
+    Stream,
 }
 
 /// Reads sizes written like "1GiB", "512MiB", "64MB" or a plain number of bytes.
@@ -260,6 +277,7 @@ impl Default for BackupConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             archive_timeout: Duration::from_secs(60),
             max_wal_between_backups: 1 << 30,
+            wal: WalMode::Archive,
         }
     }
 }

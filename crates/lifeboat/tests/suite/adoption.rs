@@ -920,3 +920,38 @@ async fn a_cluster_on_another_host_cut_off_and_back_loses_nothing() {
         .expect("adm logs in to the temporary instance");
     assert_eq!(count_rows(&copy, "orders").await, 200);
 }
+
+/// `[backup] wal = "stream"`: a master Lifeboat creates streams its WAL through a slot
+/// too, so a commit reaches the window within seconds with no WAL switch, although
+/// `archive_timeout` is an hour; a temporary instance at the window's end has it.
+#[tokio::test]
+async fn a_master_lifeboat_creates_can_stream_its_wal() {
+    let (a, b) = port_range(8);
+    let server = TestServer::with_config(&format!(
+        "[backup]\nwal = \"stream\"\narchive_timeout = \"1h\"\n[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n"
+    ));
+    let (id, _, admin) = server.backed_up_master("streamed").await;
+    admin
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        .await
+        .expect("table");
+    let t: chrono::DateTime<chrono::Utc> = admin
+        .query_one(
+            "WITH i AS (INSERT INTO orders SELECT generate_series(1, 70) RETURNING 1) \
+             SELECT now() FROM i LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    let window = server.wait_window_reaches(&id, t).await;
+    let shown = server.json(&["instance", "show", &id]);
+    assert!(shown["streaming"]["failing_since"].is_null(), "{shown:#}");
+    assert_eq!(shown["managed"], "lifeboat");
+    let at = window["latest"].as_str().expect("latest").to_string();
+    let temp = server.json(&["temp", "create", &id, "--at", &at, "--wait"]);
+    let copy = connect(port_of(&temp), "admin", PASSWORD)
+        .await
+        .expect("admin logs in to the temporary instance");
+    assert_eq!(count_rows(&copy, "orders").await, 70);
+}

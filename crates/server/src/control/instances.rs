@@ -89,6 +89,7 @@ pub async fn finish_create(state: Shared, id: InstanceId) -> Result<()> {
     let result = build_master(&state, &id).await;
     if result.is_ok() {
         super::temporary::prepared::refresh(&state, &id);
+        super::backups::stream::start_if_streamed(&state, &id);
     }
     if let Err(err) = &result {
         tracing::warn!(instance = %id, error = %err.message, "create failed; cleaning up");
@@ -242,6 +243,7 @@ pub async fn finish_delete(state: Shared, id: InstanceId) -> Result<()> {
         tracing::info!(instance = %id, "adopted instance no longer protected; its cluster is left running");
         return Ok(());
     }
+    super::backups::stream::stop(&state, &id);
     let cluster = cluster_of(&state, &rec)?;
     blocking(move || -> Result<(), PgError> {
         // A clean stop if it can, else a crash stop: the files go anyway.
@@ -308,6 +310,7 @@ pub async fn start(state: Shared, id: InstanceId) -> Result<InstanceRecord> {
         ));
     }
     start_locked(&state, &rec).await?;
+    super::backups::stream::start_if_streamed(&state, &id);
     Ok(state.store.instance(&id)?)
 }
 

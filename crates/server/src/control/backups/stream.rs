@@ -24,6 +24,8 @@ use tokio::io::AsyncReadExt;
 
 use super::entries::server_id;
 use super::repository_of;
+use crate::config::WalMode;
+use crate::control::registry::cluster_of;
 use crate::control::{Result, Shared};
 
 /// How often the spool is looked at for finished segments and the segment being
@@ -61,19 +63,27 @@ impl Streams {
     }
 }
 
-/// Whether `rec` streams its WAL: a running adopted master.
-fn streamed(rec: &InstanceRecord) -> bool {
-    rec.external.is_some()
-        && rec.kind == InstanceKind::Master
+/// Whether `rec` streams its WAL: a running adopted master, or a running master
+/// Lifeboat created when `[backup] wal = "stream"`.
+fn streamed(state: &Shared, rec: &InstanceRecord) -> bool {
+    rec.kind == InstanceKind::Master
         && rec.status == InstanceStatus::Running
+        && (rec.external.is_some() || state.config.backup.wal == WalMode::Stream)
 }
 
 /// Starts streaming every instance that streams (at server start).
 pub fn start_all(state: &Shared) {
     if let Ok(all) = state.store.list_instances(false) {
-        for rec in all.iter().filter(|r| streamed(r)) {
+        for rec in all.iter().filter(|r| streamed(state, r)) {
             start(state, &rec.id);
         }
+    }
+}
+
+/// Starts streaming `id` if it streams (after a create or a start).
+pub fn start_if_streamed(state: &Shared, id: &InstanceId) {
+    if matches!(state.store.find_instance(id), Ok(Some(r)) if streamed(state, &r)) {
+        start(state, id);
     }
 }
 
@@ -130,7 +140,7 @@ async fn supervise(state: Shared, id: InstanceId) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let rec = match state.store.find_instance(&id) {
-            Ok(Some(r)) if streamed(&r) => r,
+            Ok(Some(r)) if streamed(&state, &r) => r,
             _ => return,
         };
         let started = std::time::Instant::now();
@@ -169,6 +179,9 @@ async fn supervise(state: Shared, id: InstanceId) {
 /// protection starts again from it. Returns what was done; `None` when the slot is
 /// fine or the cluster cannot be reached (the receiver is simply retried).
 async fn repair_slot(state: &Shared, rec: &InstanceRecord) -> Option<String> {
+    // A master Lifeboat runs also archives its WAL: its slot is made again before the
+    // receiver starts, and nothing is lost without it.
+    rec.external.as_ref()?;
     let client = crate::control::adoption::connect(state, rec, "postgres")
         .await
         .ok()?;
@@ -228,25 +241,52 @@ async fn repair_slot(state: &Shared, rec: &InstanceRecord) -> Option<String> {
 /// why it stopped.
 async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<(), String> {
     let env = state.pg_of(rec).map_err(|e| e.to_string())?;
-    let target = crate::control::adoption::target_of(state, rec).map_err(|e| e.message.clone())?;
     let slot = slot_name(&server_id(state).map_err(|e| e.message)?, rec.id.as_str());
     let spool = spool_dir(state, &rec.id);
     std::fs::create_dir_all(&spool)
         .map_err(|e| format!("cannot create {}: {e}", spool.display()))?;
     let mut cmd = tokio::process::Command::new(env.bins.path("pg_receivewal"));
-    cmd.env_clear()
-        .env("PGPASSWORD", &target.password)
-        .env("LC_ALL", "C")
-        .arg("-d")
-        .arg(format!(
+    cmd.env_clear().env("LC_ALL", "C");
+    if rec.external.is_none() {
+        // A master Lifeboat runs: over its private socket, as Lifeboat's role; its
+        // slot is made when missing (its WAL is archived too, so none is lost).
+        let cluster = cluster_of(state, rec).map_err(|e| e.message)?;
+        let client = cluster
+            .connect("postgres")
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .execute(
+                "SELECT pg_create_physical_replication_slot($1, true) \
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot create the slot {slot}: {}",
+                    lifeboat_postgres::describe(&e)
+                )
+            })?;
+        cmd.arg("-d").arg(format!(
+            "host='{}' port={} user='{}' application_name='lifeboat wal stream'",
+            quote(&cluster.socket_dir().display().to_string()),
+            cluster.port,
+            quote(&cluster.role)
+        ));
+    } else {
+        let target =
+            crate::control::adoption::target_of(state, rec).map_err(|e| e.message.clone())?;
+        cmd.env("PGPASSWORD", &target.password).arg("-d").arg(format!(
             // A cluster cut off without a reset (a link down) is noticed in seconds.
             "host='{}' port={} user='{}' application_name='lifeboat wal stream' connect_timeout=10 \
              keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3 tcp_user_timeout=10000",
             quote(&target.host),
             target.port,
             quote(&target.account)
-        ))
-        .arg("-D")
+        ));
+    }
+    cmd.arg("-D")
         .arg(&spool)
         .args(["-S", &slot, "--synchronous", "--no-loop", "--no-password"])
         .args(["--status-interval", "5"])
@@ -426,7 +466,7 @@ fn quote(value: &str) -> String {
 
 /// Health of the stream of `rec`, when it streams.
 pub fn health_of(state: &Shared, rec: &InstanceRecord) -> Result<Option<StreamHealth>> {
-    Ok(streamed(rec)
+    Ok(streamed(state, rec)
         .then(|| state.streams.health(&rec.id))
         .flatten())
 }
