@@ -29,7 +29,7 @@ pub struct ForeignCluster {
 }
 
 impl ForeignCluster {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         Self::start_on(None, "127.0.0.1", HBA)
     }
 
@@ -118,7 +118,7 @@ impl ForeignCluster {
     }
 
     /// The cluster's superuser over its socket.
-    async fn connect(&self, database: &str) -> tokio_postgres::Client {
+    pub(super) async fn connect(&self, database: &str) -> tokio_postgres::Client {
         let mut c = tokio_postgres::Config::new();
         c.host_path(&self.dir)
             .port(self.port)
@@ -160,7 +160,7 @@ async fn outside_cluster() -> ForeignCluster {
     tc
 }
 
-async fn set_up(tc: &ForeignCluster) {
+pub(super) async fn set_up(tc: &ForeignCluster) {
     let c = tc.connect("postgres").await;
     for sql in [
         "CREATE ROLE adm LOGIN REPLICATION PASSWORD 'adm-pw'",

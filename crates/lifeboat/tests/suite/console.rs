@@ -1465,3 +1465,78 @@ async fn console_lists_a_deleted_master_from_the_repository_and_clones_it_at_a_t
     let (_, page) = curl(&server, &jar, &[&format!("URL{location}")]);
     assert!(!page.contains("build-progress"), "built: {page}");
 }
+
+/// Adopting a cluster Lifeboat did not create, from the console: the check lists every
+/// item; a wrong password is said on the form (422, nothing recorded); the right one
+/// adopts it, and its page says it is managed externally.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_adopts_a_cluster_lifeboat_did_not_create() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let tc = super::adoption::ForeignCluster::start();
+    super::adoption::set_up(&tc).await;
+    let server = TestServer::start();
+    b.client
+        .goto(&format!("{}/console/sign-in", server.url))
+        .await
+        .unwrap();
+    b.fill("#token", &server.token()).await;
+    b.click("button[type=submit]").await;
+    b.wait_path("the console", |p| !p.ends_with("/sign-in"))
+        .await;
+    b.client
+        .goto(&format!("{}/console/instances", server.url))
+        .await
+        .unwrap();
+    b.click("#adopt-link button").await;
+    b.wait_path("the adopt form", |p| p.ends_with("/instances/adopt"))
+        .await;
+    let fill_all = |password: &'static str| {
+        let b = &b;
+        let port = tc.port.to_string();
+        async move {
+            b.fill("#name", "legacy").await;
+            b.fill("#host", "127.0.0.1").await;
+            b.fill("#port", &port).await;
+            b.fill("#account", "adm").await;
+            b.fill("#password", password).await;
+        }
+    };
+    fill_all("adm-pw").await;
+    b.click("#adopt-check").await;
+    let table = b
+        .wait_text("#adoption-items", "the adoption check", |t| {
+            t.contains("Reachable and authenticated")
+        })
+        .await;
+    for (_, name) in lifeboat_postgres::adoption::ITEMS {
+        assert!(table.contains(name), "{name} missing: {table}");
+    }
+    b.find("#adoptable").await;
+    b.screenshot("adopt-check").await;
+
+    fill_all("not-it").await;
+    b.click("#adopt").await;
+    let error = b
+        .wait_text(".error", "the refused adoption", |t| {
+            t.contains("cannot be adopted")
+        })
+        .await;
+    assert!(error.contains("password authentication failed"), "{error}");
+    assert_eq!(server.json(&["instance", "list"]), serde_json::json!([]));
+
+    fill_all("adm-pw").await;
+    b.click("#adopt").await;
+    let path = b
+        .wait_path("the adopted instance's page", |p| {
+            p.starts_with("/console/instances/pg-")
+        })
+        .await;
+    let managed = b.text("#managed").await;
+    assert!(managed.starts_with("externally"), "{managed}");
+    let id = path.trim_start_matches("/console/instances/").to_string();
+    let shown = server.json(&["instance", "show", &id]);
+    assert_eq!(shown["managed"], "external", "{shown:#}");
+    b.screenshot("adopted-instance").await;
+}

@@ -80,11 +80,137 @@ pub async fn list(
                     }
                 }
             }
+            p #adopt-link { a href="/console/instances/adopt" { button type="button" { "Adopt a cluster" } }
+                " " span.muted { "Protect a PostgreSQL that Lifeboat did not create, on this host or another." } }
             p.muted #repository-link { "Masters this server deleted, or whose backups another Lifeboat server wrote, are known only from the "
                 a href="/console/repository" { "backup repository" } ", where they can be cloned into a new master." }
         }
     };
     Ok(layout::page(&ctx, "Instances", Section::Instances, body))
+}
+
+/// What the adopt form holds (never the password: it is typed again).
+#[derive(Default)]
+struct AdoptFields {
+    name: String,
+    host: String,
+    port: String,
+    account: String,
+    region: String,
+}
+
+/// The form that adopts a cluster Lifeboat did not create.
+pub async fn adopt_page(State(state): State<Shared>, Extension(ctx): Extension<Ctx>) -> PageResult {
+    let fields = AdoptFields {
+        port: "5432".into(),
+        region: state.config.regions[0].name.clone(),
+        ..AdoptFields::default()
+    };
+    Ok(adopt_form(&state, &ctx, &fields, None, None))
+}
+
+fn adopt_form(
+    state: &Shared,
+    ctx: &Ctx,
+    f: &AdoptFields,
+    items: Option<&[lifeboat_postgres::adoption::AdoptionItem]>,
+    error: Option<&Error>,
+) -> Response {
+    let body = html! {
+        main {
+            p.muted { a href="/console/instances" { "Instances" } " / Adopt a cluster" }
+            h1 { "Adopt a cluster" }
+            p.muted { "Lifeboat checks the cluster first, then backs it up over the replication protocol through a replication slot of its own and streams its WAL. It never starts, stops or reconfigures it. The account needs REPLICATION (and pg_read_all_data for diff and pre-checks)." }
+            form.card method="post" action="/console/instances/adopt" {
+                (csrf(ctx))
+                label for="name" { "Name" }
+                input #name type="text" name="name" value=(f.name) required;
+                label for="host" { "Host (name or IP address the cluster listens on)" }
+                input #host type="text" name="host" value=(f.host) required;
+                label for="port" { "Port" }
+                input #port type="text" name="port" value=(f.port) required;
+                label for="account" { "Account" }
+                input #account type="text" name="account" value=(f.account) required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="off" required;
+                label for="region" { "Region (whose repository keeps the backups)" }
+                select #region name="region" {
+                    @for r in &state.config.regions {
+                        option value=(r.name) selected[r.name == f.region] { (r.name) }
+                    }
+                }
+                @if let Some(e) = error { (error_box(e)) }
+                p {
+                    button #adopt-check type="submit" name="op" value="check" { "Run the adoption check" }
+                    " "
+                    button.primary #adopt type="submit" name="op" value="adopt" { "Adopt" }
+                }
+            }
+            @if let Some(items) = items {
+                h2 { "Adoption check" }
+                table #adoption-items {
+                    thead { tr { th { "Item" } th { "Status" } th { "Detail" } th { "Advice" } } }
+                    tbody {
+                        @for i in items {
+                            tr data-item=(i.id) {
+                                td { (i.name) } td { (badge(i.status.as_str())) } td { (i.detail) } td { (i.advice) }
+                            }
+                        }
+                    }
+                }
+                @if lifeboat_postgres::adoption::adoptable(items) {
+                    p #adoptable { "The cluster can be adopted: type the password again and press Adopt." }
+                } @else {
+                    p #not-adoptable { "The cluster cannot be adopted yet: fix the failed items, then run the check again." }
+                }
+            }
+        }
+    };
+    with_status_of(
+        layout::page(ctx, "Adopt a cluster", Section::Instances, body),
+        error,
+    )
+}
+
+/// Runs the check (`op=check`) or adopts (`op=adopt`, then the new instance's page).
+pub async fn adopt(
+    State(state): State<Shared>,
+    Extension(ctx): Extension<Ctx>,
+    body: Bytes,
+) -> PageResult {
+    let f = Fields::parse(&body);
+    let fields = AdoptFields {
+        name: f.text("name"),
+        host: f.text("host").trim().to_string(),
+        port: f.text("port").trim().to_string(),
+        account: f.text("account"),
+        region: f.text("region"),
+    };
+    let Some(port) = fields.port.parse::<u16>().ok().filter(|p| *p > 0) else {
+        let e = Error::invalid(
+            format!("port '{}' is not a port", fields.port),
+            "give the port the cluster listens on (PostgreSQL's default is 5432)",
+        );
+        return Ok(adopt_form(&state, &ctx, &fields, None, Some(&e)));
+    };
+    let req = crate::control::adoption::AdoptMaster {
+        name: fields.name.clone(),
+        host: fields.host.clone(),
+        port,
+        account: fields.account.clone(),
+        password: f.text("password"),
+        region: (!fields.region.is_empty()).then(|| fields.region.clone()),
+    };
+    if f.get("op") == Some("check") {
+        return Ok(match crate::control::adoption::check(&state, &req).await {
+            Ok(items) => adopt_form(&state, &ctx, &fields, Some(&items), None),
+            Err(e) => adopt_form(&state, &ctx, &fields, None, Some(&e)),
+        });
+    }
+    match crate::control::adoption::adopt(state.clone(), req).await {
+        Ok(rec) => Ok(Redirect::to(&format!("/console/instances/{}", rec.id)).into_response()),
+        Err(e) => Ok(adopt_form(&state, &ctx, &fields, None, Some(&e))),
+    }
 }
 
 fn time_left(r: &InstanceRecord) -> String {

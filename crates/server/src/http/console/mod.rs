@@ -68,6 +68,10 @@ pub fn router(state: &Shared) -> Router<Shared> {
         .route("/console/assets/console.css", get(assets::css))
         .route("/console/assets/console.js", get(assets::js))
         .route("/console/instances", get(instances::list))
+        .route(
+            "/console/instances/adopt",
+            get(instances::adopt_page).post(instances::adopt),
+        )
         .route("/console/instances/{id}", get(instances::basic))
         .route(
             "/console/instances/{id}/progress.json",
