@@ -955,3 +955,64 @@ async fn a_master_lifeboat_creates_can_stream_its_wal() {
         .expect("admin logs in to the temporary instance");
     assert_eq!(count_rows(&copy, "orders").await, 70);
 }
+
+/// An adoption cut short by a crash (recorded, its slot not made yet) is finished when
+/// the server starts again: the slot is made, the instance runs and streams.
+#[tokio::test]
+async fn an_adoption_cut_short_by_a_crash_is_finished_at_start() {
+    let mut server = TestServer::start();
+    let tc = outside_cluster().await;
+    let pw = server.tmp.path().join("adm-password");
+    write_file(&pw, b"adm-pw\n");
+    let port = tc.port.to_string();
+    let inst = server.json(&adopt_args(
+        "legacy",
+        &port,
+        pw.to_str().expect("utf-8 path"),
+    ));
+    let id = id_of(&inst);
+    server.wait_first_backup(&id).await;
+    server.kill();
+    // What a crash between the record and the slot leaves.
+    let slot = slots(&tc).await.pop().expect("Lifeboat's slot");
+    let master = tc.connect("postgres").await;
+    let dropped = async {
+        while master
+            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), dropped)
+        .await
+        .expect("the slot is dropped once its receiver is gone");
+    let st = lifeboat_store::Store::open(&server.data_dir.join("lifeboat.db")).expect("store");
+    st.force_status(
+        &lifeboat_domain::InstanceId::parse(&id).expect("id"),
+        lifeboat_domain::InstanceStatus::Creating,
+        None,
+    )
+    .expect("status");
+    drop(st);
+
+    server.spawn();
+    let shown = server
+        .wait_for("the adoption to be finished", || {
+            let v = server.json(&["instance", "show", &id]);
+            (v["status"] == "running").then_some(v)
+        })
+        .await;
+    assert_eq!(shown["managed"], "external");
+    assert_eq!(slots(&tc).await, vec![slot]);
+    let t: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH i AS (INSERT INTO kept VALUES (11) RETURNING 1) SELECT now() FROM i",
+            &[],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    server.wait_window_reaches(&id, t).await;
+}
