@@ -305,3 +305,111 @@ async fn a_cluster_another_lifeboat_protects_is_refused() {
     assert_eq!(i.status, Passed, "{items:#?}");
     assert_eq!(i.detail, format!("this server's slots: {ours}"));
 }
+
+/// A server major whose programs are not installed on Lifeboat's host fails its item
+/// (backups and temporary instances need them) and the two replication items say they
+/// were not checked; a cluster without data checksums is a warning only.
+#[tokio::test]
+async fn missing_programs_fail_and_missing_checksums_warn() {
+    let tc = cluster(HBA).await;
+    let items = check(&target(&tc, "adm", "pw"), &Installations::default(), SERVER).await;
+    let i = item(&items, "server_version");
+    assert_eq!(i.status, Failed, "{items:#?}");
+    assert!(
+        i.advice
+            .starts_with("install PostgreSQL 15's server binaries"),
+        "{i:#?}"
+    );
+    for id in ["replication_connection", "replication_slot"] {
+        let i = item(&items, id);
+        assert_eq!(i.status, Failed, "{i:#?}");
+        assert!(i.detail.starts_with("not checked"), "{i:#?}");
+    }
+    assert!(!adoptable(&items));
+
+    // initdb without --data-checksums, as a distribution's package does by default
+    // before PostgreSQL 18.
+    let bins = lifeboat_postgres::testing::test_binaries();
+    let user = lifeboat_postgres::OsUser::for_clusters(None).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.path().join("data");
+    let run = |program: &str, args: &[&str]| {
+        let out = user
+            .command(&bins.path(program), tmp.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    user.chown(tmp.path()).unwrap();
+    let data_s = data.to_str().unwrap();
+    let mut initdb = vec!["-D", data_s, "-U", "postgres", "--auth-local=trust"];
+    if bins.major >= 18 {
+        initdb.push("--no-data-checksums");
+    }
+    run("initdb", &initdb);
+    let port = lifeboat_postgres::testing::free_port();
+    let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+    conf.push_str(&format!(
+        "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
+        tmp.path().display()
+    ));
+    std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .unwrap();
+    let log = tmp.path().join("log");
+    run(
+        "pg_ctl",
+        &["-D", data_s, "-l", log.to_str().unwrap(), "-w", "start"],
+    );
+    /// Stops the cluster however the test ends.
+    struct Stop<'a>(&'a dyn Fn());
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let stop = || {
+        let _ = user
+            .command(&bins.path("pg_ctl"), tmp.path())
+            .args(["-D", data_s, "-m", "immediate", "stop"])
+            .output();
+    };
+    let _stop = Stop(&stop);
+    let mut c = tokio_postgres::Config::new();
+    c.host_path(tmp.path())
+        .port(port)
+        .user("postgres")
+        .dbname("postgres");
+    let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("CREATE ROLE adm LOGIN REPLICATION PASSWORD 'pw'")
+        .await
+        .unwrap();
+    let items = check(
+        &AdoptTarget {
+            host: "127.0.0.1".into(),
+            port,
+            account: "adm".into(),
+            password: "pw".into(),
+        },
+        &Installations::discover(&[]),
+        SERVER,
+    )
+    .await;
+    let i = item(&items, "data_checksums");
+    assert_eq!(i.status, Warning, "{items:#?}");
+    assert_eq!(i.detail, "data_checksums = off");
+    assert!(i.advice.contains("pg_checksums --enable"), "{i:#?}");
+    assert!(adoptable(&items), "{items:#?}");
+}

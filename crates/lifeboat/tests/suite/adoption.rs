@@ -608,6 +608,25 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
         "--target-password-file",
         dba,
     ]);
+    // A target login the cluster refuses: authorize says so, and what to allow
+    // where the cluster runs; nothing is added to any whitelist.
+    let wrong_dba = server.tmp.path().join("wrong-dba-password");
+    write_file(&wrong_dba, b"not-the-password\n");
+    server.json(&[
+        "migration",
+        "update",
+        "back",
+        "--target-password-file",
+        wrong_dba.to_str().expect("utf-8 path"),
+    ]);
+    let err = server.fails(&["migration", "authorize", "back"]);
+    assert!(
+        err.contains(&format!(
+            "cannot log in to the adopted target instance {id} at 127.0.0.1:{port} as dba"
+        )) && err.contains("its pg_hba.conf is managed where the cluster runs"),
+        "{err}"
+    );
+    server.json(&["migration", "update", "back", "--target-password-file", dba]);
     server.json(&["migration", "authorize", "back"]);
     let checked = server.json(&["migration", "precheck", "back"]);
     assert_eq!(checked["state"], "precheck_passed", "{checked:#}");
