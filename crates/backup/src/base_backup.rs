@@ -83,25 +83,12 @@ pub async fn run_backup(
     options: &BackupOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Manifest, BackupError> {
-    let start_time = Utc::now();
-    let id = start_time.format("%Y%m%dT%H%M%SZ").to_string();
-    if repo
-        .head(&manifest::manifest_key(instance, &id))
-        .await?
-        .is_some()
-    {
-        return Err(BackupError::Config(format!(
-            "backup {id} of {instance} already exists; start backups at least a second apart"
-        )));
-    }
-    let label = options
-        .label
-        .clone()
-        .unwrap_or_else(|| format!("lifeboat {id}"));
-    // An encrypted repository's first backup writes its marker; a backup never writes
-    // into a repository encrypted with another key.
-    repo.mark_encryption().await?;
-    let known = durable_chunks(repo, instance).await?;
+    let Begun {
+        start_time,
+        id,
+        label,
+        known,
+    } = begin(repo, instance, options).await?;
 
     let client = cluster.connect("postgres").await?;
     let row = client
@@ -177,14 +164,54 @@ pub async fn run_backup(
     Ok(manifest)
 }
 
+/// What every base backup starts with.
+pub(crate) struct Begun {
+    pub(crate) start_time: chrono::DateTime<Utc>,
+    /// Sortable, from the start time: `20261124T075500Z`.
+    pub(crate) id: String,
+    pub(crate) label: String,
+    /// See [`durable_chunks`].
+    pub(crate) known: HashSet<Digest>,
+}
+
+/// Names a new backup (refused when one of that second exists), marks an encrypted
+/// repository's first backup (a backup never writes into a repository encrypted with
+/// another key), and lists the chunks it may reuse.
+pub(crate) async fn begin(
+    repo: &Repository,
+    instance: &str,
+    options: &BackupOptions,
+) -> Result<Begun, BackupError> {
+    let start_time = Utc::now();
+    let id = start_time.format("%Y%m%dT%H%M%SZ").to_string();
+    if repo
+        .head(&manifest::manifest_key(instance, &id))
+        .await?
+        .is_some()
+    {
+        return Err(BackupError::Config(format!(
+            "backup {id} of {instance} already exists; start backups at least a second apart"
+        )));
+    }
+    let label = options
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("lifeboat {id}"));
+    repo.mark_encryption().await?;
+    let known = durable_chunks(repo, instance).await?;
+    Ok(Begun {
+        start_time,
+        id,
+        label,
+        known,
+    })
+}
+
 /// Chunks a backup may reuse without storing them again: those named by a complete
 /// backup (so flushed before its manifest was written) and still present. Content
 /// objects of an interrupted backup may never have reached the disk, and a damaged
 /// object removed with [`crate::verify::remove_damaged`] must be stored again.
-pub(crate) async fn durable_chunks(
-    repo: &Repository,
-    instance: &str,
-) -> Result<HashSet<Digest>, BackupError> {
+async fn durable_chunks(repo: &Repository, instance: &str) -> Result<HashSet<Digest>, BackupError> {
     let referenced: HashSet<Digest> = manifest::list_backups(repo, instance)
         .await?
         .iter()

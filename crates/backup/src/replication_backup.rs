@@ -23,7 +23,7 @@ use futures::StreamExt;
 
 use crate::BackupError;
 use crate::base_backup::{
-    BackupOptions, CHUNK_SIZE, Progress, ProgressFn, durable_chunks, encode_chunk, label_timeline,
+    BackupOptions, Begun, CHUNK_SIZE, Progress, ProgressFn, begin, encode_chunk, label_timeline,
 };
 use crate::lsn::Lsn;
 use crate::manifest::{self, FileEntry, FileKind, MANIFEST_FORMAT, Manifest};
@@ -96,23 +96,13 @@ pub async fn run_replication_backup(
     options: &BackupOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Manifest, BackupError> {
-    let start_time = Utc::now();
-    let id = start_time.format("%Y%m%dT%H%M%SZ").to_string();
-    if repo
-        .head(&manifest::manifest_key(instance, &id))
-        .await?
-        .is_some()
-    {
-        return Err(BackupError::Config(format!(
-            "backup {id} of {instance} already exists; start backups at least a second apart"
-        )));
-    }
-    let label = options
-        .label
-        .clone()
-        .unwrap_or_else(|| format!("lifeboat {id}"));
-    repo.mark_encryption().await?;
-    let known = Arc::new(Mutex::new(durable_chunks(repo, instance).await?));
+    let Begun {
+        start_time,
+        id,
+        label,
+        known,
+    } = begin(repo, instance, options).await?;
+    let known = Arc::new(Mutex::new(known));
 
     let mut child = Command::new(&source.pg_basebackup)
         .env_clear()
@@ -122,9 +112,9 @@ pub async fn run_replication_backup(
         .arg(format!(
             "host='{}' port={} user='{}' application_name='lifeboat base backup' connect_timeout=10 \
              keepalives=1 keepalives_idle=10 keepalives_interval=5 keepalives_count=6",
-            quote(&source.host),
+            lifeboat_postgres::ident::conninfo_quote(&source.host),
             source.port,
-            quote(&source.account)
+            lifeboat_postgres::ident::conninfo_quote(&source.account)
         ))
         .args(["-D", "-", "-F", "t", "-X", "fetch", "--no-password", "-c"])
         .arg(if options.fast_checkpoint {
@@ -516,11 +506,6 @@ fn end_lsn(manifest: &str) -> Option<Lsn> {
         .as_str()?
         .parse()
         .ok()
-}
-
-/// A value inside single quotes of a libpq connection string.
-fn quote(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
 #[cfg(test)]

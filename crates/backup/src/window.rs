@@ -97,7 +97,7 @@ pub async fn restorable_window(
         .collect();
 
     let stop_seg = wal::segment_of(base.stop_lsn.0.saturating_sub(1), seg_size);
-    let commit = last_commit(
+    let commit = match last_commit(
         repo,
         instance,
         waldump,
@@ -107,7 +107,26 @@ pub async fn restorable_window(
         seg_size,
         base.stop_lsn,
     )
-    .await?;
+    .await
+    {
+        // What a stream has received of a segment may not read yet (a page being
+        // written): the window then ends with the archived WAL.
+        Err(e) if streaming => {
+            tracing::debug!(instance, error = %e, "the segment being received does not read yet");
+            last_commit(
+                repo,
+                instance,
+                waldump,
+                tli,
+                stop_seg,
+                next - 1,
+                seg_size,
+                base.stop_lsn,
+            )
+            .await?
+        }
+        other => other?,
+    };
     let (latest, latest_lsn) = match commit {
         Some(c) if c.time > base.stop_time => (c.time, c.lsn),
         _ => (base.stop_time, base.stop_lsn),

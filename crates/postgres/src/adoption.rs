@@ -542,9 +542,9 @@ async fn replication_command(
 ) -> Result<String, String> {
     let conninfo = format!(
         "host='{}' port={} user='{}' dbname=replication replication=true connect_timeout={} application_name='lifeboat adoption check'",
-        conninfo_quote(&t.host),
+        crate::ident::conninfo_quote(&t.host),
         t.port,
-        conninfo_quote(&t.account),
+        crate::ident::conninfo_quote(&t.account),
         CONNECT_TIMEOUT.as_secs()
     );
     let output = tokio::process::Command::new(psql)
@@ -577,11 +577,6 @@ async fn replication_command(
             .collect::<Vec<_>>()
             .join("; "))
     }
-}
-
-/// A value inside single quotes of a libpq connection string.
-fn conninfo_quote(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
 #[cfg(test)]

@@ -116,6 +116,11 @@ pub fn parse_path(text: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// A value inside single quotes of a libpq connection string (`host='...'`).
+pub fn conninfo_quote(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

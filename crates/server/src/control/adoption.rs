@@ -408,7 +408,9 @@ pub async fn forget(state: &Shared, rec: &InstanceRecord) {
     }
 }
 
-async fn drop_slot(client: &tokio_postgres::Client, slot: &str) {
+/// Drops `slot` once no receiver holds it (waiting up to 10 s for one that just
+/// stopped); a failure is logged.
+pub(crate) async fn drop_slot(client: &tokio_postgres::Client, slot: &str) {
     // A receiver just stopped may still hold it for a moment.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {

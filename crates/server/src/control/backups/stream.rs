@@ -104,22 +104,12 @@ pub fn start(state: &Shared, id: &InstanceId) {
 /// Starts the supervisor of `id` again, with what the store says now (a new host or
 /// password); the spool is kept, so the receiver goes on where it was.
 pub fn restart(state: &Shared, id: &InstanceId) {
-    {
-        let mut running = state
-            .streams
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((task, _)) = running.remove(id) {
-            task.abort();
-        }
-    }
+    abort(state, id);
     start(state, id);
 }
 
-/// Stops the supervisor of `id` (its receiver is killed with it) and removes its
-/// spool: the instance is no longer protected.
-pub fn stop(state: &Shared, id: &InstanceId) {
+/// Ends the supervisor of `id`, if one runs (its receiver is killed with it).
+fn abort(state: &Shared, id: &InstanceId) {
     let mut running = state
         .streams
         .running
@@ -128,6 +118,12 @@ pub fn stop(state: &Shared, id: &InstanceId) {
     if let Some((task, _)) = running.remove(id) {
         task.abort();
     }
+}
+
+/// Stops the supervisor of `id` (its receiver is killed with it) and removes its
+/// spool: the instance is no longer protected.
+pub fn stop(state: &Shared, id: &InstanceId) {
+    abort(state, id);
     let _ = std::fs::remove_dir_all(spool_dir(state, id));
 }
 
@@ -200,13 +196,7 @@ async fn repair_slot(state: &Shared, rec: &InstanceRecord) -> Option<String> {
         Some(_) => return None,
     };
     if status.is_some() {
-        let _ = client
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                 WHERE slot_name = $1 AND NOT active",
-                &[&slot],
-            )
-            .await;
+        crate::control::adoption::drop_slot(&client, &slot).await;
     }
     if let Err(e) = client
         .query_one(
@@ -270,9 +260,9 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
             })?;
         cmd.arg("-d").arg(format!(
             "host='{}' port={} user='{}' application_name='lifeboat wal stream'",
-            quote(&cluster.socket_dir().display().to_string()),
+            lifeboat_postgres::ident::conninfo_quote(&cluster.socket_dir().display().to_string()),
             cluster.port,
-            quote(&cluster.role)
+            lifeboat_postgres::ident::conninfo_quote(&cluster.role)
         ));
     } else {
         let target =
@@ -281,9 +271,9 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
             // A cluster cut off without a reset (a link down) is noticed in seconds.
             "host='{}' port={} user='{}' application_name='lifeboat wal stream' connect_timeout=10 \
              keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3 tcp_user_timeout=10000",
-            quote(&target.host),
+            lifeboat_postgres::ident::conninfo_quote(&target.host),
             target.port,
-            quote(&target.account)
+            lifeboat_postgres::ident::conninfo_quote(&target.account)
         ));
     }
     cmd.arg("-D")
@@ -438,6 +428,11 @@ async fn send_partial(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
+    // A segment just begun is zeros until its first page arrives (its header starts
+    // with a non-zero magic number): nothing to store yet.
+    if data.get(..2).is_none_or(|magic| magic == [0, 0]) {
+        return Ok(());
+    }
     let repo = wal_repository(state, rec)?;
     lifeboat_backup::wal::stream_push(&repo, rec.id.as_str(), &segment, data)
         .await
@@ -457,11 +452,6 @@ fn wal_repository(
         Ok(user) => repo.owned_by(user),
         Err(_) => repo,
     })
-}
-
-/// A value inside single quotes of a libpq connection string.
-fn quote(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
 /// Health of the stream of `rec`, when it streams.
