@@ -10,7 +10,7 @@ use lifeboat_store::{BackupRun, InstanceRecord};
 
 use super::{archive_status_file, start_backup};
 use crate::control::Shared;
-use crate::control::registry::cluster_of;
+use crate::control::registry::connect_db;
 
 /// How often the scheduler looks for masters due a backup.
 const SCHEDULER_TICK: Duration = Duration::from_secs(10);
@@ -133,10 +133,8 @@ fn report_archiving_failure(
 
 /// Whether the master wrote more WAL than `max_wal_between_backups` since `lsn`.
 async fn wal_since(state: &Shared, rec: &InstanceRecord, lsn: i64) -> bool {
-    let Ok(cluster) = cluster_of(state, rec) else {
-        return false;
-    };
-    let Ok(client) = cluster.connect("postgres").await else {
+    // Lifeboat's own connection: over the private socket, or to an adopted cluster.
+    let Ok(client) = connect_db(state, rec, "postgres", None).await else {
         return false;
     };
     let current = client
