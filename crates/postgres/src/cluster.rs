@@ -87,6 +87,17 @@ impl Cluster {
     /// has (the ones `pg_upgrade` needs to match too), and has its `postgresql.conf`
     /// include `lifeboat.conf`.
     pub(crate) fn initdb(&self, bins: &PgBinaries, data_dir: &Path) -> Result<(), PgError> {
+        self.initdb_with(bins, data_dir, true)
+    }
+
+    /// [`Cluster::initdb`] with data checksums on or off (a cluster upgraded with
+    /// pg_upgrade keeps the setting it had).
+    pub(crate) fn initdb_with(
+        &self,
+        bins: &PgBinaries,
+        data_dir: &Path,
+        checksums: bool,
+    ) -> Result<(), PgError> {
         let mut initdb = self.user.command(&bins.path("initdb"), &self.dir);
         // initdb must not outlive a crashed server: a restarted server builds the
         // instance again from scratch and would race an orphaned initdb in the same
@@ -101,16 +112,20 @@ impl Cluster {
         let out = initdb
             .arg("--pgdata")
             .arg(data_dir)
+            .args(["--username", &self.role])
             .args([
-                "--username",
-                MANAGEMENT_ROLE,
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
-                "--data-checksums",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
                 "--no-instructions",
             ])
+            // Off is the default before PostgreSQL 18, on from 18.
+            .args(match (checksums, bins.major >= 18) {
+                (true, _) => &["--data-checksums"][..],
+                (false, true) => &["--no-data-checksums"][..],
+                (false, false) => &[][..],
+            })
             .output()
             .map_err(PgError::io("cannot run initdb"))?;
         check("initdb", out)?;

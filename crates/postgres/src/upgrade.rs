@@ -12,11 +12,33 @@
 use std::path::PathBuf;
 
 use crate::cluster::check;
-use crate::{Cluster, MANAGEMENT_ROLE, PgBinaries, PgError};
+use crate::{Cluster, PgBinaries, PgError};
 
 /// Where the upgraded data directory is made.
 fn upgraded_dir(cluster: &Cluster) -> PathBuf {
     cluster.dir.join("data-upgraded")
+}
+
+/// Whether the stopped `cluster` has data checksums (`pg_controldata`).
+fn checksums_on(cluster: &Cluster) -> Result<bool, PgError> {
+    let out = cluster
+        .user
+        .command(&cluster.bins.path("pg_controldata"), &cluster.dir)
+        .arg("-D")
+        .arg(cluster.data_dir())
+        .output()
+        .map_err(PgError::io("cannot run pg_controldata"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Data page checksum version:"))
+        .map(str::trim);
+    match version {
+        Some(v) => Ok(v != "0"),
+        None => Err(PgError::io("cannot read pg_controldata's output")(
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).to_string()),
+        )),
+    }
 }
 
 /// Upgrades the stopped (cleanly shut down) `cluster` to `new`'s major in place:
@@ -36,7 +58,9 @@ pub fn upgrade(cluster: &Cluster, new: &PgBinaries) -> Result<(), PgError> {
                 .map_err(PgError::io(format!("cannot remove {}", dir.display())))?;
         }
     }
-    cluster.initdb(new, &target)?;
+    // The new cluster has the old one's install user and data checksum setting, as
+    // pg_upgrade requires (a copy of a cluster Lifeboat did not create may differ).
+    cluster.initdb_with(new, &target, checksums_on(cluster)?)?;
     // pg_upgrade gives each server what it needs on its command line; the settings
     // Lifeboat writes are written again for the upgraded cluster once it is done.
     cluster.write_owned(&target.join("lifeboat.conf"), "")?;
@@ -66,7 +90,7 @@ pub fn upgrade(cluster: &Cluster, new: &PgBinaries) -> Result<(), PgError> {
         .args(["--old-port", &port, "--new-port", &port])
         .arg("--socketdir")
         .arg(cluster.socket_dir())
-        .args(["--username", MANAGEMENT_ROLE, "--link"])
+        .args(["--username", &cluster.role, "--link"])
         .output()
         .map_err(PgError::io("cannot run pg_upgrade"))?;
     if let Err(e) = check("pg_upgrade", out) {

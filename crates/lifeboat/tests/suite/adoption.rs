@@ -1035,3 +1035,63 @@ async fn an_adoption_cut_short_by_a_crash_is_finished_at_start() {
         .get(0);
     server.wait_window_reaches(&id, t).await;
 }
+
+/// A clone of an adopted cluster's backups upgraded to a newer major: pg_upgrade gets
+/// a new cluster with the copy's own install user (`postgres`) and data checksum
+/// setting (off, as the cluster was made), and the clone has its rows and accounts.
+#[tokio::test]
+async fn a_clone_of_an_adopted_cluster_is_upgraded_to_a_newer_major() {
+    let server = TestServer::start();
+    let tc = outside_cluster().await;
+    let id = adopted(&server, &tc, "legacy").await;
+    let master = tc.connect("postgres").await;
+    let old: u32 = master
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
+        .await
+        .expect("version")
+        .get::<_, i32>(0) as u32;
+    let new = old + 1;
+    let t: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH i AS (INSERT INTO kept VALUES (11) RETURNING 1) SELECT now() FROM i",
+            &[],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    let window = server.wait_window_reaches(&id, t).await;
+    let at = window["latest"].as_str().expect("latest").to_string();
+    let clone = server.json(&[
+        "instance",
+        "clone",
+        &id,
+        "--at",
+        &at,
+        "--name",
+        "legacy-up",
+        "--engine-version",
+        &new.to_string(),
+        "--wait",
+    ]);
+    assert_eq!(clone["status"], "running", "{clone:#}");
+    assert_eq!(clone["managed"], "lifeboat");
+    assert!(
+        clone["engine_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&format!("{new}."))),
+        "{clone:#}"
+    );
+    let up = connect(port_of(&clone), "adm", "adm-pw")
+        .await
+        .expect("the adopted cluster's account logs in to the clone");
+    assert_eq!(count_rows(&up, "kept").await, 11);
+    let version: i32 = up
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version / 10_000, new as i32);
+}
