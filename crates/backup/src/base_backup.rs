@@ -306,22 +306,13 @@ async fn copy_files(
                 })
                 .await
                 .map_err(|e| BackupError::io("copy task failed")(std::io::Error::other(e)))??;
-                if let Some((key, stored)) = read.stored {
-                    let n = stored.len() as u64;
-                    repo.put(&key, Bytes::from(stored), Durability::Deferred)
-                        .await?;
-                    if let Ok(mut k) = known.lock() {
-                        k.insert(read.digest);
-                    }
-                    stored_size.fetch_add(n, Ordering::Relaxed);
-                    stored_objects.fetch_add(1, Ordering::Relaxed);
-                }
+                let digest = keep_chunk(repo, read, &known, stored_size, stored_objects).await?;
                 let d = done.fetch_add(job.len, Ordering::Relaxed) + job.len;
                 progress(Progress {
                     bytes_done: d,
                     bytes_total: total,
                 });
-                Ok::<_, BackupError>((job.file, job.index, read.digest))
+                Ok::<_, BackupError>((job.file, job.index, digest))
             }
         })
         .buffer_unordered(options.parallelism.max(1));
@@ -404,6 +395,29 @@ fn read_chunk(
         }
     }
     encode_chunk(codec, instance, &buf, known, level)
+}
+
+/// Stores a chunk's object when it has one (content no backup has yet, written with
+/// deferred durability: [`Repository::sync_all`] comes before the manifest), counts it,
+/// and remembers its digest; returns the digest.
+pub(crate) async fn keep_chunk(
+    repo: &Repository,
+    chunk: ReadChunk,
+    known: &Mutex<HashSet<Digest>>,
+    stored_size: &AtomicU64,
+    stored_objects: &AtomicU64,
+) -> Result<Digest, BackupError> {
+    if let Some((key, object)) = chunk.stored {
+        let n = object.len() as u64;
+        repo.put(&key, Bytes::from(object), Durability::Deferred)
+            .await?;
+        if let Ok(mut k) = known.lock() {
+            k.insert(chunk.digest);
+        }
+        stored_size.fetch_add(n, Ordering::Relaxed);
+        stored_objects.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(chunk.digest)
 }
 
 /// The digest of a chunk and, when no stored backup has it yet, its object.

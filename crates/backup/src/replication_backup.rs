@@ -17,18 +17,18 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use chrono::Utc;
 use futures::StreamExt;
 
 use crate::BackupError;
 use crate::base_backup::{
-    BackupOptions, Begun, CHUNK_SIZE, Progress, ProgressFn, begin, encode_chunk, label_timeline,
+    BackupOptions, Begun, CHUNK_SIZE, Progress, ProgressFn, begin, encode_chunk, keep_chunk,
+    label_timeline,
 };
 use crate::lsn::Lsn;
 use crate::manifest::{self, FileEntry, FileKind, MANIFEST_FORMAT, Manifest};
 use crate::object::Digest;
-use crate::repository::{Durability, Repository};
+use crate::repository::Repository;
 use crate::wal::{WalFileKind, wal_file_kind, wal_push_bytes};
 
 /// Where the cluster is, how to log in for replication, and which `pg_basebackup`.
@@ -210,22 +210,15 @@ pub async fn run_replication_backup(
                             .map_err(|e| {
                                 BackupError::io("copy task failed")(std::io::Error::other(e))
                             })??;
-                            if let Some((key, object)) = chunk.stored {
-                                let n = object.len() as u64;
-                                repo.put(&key, Bytes::from(object), Durability::Deferred)
+                            let digest =
+                                keep_chunk(repo, chunk, &known, stored_size, stored_objects)
                                     .await?;
-                                if let Ok(mut k) = known.lock() {
-                                    k.insert(chunk.digest);
-                                }
-                                stored_size.fetch_add(n, Ordering::Relaxed);
-                                stored_objects.fetch_add(1, Ordering::Relaxed);
-                            }
                             let d = done.fetch_add(len, Ordering::Relaxed) + len;
                             progress(Progress {
                                 bytes_done: d,
                                 bytes_total: d,
                             });
-                            Ok(Stored::Chunk(file, index, chunk.digest))
+                            Ok(Stored::Chunk(file, index, digest))
                         }
                         Piece::Special { name, content } => Ok(Stored::Special(name, content)),
                         Piece::Wal { name, data } => {
