@@ -48,7 +48,8 @@
 //! wal_push_command / wal_fetch_command                 what `lifeboat wal-push/-fetch` run
 //! run_backup(repo, id, cluster, options, progress)     -> Manifest
 //! list_backups(repo, id) / Manifest::summary           backup list
-//! restorable_window(repo, id, pg_waldump)              -> Option<RestorableWindow>
+//! restorable_windows(repo, id, pg_waldump)             -> Vec<RestorableWindow>, oldest first
+//! restorable_window(repo, id, pg_waldump)              -> the last of them
 //! backup_for_target(repo, id, target)                  which backup a restore starts from
 //! restore(repo, id, backup, dest, options, progress)   files + backup_label
 //! lifeboat_postgres::recovery                          then recover the copy
@@ -116,4 +117,6 @@ pub use wal::{
     CommandOutcome, FetchOutcome, PushOutcome, wal_fetch, wal_fetch_command, wal_push,
     wal_push_command,
 };
-pub use window::{RestorableWindow, backup_for, backup_for_target, restorable_window};
+pub use window::{
+    RestorableWindow, backup_for, backup_for_target, restorable_window, restorable_windows,
+};

@@ -8,6 +8,8 @@
 //!   **gap**: nothing past it can be replayed, so the window ends before it and
 //!   [`RestorableWindow::gap`] names it. (A missing segment with nothing after it is just
 //!   the one PostgreSQL is still writing.)
+//! - After a gap, the first complete backup that started past it begins the next
+//!   window ([`restorable_windows`]): the points between two windows are lost.
 //! - `latest` is the last commit record in that continuous WAL (see [`crate::waldump`]),
 //!   found by reading segments backwards from the last one until a commit after the
 //!   backup's stop appears. Without any such commit the window is the single point
@@ -47,100 +49,167 @@ pub struct RestorableWindow {
     pub backups: Vec<String>,
 }
 
-/// Computes the window of `instance`, or `None` when no complete backup with its WAL
-/// exists yet. `waldump` is the `pg_waldump` of the cluster's major version.
+/// The window that reaches furthest: the last of [`restorable_windows`], `None` when
+/// no complete backup with its WAL exists yet.
 pub async fn restorable_window(
     repo: &Repository,
     instance: &str,
     waldump: &Path,
 ) -> Result<Option<RestorableWindow>, BackupError> {
+    Ok(restorable_windows(repo, instance, waldump).await?.pop())
+}
+
+/// Every restorable window of `instance`, oldest first; empty when no complete backup
+/// with its WAL exists yet. There is more than one when WAL went missing (a slot
+/// dropped, segments removed before they were stored): each window but the last ends
+/// before its gap, and the next starts at the first complete backup taken after it.
+/// `waldump` is the `pg_waldump` of the cluster's major version.
+pub async fn restorable_windows(
+    repo: &Repository,
+    instance: &str,
+    waldump: &Path,
+) -> Result<Vec<RestorableWindow>, BackupError> {
     let backups = manifest::list_backups(repo, instance).await?;
     let Some(first) = backups.first() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let seg_size = first.wal_segment_size;
     let segments = archived_segments(repo, instance, seg_size).await?;
-    let has = |tli: u32, seg: u64| segments.contains(&(tli, seg));
-    let backup_complete = |m: &Manifest| {
-        let start = wal::segment_of(m.start_lsn.0, seg_size);
-        let stop = wal::segment_of(m.stop_lsn.0.saturating_sub(1), seg_size);
-        (start..=stop).all(|s| has(m.timeline, s))
-    };
-    let Some(base) = backups.iter().find(|m| backup_complete(m)) else {
-        return Ok(None);
-    };
-    let tli = base.timeline;
-    let mut next = wal::segment_of(base.start_lsn.0, seg_size);
-    while has(tli, next) {
-        next += 1;
-    }
-    let gap = segments
-        .iter()
-        .any(|&(t, s)| t == tli && s > next)
-        .then(|| wal::segment_name(tli, next, seg_size));
-    // The segment a WAL stream is receiving continues the archived WAL: what has
-    // arrived of it is restorable too (wal_fetch reads it), up to a gap after it.
-    let streaming = repo
-        .head(&wal::stream_key(
-            instance,
-            &wal::segment_name(tli, next, seg_size),
-        ))
-        .await?
-        .is_some();
-    let last = if streaming { next } else { next - 1 };
-    let end_lsn = Lsn((last + 1) * seg_size);
-    let usable = backups
-        .iter()
-        .filter(|m| m.timeline == tli && m.stop_lsn >= base.stop_lsn && m.stop_lsn <= end_lsn)
-        .filter(|m| backup_complete(m))
-        .map(|m| m.id.clone())
-        .collect();
-
-    let stop_seg = wal::segment_of(base.stop_lsn.0.saturating_sub(1), seg_size);
-    let commit = match last_commit(
+    let wal = Wal {
         repo,
         instance,
         waldump,
-        tli,
-        stop_seg,
-        last,
+        segments: &segments,
         seg_size,
-        base.stop_lsn,
-    )
-    .await
-    {
-        // What a stream has received of a segment may not read yet (a page being
-        // written): the window then ends with the archived WAL.
-        Err(e) if streaming => {
-            tracing::debug!(instance, error = %e, "the segment being received does not read yet");
-            last_commit(
-                repo,
-                instance,
-                waldump,
-                tli,
-                stop_seg,
-                next - 1,
-                seg_size,
-                base.stop_lsn,
-            )
-            .await?
+    };
+    let mut windows = Vec::new();
+    // The segment the previous window's WAL broke off at.
+    let mut after: Option<u64> = None;
+    loop {
+        let Some(base) = backups
+            .iter()
+            .find(|m| wal.backup_complete(m) && after.is_none_or(|gap| wal.start_segment(m) > gap))
+        else {
+            break;
+        };
+        let (window, gap) = wal.window_from(base, &backups).await?;
+        windows.push(window);
+        match gap {
+            Some(seg) => after = Some(seg),
+            None => break,
         }
-        other => other?,
-    };
-    let (latest, latest_lsn) = match commit {
-        Some(c) if c.time > base.stop_time => (c.time, c.lsn),
-        _ => (base.stop_time, base.stop_lsn),
-    };
-    Ok(Some(RestorableWindow {
-        earliest: base.stop_time,
-        earliest_lsn: base.stop_lsn,
-        latest,
-        latest_lsn,
-        timeline: tli,
-        gap,
-        last_segment: Some(wal::segment_name(tli, last, seg_size)),
-        backups: usable,
-    }))
+    }
+    Ok(windows)
+}
+
+/// What a window is computed from.
+struct Wal<'a> {
+    repo: &'a Repository,
+    instance: &'a str,
+    waldump: &'a Path,
+    segments: &'a HashSet<(u32, u64)>,
+    seg_size: u64,
+}
+
+impl Wal<'_> {
+    fn has(&self, tli: u32, seg: u64) -> bool {
+        self.segments.contains(&(tli, seg))
+    }
+
+    fn start_segment(&self, m: &Manifest) -> u64 {
+        wal::segment_of(m.start_lsn.0, self.seg_size)
+    }
+
+    /// Whether a backup's own WAL, start to stop segment, is all stored.
+    fn backup_complete(&self, m: &Manifest) -> bool {
+        let stop = wal::segment_of(m.stop_lsn.0.saturating_sub(1), self.seg_size);
+        (self.start_segment(m)..=stop).all(|s| self.has(m.timeline, s))
+    }
+
+    /// The window that starts at `base`'s end, and the missing segment it ends before
+    /// when later segments exist.
+    async fn window_from(
+        &self,
+        base: &Manifest,
+        backups: &[Manifest],
+    ) -> Result<(RestorableWindow, Option<u64>), BackupError> {
+        let (repo, instance, waldump, seg_size) =
+            (self.repo, self.instance, self.waldump, self.seg_size);
+        let tli = base.timeline;
+        let mut next = self.start_segment(base);
+        while self.has(tli, next) {
+            next += 1;
+        }
+        let gap_seg = self
+            .segments
+            .iter()
+            .any(|&(t, s)| t == tli && s > next)
+            .then_some(next);
+        // The segment a WAL stream is receiving continues the stored WAL: what has
+        // arrived of it is restorable too (wal_fetch reads it), up to a gap after it.
+        let streaming = repo
+            .head(&wal::stream_key(
+                instance,
+                &wal::segment_name(tli, next, seg_size),
+            ))
+            .await?
+            .is_some();
+        let last = if streaming { next } else { next - 1 };
+        let end_lsn = Lsn((last + 1) * seg_size);
+        let usable = backups
+            .iter()
+            .filter(|m| m.timeline == tli && m.stop_lsn >= base.stop_lsn && m.stop_lsn <= end_lsn)
+            .filter(|m| self.backup_complete(m))
+            .map(|m| m.id.clone())
+            .collect();
+
+        let stop_seg = wal::segment_of(base.stop_lsn.0.saturating_sub(1), seg_size);
+        let commit = match last_commit(
+            repo,
+            instance,
+            waldump,
+            tli,
+            stop_seg,
+            last,
+            seg_size,
+            base.stop_lsn,
+        )
+        .await
+        {
+            // What a stream has received of a segment may not read yet (a page being
+            // written): the window then ends with the stored WAL.
+            Err(e) if streaming => {
+                tracing::debug!(instance, error = %e, "the segment being received does not read yet");
+                last_commit(
+                    repo,
+                    instance,
+                    waldump,
+                    tli,
+                    stop_seg,
+                    next - 1,
+                    seg_size,
+                    base.stop_lsn,
+                )
+                .await?
+            }
+            other => other?,
+        };
+        let (latest, latest_lsn) = match commit {
+            Some(c) if c.time > base.stop_time => (c.time, c.lsn),
+            _ => (base.stop_time, base.stop_lsn),
+        };
+        let window = RestorableWindow {
+            earliest: base.stop_time,
+            earliest_lsn: base.stop_lsn,
+            latest,
+            latest_lsn,
+            timeline: tli,
+            gap: gap_seg.map(|s| wal::segment_name(tli, s, seg_size)),
+            last_segment: Some(wal::segment_name(tli, last, seg_size)),
+            backups: usable,
+        };
+        Ok((window, gap_seg))
+    }
 }
 
 impl RestorableWindow {

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lifeboat_backup::{BackupOptions, expire, list_backups, restorable_window, run_backup, verify};
+use lifeboat_backup::{
+    BackupOptions, expire, list_backups, restorable_window, restorable_windows, run_backup, verify,
+};
 use lifeboat_postgres::testing::TestCluster;
 
 use crate::util::{
@@ -196,4 +198,41 @@ async fn a_missing_segment_ends_the_window_and_verify_names_it() {
         lifeboat_backup::wal::wal_key(INSTANCE, lost)
     );
     assert!(report.problems[0].detail.contains("gap"));
+
+    // A backup taken after the gap starts a second window; the first one stays.
+    let after = run_backup(
+        &repo.repo,
+        INSTANCE,
+        &tc.cluster,
+        &BackupOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    insert(&client, 101, 110).await;
+    let last = switch_and_wait_archived(&client).await;
+    let windows = restorable_windows(&repo.repo, INSTANCE, &waldump)
+        .await
+        .unwrap();
+    assert_eq!(windows.len(), 2, "{windows:#?}");
+    assert_eq!(windows[0], window, "the window before the gap is unchanged");
+    assert_eq!(windows[0].backups, vec![backup.id.clone()]);
+    let second = &windows[1];
+    assert_eq!(second.gap, None);
+    assert_eq!(second.earliest, after.stop_time);
+    assert_eq!(second.earliest_lsn, after.stop_lsn);
+    assert!(
+        second.latest > second.earliest,
+        "the last batch's commit is inside"
+    );
+    assert_eq!(second.last_segment.as_deref(), Some(last.as_str()));
+    assert_eq!(second.backups, vec![after.id.clone()]);
+    assert_eq!(
+        restorable_window(&repo.repo, INSTANCE, &waldump)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(second),
+        "the window that reaches furthest"
+    );
 }
