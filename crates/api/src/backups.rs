@@ -62,6 +62,26 @@ pub struct WindowView {
     pub reaches_present: bool,
     /// A sentence saying what limits the window.
     pub note: String,
+    /// Every restorable window, oldest first; the fields above describe the last one.
+    /// There is more than one when WAL went missing (a slot dropped, segments removed
+    /// before they were stored): each ends before its gap, and the points between one
+    /// window's end and the next one's start cannot be restored.
+    #[serde(default)]
+    pub windows: Vec<WindowSpan>,
+}
+
+/// One continuous stretch of restorable points.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WindowSpan {
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+    pub earliest_lsn: String,
+    pub latest_lsn: String,
+    pub timeline: u32,
+    /// The missing WAL segment this window ends before, when later WAL exists.
+    pub gap: Option<String>,
+    /// The base backups a restore inside this window starts from, oldest first.
+    pub backups: Vec<String>,
 }
 
 /// What verify found.

@@ -100,8 +100,13 @@ pub struct ScanView {
     pub segments: u64,
     /// Of those, already read by an earlier listing.
     pub cached: u64,
-    /// The first segment missing before the end of the WAL: later events are unknown.
+    /// The first segment missing before the end of the WAL: the transactions between
+    /// it and the next base backup are unknown.
     pub gap: Option<String>,
+    /// Every missing segment a window ends before, oldest first; events are listed
+    /// from each restorable window.
+    #[serde(default)]
+    pub gaps: Vec<String>,
     /// When the running master switched WAL so that the listing reaches the present;
     /// `None` when the archived WAL was all there was (master stopped, `--until` in
     /// the archived window).

@@ -227,8 +227,22 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
                     return;
                 }
                 let t = |v: Option<DateTime<Utc>>| v.map(|v| zone.format(v)).unwrap_or_default();
-                output::fields(&[
-                    ("instance", w.instance_id.clone()),
+                let mut fields = vec![("instance", w.instance_id.clone())];
+                // Windows before a WAL gap, oldest first.
+                for e in &w.windows[..w.windows.len().saturating_sub(1)] {
+                    fields.push((
+                        "earlier window",
+                        format!(
+                            "{} to {}  (LSN {} to {}; WAL {} missing after it)",
+                            zone.format(e.earliest),
+                            zone.format(e.latest),
+                            e.earliest_lsn,
+                            e.latest_lsn,
+                            e.gap.as_deref().unwrap_or("?")
+                        ),
+                    ));
+                }
+                fields.extend([
                     (
                         "earliest",
                         format!(
@@ -248,6 +262,7 @@ pub async fn run(client: &Client, out: Output, cmd: BackupCommand) -> anyhow::Re
                     ("time zone", zone.name()),
                     ("note", w.note.clone()),
                 ]);
+                output::fields(&fields);
             })?;
             Ok(ExitCode::SUCCESS)
         }

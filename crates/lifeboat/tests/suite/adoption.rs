@@ -829,21 +829,40 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
         })
         .await;
     assert_eq!(slots(&tc).await, vec![slot.clone()]);
-    switch_wal(&master).await;
-    let window = server
-        .wait_for("the window to name the gap", || {
-            let w = server.json(&["backup", "window", &id]);
-            w["gap"].is_string().then_some(w)
-        })
-        .await;
-    assert!(
-        chrono::DateTime::parse_from_rfc3339(window["latest"].as_str().expect("latest"))
-            .expect("time")
-            >= t3,
-        "{window:#}"
+    // The new base backup starts a second window; the first one ends before the gap.
+    // Rows written after it stream into the second one, with no WAL switch.
+    let t5: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH i AS (INSERT INTO orders SELECT generate_series(401, 500) RETURNING 1) \
+             SELECT now() FROM i LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    let window = server.wait_window_reaches(&id, t5).await;
+    let windows = window["windows"].as_array().expect("windows").clone();
+    assert_eq!(windows.len(), 2, "{window:#}");
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("time")
+    };
+    assert!(time(&windows[0]["latest"]) >= t4, "{window:#}");
+    assert!(window["gap"].is_null(), "{window:#}");
+    assert_eq!(window["earliest"], windows[1]["earliest"], "{window:#}");
+    assert!(time(&windows[1]["earliest"]) > time(&windows[0]["latest"]));
+    let backups = server.json(&["backup", "list", &id]);
+    assert_eq!(
+        windows[1]["backups"][0], backups["backups"][1]["id"],
+        "the new backup starts the second window: {backups:#}"
     );
     // The gap is for good: the cluster no longer has that segment.
-    let gap = window["gap"].as_str().expect("gap").to_string();
+    let gap = windows[0]["gap"].as_str().expect("gap").to_string();
+    assert!(
+        window["note"]
+            .as_str()
+            .is_some_and(|n| n.contains(&format!("WAL segment {gap} is missing"))),
+        "{window:#}"
+    );
     let still: i64 = master
         .query_one(
             "SELECT count(*) FROM pg_ls_waldir() WHERE name = $1",
@@ -853,6 +872,31 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
         .expect("pg_wal")
         .get(0);
     assert_eq!(still, 0, "{gap} is still on the cluster");
+
+    // Both windows restore; a point between them is refused, naming both.
+    let lost = time(&windows[0]["latest"])
+        + (time(&windows[1]["earliest"]) - time(&windows[0]["latest"])) / 2;
+    let err = server.fails(&["temp", "create", &id, "--at", &lost.to_rfc3339()]);
+    assert!(
+        err.contains("is outside the restorable windows of") && err.contains(&gap),
+        "{err}"
+    );
+    for (at, rows) in [(&windows[0]["latest"], 310), (&window["latest"], 510)] {
+        let at = at.as_str().expect("a time");
+        let temp = server.json(&["temp", "create", &id, "--at", at, "--wait"]);
+        let copy = connect(port_of(&temp), "adm", "adm-pw-2")
+            .await
+            .expect("adm logs in to the temporary instance");
+        assert_eq!(count_rows(&copy, "orders").await, rows, "at {at}");
+        drop(copy);
+        server.json(&["temp", "delete", &id_of(&temp)]);
+    }
+    let events = server.json(&["backup", "events", &id]);
+    assert_eq!(
+        events["scanned"]["gaps"],
+        serde_json::json!([gap]),
+        "{events:#}"
+    );
     assert!(
         server.log().contains(&format!(
             "Lifeboat's slot {slot} was dropped on the cluster"

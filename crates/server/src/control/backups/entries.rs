@@ -309,5 +309,6 @@ fn undescribed_window(id: &str) -> lifeboat_api::backups::WindowView {
         gap: None,
         reaches_present: false,
         note: "the entry has no description, so its engine version (and the pg_waldump to read its WAL with) is unknown".into(),
+        windows: Vec::new(),
     }
 }

@@ -2,7 +2,7 @@
 //! restorable window, and a verification of every stored object.
 
 use lifeboat_api::backups::{
-    BackupList, BackupRunView, BackupView, VerifyProblemView, VerifyView, WindowView,
+    BackupList, BackupRunView, BackupView, VerifyProblemView, VerifyView, WindowSpan, WindowView,
 };
 use lifeboat_backup::RestorableWindow;
 use lifeboat_store::{BackupRun, InstanceRecord};
@@ -51,23 +51,58 @@ pub async fn list(state: &Shared, rec: &InstanceRecord) -> Result<BackupList> {
     Ok(BackupList { backups, runs })
 }
 
-/// The restorable window computed from the repository, `None` before the first
-/// complete backup with its WAL.
+/// The restorable window that reaches furthest, computed from the repository; `None`
+/// before the first complete backup with its WAL.
 pub async fn restorable_window(
     state: &Shared,
     rec: &InstanceRecord,
 ) -> Result<Option<RestorableWindow>> {
+    Ok(restorable_windows(state, rec).await?.pop())
+}
+
+/// Every restorable window, oldest first (more than one after a WAL gap).
+pub async fn restorable_windows(
+    state: &Shared,
+    rec: &InstanceRecord,
+) -> Result<Vec<RestorableWindow>> {
     let repo = repository_of(state, rec)?;
     // The master's own pg_waldump: WAL formats differ between majors.
     let waldump = state.pg_of(rec)?.bins.path("pg_waldump");
-    Ok(lifeboat_backup::restorable_window(&repo, rec.id.as_str(), &waldump).await?)
+    Ok(lifeboat_backup::restorable_windows(&repo, rec.id.as_str(), &waldump).await?)
+}
+
+/// A window as the API shows it in a list.
+pub fn span(w: &RestorableWindow) -> WindowSpan {
+    WindowSpan {
+        earliest: w.earliest,
+        latest: w.latest,
+        earliest_lsn: w.earliest_lsn.to_string(),
+        latest_lsn: w.latest_lsn.to_string(),
+        timeline: w.timeline,
+        gap: w.gap.clone(),
+        backups: w.backups.clone(),
+    }
+}
+
+/// What lies between two windows, as a sentence.
+pub fn lost_between(before: &RestorableWindow, after: &RestorableWindow) -> String {
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    format!(
+        "WAL segment {} is missing from the repository, so nothing between {} and {} can be restored; the window starts again at the end of base backup {}",
+        before.gap.as_deref().unwrap_or("?"),
+        at(before.latest),
+        at(after.earliest),
+        after.backups.first().map_or("?", String::as_str)
+    )
 }
 
 /// The restorable window as the API shows it.
 pub async fn window(state: &Shared, rec: &InstanceRecord) -> Result<WindowView> {
-    let found = restorable_window(state, rec).await?;
+    let all = restorable_windows(state, rec).await?;
     let id = rec.id.to_string();
-    Ok(match found {
+    let windows = all.iter().map(span).collect();
+    Ok(match all.last() {
         None => WindowView {
             instance_id: id.clone(),
             available: false,
@@ -81,25 +116,41 @@ pub async fn window(state: &Shared, rec: &InstanceRecord) -> Result<WindowView> 
             note: format!(
                 "no complete base backup of {id} with its WAL is in the repository yet; see `lifeboat backup list {id}`"
             ),
+            windows,
         },
-        Some(w) => WindowView {
-            instance_id: id,
-            available: true,
-            earliest: Some(w.earliest),
-            latest: Some(w.latest),
-            earliest_lsn: Some(w.earliest_lsn.to_string()),
-            latest_lsn: Some(w.latest_lsn.to_string()),
-            timeline: Some(w.timeline),
-            reaches_present: w.gap.is_none() && super::present::can_reach_present(rec),
-            note: match &w.gap {
+        Some(w) => {
+            let ends = match &w.gap {
                 Some(seg) => format!(
-                    "the WAL segment {seg} is missing from the repository: the window ends before it"
+                    "the WAL segment {seg} is missing from the repository: the window ends before it, and the next base backup starts a new one"
                 ),
-                None if super::present::can_reach_present(rec) => "the window ends at the last commit in the archived WAL; the master is running, so newer points up to the present are restorable too: temp create has it switch WAL and waits seconds for the segment to be archived".into(),
-                None => "the window ends at the last commit in the archived WAL".into(),
-            },
-            gap: w.gap,
-        },
+                None if super::present::can_reach_present(rec) => "the window ends at the last commit in the stored WAL; the master is running, so newer points up to the present are restorable too: temp create waits seconds for its newest WAL to be stored".into(),
+                None => "the window ends at the last commit in the stored WAL".into(),
+            };
+            let earlier: Vec<String> = all
+                .windows(2)
+                .map(|pair| lost_between(&pair[0], &pair[1]))
+                .collect();
+            WindowView {
+                instance_id: id,
+                available: true,
+                earliest: Some(w.earliest),
+                latest: Some(w.latest),
+                earliest_lsn: Some(w.earliest_lsn.to_string()),
+                latest_lsn: Some(w.latest_lsn.to_string()),
+                timeline: Some(w.timeline),
+                reaches_present: w.gap.is_none() && super::present::can_reach_present(rec),
+                note: if earlier.is_empty() {
+                    ends
+                } else {
+                    format!(
+                        "{ends}. {}; the earlier windows are listed under windows and stay restorable",
+                        earlier.join("; ")
+                    )
+                },
+                gap: w.gap.clone(),
+                windows,
+            }
+        }
     })
 }
 

@@ -21,7 +21,7 @@ use lifeboat_store::{InstanceRecord, RelationKey};
 
 use std::time::Duration;
 
-use super::backups::inventory::restorable_window;
+use super::backups::inventory::restorable_windows;
 use super::backups::present::{can_reach_present, reach_present};
 use super::backups::repository_of;
 use super::{Error, Result, Shared};
@@ -84,11 +84,6 @@ async fn scan_window(
         fold,
     )
     .await?)
-}
-
-/// The window, or why there is none yet.
-async fn window_of(state: &Shared, master: &InstanceRecord) -> Result<Option<RestorableWindow>> {
-    restorable_window(state, master).await
 }
 
 /// The events of a master, newest first, filtered as asked.
@@ -171,7 +166,8 @@ pub async fn list(state: &Shared, master: &InstanceRecord, q: &EventsQuery) -> R
     {
         tracing::debug!(instance = %master.id, error = %e.message, "cannot look at the catalogs");
     }
-    let Some(mut window) = window_of(state, master).await? else {
+    let mut windows = restorable_windows(state, master).await?;
+    let Some(last) = windows.last() else {
         return Ok(EventList {
             instance_id: master.id.to_string(),
             events: Vec::new(),
@@ -182,28 +178,42 @@ pub async fn list(state: &Shared, master: &InstanceRecord, q: &EventsQuery) -> R
             ),
         });
     };
-    // Up to the present: the running master switches WAL into the archive.
+    // Up to the present: the running master's newest WAL is stored first.
     let mut switched_at = None;
     let mut late = None;
-    if window.gap.is_none() && can_reach_present(master) && until.is_none_or(|u| u > window.latest)
-    {
+    if last.gap.is_none() && can_reach_present(master) && until.is_none_or(|u| u > last.latest) {
         match reach_present(state, master, LISTING_WAIT).await {
             Ok(Some(reached)) => {
                 switched_at = Some(reached.at);
-                window = reached.window;
+                windows.pop();
+                windows.push(reached.window);
             }
             Ok(None) => {}
             Err(e) => late = Some(e.message),
         }
     }
-    let mut fold = Fold::new(min_rows);
-    let mut report = scan_window(state, master, &window, &mut fold, None).await?;
-    // The window ends before a missing segment; so does the scan.
-    if report.gap.is_none() {
-        report.gap.clone_from(&window.gap);
+    // Each window is read on its own: no transaction spans a gap.
+    let mut found = Vec::new();
+    let mut report = ScanReport::default();
+    let mut gaps = Vec::new();
+    for window in &windows {
+        let mut fold = Fold::new(min_rows);
+        let scanned = scan_window(state, master, window, &mut fold, None).await?;
+        found.extend(fold.events());
+        report.first_segment = report.first_segment.or(scanned.first_segment);
+        report.last_segment = scanned.last_segment.or(report.last_segment);
+        report.segments += scanned.segments;
+        report.cached += scanned.cached;
+        // The window ends before a missing segment; so does its scan.
+        if let Some(seg) = scanned.gap.or_else(|| window.gap.clone())
+            && !gaps.contains(&seg)
+        {
+            gaps.push(seg);
+        }
     }
+    report.gap = gaps.first().cloned();
     let mut out = Vec::new();
-    for event in fold.events().into_iter().rev() {
+    for event in found.into_iter().rev() {
         if since.is_some_and(|s| event.commit_time < s)
             || until.is_some_and(|u| event.commit_time > u)
         {
@@ -229,6 +239,14 @@ pub async fn list(state: &Shared, master: &InstanceRecord, q: &EventsQuery) -> R
         out.push(view);
     }
     let note = match &report.gap {
+        Some(_) if windows.len() > 1 => format!(
+            "WAL is missing from the repository ({}): transactions between a missing segment and the next base backup are not known; events are listed from the {} restorable windows around {} ({} segments read, up to {})",
+            gaps.join(", "),
+            windows.len(),
+            if gaps.len() > 1 { "them" } else { "it" },
+            report.segments,
+            report.last_segment.as_deref().unwrap_or("none")
+        ),
         Some(seg) => format!(
             "the WAL segment {seg} is missing from the repository: events after it are not known, nor transactions that committed after it ({} segments read, up to {})",
             report.segments,
@@ -258,6 +276,7 @@ pub async fn list(state: &Shared, master: &InstanceRecord, q: &EventsQuery) -> R
             segments: report.segments,
             cached: report.cached,
             gap: report.gap,
+            gaps,
             switched_at,
         },
         note,

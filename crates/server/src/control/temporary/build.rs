@@ -15,12 +15,12 @@ use lifeboat_postgres::recovery::{RecoverySettings, write_recovery_signal};
 use lifeboat_postgres::{Cluster, ClusterSettings, PgError, render_hba_for};
 use lifeboat_store::{InstanceRecord, StoreError};
 
-use super::target::{backup_for, beyond_window, check_in_window, recovery_target};
+use super::target::{backup_for, beyond_window, check_in_windows, recovery_target};
 use super::wal_feed::WalFeed;
 use super::{prepared, save_progress};
 use crate::config::RegionConfig;
 use crate::control::backups::entries::backup_source;
-use crate::control::backups::inventory::restorable_window;
+use crate::control::backups::inventory::restorable_windows;
 use crate::control::backups::present::{ARCHIVE_WAIT, can_reach_present, reach_present};
 use crate::control::backups::{lifeboat_binary, repository, repository_config_file};
 use crate::control::registry::{cluster_of, region_of, whitelist_of};
@@ -116,7 +116,12 @@ async fn restore_and_recover(
         Some(w) if !beyond_window(&w, &target) => w,
         _ => reach_target(state, rec, &master_id, &target).await?,
     };
-    let manifests = lifeboat_backup::list_backups(&repo, master_id.as_str()).await?;
+    // Only a backup whose WAL reaches the target, in the window that holds it.
+    let manifests = lifeboat_backup::list_backups(&repo, master_id.as_str())
+        .await?
+        .into_iter()
+        .filter(|m| window.backups.contains(&m.id))
+        .collect();
     let backup = backup_for(&master_id, manifests, &target)?;
     let mut progress = TemporaryProgress {
         phase: TemporaryPhase::RestoringFiles,
@@ -210,11 +215,10 @@ async fn reach_target(
             format!("take one: lifeboat backup run {master_id} --wait"),
         )
     };
-    let mut window = restorable_window(state, &master)
-        .await?
-        .ok_or_else(no_window)?;
+    let mut windows = restorable_windows(state, &master).await?;
+    let last = windows.last().cloned().ok_or_else(no_window)?;
     let mut reached_at = None;
-    if beyond_window(&window, target) && window.gap.is_none() && can_reach_present(&master) {
+    if beyond_window(&last, target) && last.gap.is_none() && can_reach_present(&master) {
         save_progress(
             state,
             &rec.id,
@@ -225,11 +229,11 @@ async fn reach_target(
         );
         if let Some(reached) = reach_present(state, &master, ARCHIVE_WAIT).await? {
             reached_at = Some(reached.at);
-            window = reached.window;
+            windows.pop();
+            windows.push(reached.window);
         }
     }
-    check_in_window(master_id, &window, reached_at, target)?;
-    Ok(window)
+    check_in_windows(master_id, &windows, reached_at, target)
 }
 
 /// Writes the backup's files into the copy's data directory, recording progress. The

@@ -34,7 +34,7 @@ use lifeboat_store::{InstanceRecord, NewInstance};
 use lifeboat_backup::RestorableWindow;
 use lifeboat_domain::TransactionCommit;
 
-use super::backups::inventory::restorable_window;
+use super::backups::inventory::restorable_windows;
 use super::backups::present::{ARCHIVE_WAIT, can_reach_present, reach_present};
 use super::registry::{allocate_port, cluster_of, insert_with_fresh_id, region_of, whitelist_of};
 use super::workers::blocking;
@@ -134,7 +134,8 @@ pub(crate) async fn resolve_target(
     let requested = target::parse_target(req, *chrono::Local::now().offset(), Utc::now())?;
     // Restored with the master's own major.
     state.pg_of(master)?;
-    let Some(window) = restorable_window(state, master).await? else {
+    let windows = restorable_windows(state, master).await?;
+    let Some(last) = windows.last().cloned() else {
         return Err(Error::new(
             ErrorCode::NoBackup,
             format!(
@@ -150,20 +151,20 @@ pub(crate) async fn resolve_target(
     let target = match requested {
         Requested::Target(t) => t,
         Requested::BeforeEvent(_) | Requested::BeforeXid(_) => RestoreTarget::BeforeTransaction(
-            transaction_of(state, master, window.clone(), &requested).await?,
+            transaction_of(state, master, windows.clone(), &requested).await?,
         ),
     };
-    // A target beyond the archived WAL of a running master: the build has the master
-    // switch WAL and waits for it (phase `waiting_for_wal`), then checks again.
-    let checked = if target::beyond_window(&window, &target)
-        && window.gap.is_none()
-        && can_reach_present(master)
-    {
-        None
-    } else {
-        target::check_in_window(&master.id, &window, None, &target)?;
-        Some(window)
-    };
+    // A target beyond the stored WAL of a running master: the build waits for the
+    // master's newest WAL (phase `waiting_for_wal`), then checks again.
+    let checked =
+        if target::beyond_window(&last, &target) && last.gap.is_none() && can_reach_present(master)
+        {
+            None
+        } else {
+            Some(target::check_in_windows(
+                &master.id, &windows, None, &target,
+            )?)
+        };
     Ok((target, checked))
 }
 
@@ -173,24 +174,33 @@ pub(crate) async fn resolve_target(
 async fn transaction_of(
     state: &Shared,
     master: &InstanceRecord,
-    window: RestorableWindow,
+    windows: Vec<RestorableWindow>,
     requested: &Requested,
 ) -> Result<TransactionCommit> {
-    let find = |window: RestorableWindow| async move {
-        match requested {
-            Requested::BeforeEvent(id) => {
-                super::events::event_commit(state, master, &window, id).await
+    // Newest window first: that is where a recent mistake is.
+    let find = |windows: Vec<RestorableWindow>| async move {
+        let mut missing = None;
+        for window in windows.iter().rev() {
+            let found = match requested {
+                Requested::BeforeEvent(id) => {
+                    super::events::event_commit(state, master, window, id).await
+                }
+                Requested::BeforeXid(xid) => {
+                    super::events::transaction_commit(state, master, window, *xid).await
+                }
+                Requested::Target(_) => Err(Error::internal("not a transaction")),
+            };
+            match found {
+                Err(e) if e.code == ErrorCode::NotFound => missing = Some(e),
+                other => return other,
             }
-            Requested::BeforeXid(xid) => {
-                super::events::transaction_commit(state, master, &window, *xid).await
-            }
-            Requested::Target(_) => Err(Error::internal("not a transaction")),
         }
+        Err(missing.unwrap_or_else(|| Error::internal("no window to look in")))
     };
-    match find(window).await {
+    match find(windows).await {
         Err(e) if e.code == ErrorCode::NotFound && can_reach_present(master) => {
             match reach_present(state, master, ARCHIVE_WAIT).await? {
-                Some(reached) => find(reached.window).await,
+                Some(reached) => find(vec![reached.window]).await,
                 None => Err(e),
             }
         }

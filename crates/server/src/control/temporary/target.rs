@@ -117,66 +117,93 @@ pub fn recovery_target(window: &RestorableWindow, target: &RestoreTarget) -> Res
     }
 }
 
-/// Refuses a target outside the window, saying where the window is (in the target's
-/// own offset). `reached` is when the master last switched WAL into the archive: a
-/// time before it is inside the window even after the window's last commit.
-pub fn check_in_window(
-    master: &InstanceId,
+/// Whether `window` holds `target`. `reached` is when the master last switched WAL
+/// into the repository: a time before it is inside the window even after the window's
+/// last commit. A restore point's position is known only once replay reaches it.
+pub fn holds(
     window: &RestorableWindow,
     reached: Option<DateTime<Utc>>,
     target: &RestoreTarget,
-) -> Result<()> {
-    let outside = |what: String| {
-        let offset = match target {
-            RestoreTarget::Time(t) => *t.offset(),
-            _ => Utc.fix(),
-        };
-        let at = |t: DateTime<Utc>| {
-            t.with_timezone(&offset)
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
-        };
-        Error::new(
-            ErrorCode::OutsideWindow,
-            format!(
-                "{what} is outside the restorable window of {master}: [{}, {}] (LSN [{}, {}])",
-                at(window.earliest),
-                at(window.latest),
-                window.earliest_lsn,
-                window.latest_lsn
-            ),
-            match &window.gap {
-                Some(seg) => format!(
-                    "choose a point inside the window; it ends early because WAL segment {seg} is missing"
-                ),
-                None => "choose a point inside the window (lifeboat backup window ID)".into(),
-            },
-        )
-    };
+) -> bool {
     match target {
         RestoreTarget::Time(t) => {
-            let t_utc = t.with_timezone(&Utc);
-            let archived = reached.is_some_and(|r| window.earliest <= t_utc && t_utc <= r);
-            if !archived && !window.contains_time(t_utc) {
-                return Err(outside(t.to_rfc3339()));
-            }
+            let t = t.with_timezone(&Utc);
+            window.contains_time(t) || reached.is_some_and(|r| window.earliest <= t && t <= r)
         }
-        RestoreTarget::Lsn(l) => {
-            if !window.contains_lsn(*l) {
-                return Err(outside(format!("LSN {l}")));
-            }
-        }
-        RestoreTarget::BeforeTransaction(c) => {
-            if !window.contains_lsn(c.commit_lsn) {
-                return Err(outside(format!(
-                    "the commit of transaction {} (LSN {})",
-                    c.xid, c.commit_lsn
-                )));
-            }
-        }
-        // Its position is known only once replay reaches it.
-        RestoreTarget::RestorePoint(_) => {}
+        RestoreTarget::Lsn(l) => window.contains_lsn(*l),
+        RestoreTarget::BeforeTransaction(c) => window.contains_lsn(c.commit_lsn),
+        RestoreTarget::RestorePoint(_) => true,
     }
-    Ok(())
+}
+
+/// The window among `windows` (oldest first) that holds `target`, or an error that
+/// says where the windows are (in the target's own offset). `reached` (see [`holds`])
+/// applies to the last window, the one a WAL switch extends.
+pub fn check_in_windows(
+    master: &InstanceId,
+    windows: &[RestorableWindow],
+    reached: Option<DateTime<Utc>>,
+    target: &RestoreTarget,
+) -> Result<RestorableWindow> {
+    let last = windows.len().saturating_sub(1);
+    if let Some(w) = windows
+        .iter()
+        .enumerate()
+        .find(|(i, w)| holds(w, reached.filter(|_| *i == last), target))
+        .map(|(_, w)| w)
+    {
+        return Ok(w.clone());
+    }
+    let what = match target {
+        RestoreTarget::Time(t) => t.to_rfc3339(),
+        RestoreTarget::Lsn(l) => format!("LSN {l}"),
+        RestoreTarget::BeforeTransaction(c) => {
+            format!("the commit of transaction {} (LSN {})", c.xid, c.commit_lsn)
+        }
+        RestoreTarget::RestorePoint(p) => format!("restore point '{p}'"),
+    };
+    let offset = match target {
+        RestoreTarget::Time(t) => *t.offset(),
+        _ => Utc.fix(),
+    };
+    let at = |t: DateTime<Utc>| {
+        t.with_timezone(&offset)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+    };
+    let spans: Vec<String> = windows
+        .iter()
+        .map(|w| {
+            format!(
+                "[{}, {}] (LSN [{}, {}])",
+                at(w.earliest),
+                at(w.latest),
+                w.earliest_lsn,
+                w.latest_lsn
+            )
+        })
+        .collect();
+    let gaps: Vec<&str> = windows.iter().filter_map(|w| w.gap.as_deref()).collect();
+    Err(Error::new(
+        ErrorCode::OutsideWindow,
+        match spans.as_slice() {
+            [one] => format!("{what} is outside the restorable window of {master}: {one}"),
+            _ => format!(
+                "{what} is outside the restorable windows of {master}: {}",
+                spans.join(", ")
+            ),
+        },
+        match (windows.len(), gaps.as_slice()) {
+            (_, []) => "choose a point inside the window (lifeboat backup window ID)".into(),
+            (1, [seg]) => format!(
+                "choose a point inside the window; it ends early because WAL segment {seg} is missing"
+            ),
+            (_, gaps) => format!(
+                "choose a point inside one of the windows; the points between them are lost with the missing WAL segment{} {}",
+                if gaps.len() > 1 { "s" } else { "" },
+                gaps.join(", ")
+            ),
+        },
+    ))
 }
 
 /// The base backup a restore to `target` starts from (see
@@ -307,16 +334,68 @@ mod tests {
         let w = window();
         let inside =
             RestoreTarget::Time(DateTime::parse_from_rfc3339("2026-11-24T10:15:00+01:00").unwrap());
-        check_in_window(&id, &w, None, &inside).unwrap();
+        let one = [w.clone()];
+        assert_eq!(check_in_windows(&id, &one, None, &inside).unwrap(), w);
         let after =
             RestoreTarget::Time(DateTime::parse_from_rfc3339("2026-11-24T10:31:00+01:00").unwrap());
-        let e = check_in_window(&id, &w, None, &after).unwrap_err();
+        let e = check_in_windows(&id, &one, None, &after).unwrap_err();
         assert_eq!(
             e.message,
             "2026-11-24T10:31:00+01:00 is outside the restorable window of pg-abc123: [2026-11-24T10:00:00.000000+01:00, 2026-11-24T10:30:00.000000+01:00] (LSN [0/2000000, 0/5000000])"
         );
-        assert!(check_in_window(&id, &w, None, &RestoreTarget::Lsn(Lsn(0x100_0000))).is_err());
-        check_in_window(&id, &w, None, &RestoreTarget::Lsn(Lsn(0x500_0000))).unwrap();
-        check_in_window(&id, &w, None, &RestoreTarget::RestorePoint("p".into())).unwrap();
+        // A WAL switch after it brings a time after the last commit inside.
+        check_in_windows(&id, &one, Some(at("2026-11-24T09:30:30Z")), &after).unwrap_err();
+        check_in_windows(&id, &one, Some(at("2026-11-24T09:40:00Z")), &after).unwrap();
+        assert!(check_in_windows(&id, &one, None, &RestoreTarget::Lsn(Lsn(0x100_0000))).is_err());
+        check_in_windows(&id, &one, None, &RestoreTarget::Lsn(Lsn(0x500_0000))).unwrap();
+        check_in_windows(&id, &one, None, &RestoreTarget::RestorePoint("p".into())).unwrap();
+    }
+
+    #[test]
+    fn after_a_gap_a_target_is_looked_for_in_every_window() {
+        let id = InstanceId::parse("pg-abc123").unwrap();
+        let first = RestorableWindow {
+            gap: Some("000000010000000000000006".into()),
+            backups: vec!["b1".into()],
+            ..window()
+        };
+        let second = RestorableWindow {
+            earliest: at("2026-11-24T10:00:00Z"),
+            earliest_lsn: Lsn(0x900_0000),
+            latest: at("2026-11-24T10:30:00Z"),
+            latest_lsn: Lsn(0xA00_0000),
+            backups: vec!["b2".into()],
+            ..window()
+        };
+        let both = [first.clone(), second.clone()];
+        let time = |s: &str| RestoreTarget::Time(DateTime::parse_from_rfc3339(s).unwrap());
+        assert_eq!(
+            check_in_windows(&id, &both, None, &time("2026-11-24T09:10:00Z")).unwrap(),
+            first
+        );
+        assert_eq!(
+            check_in_windows(&id, &both, None, &time("2026-11-24T10:10:00Z")).unwrap(),
+            second
+        );
+        assert_eq!(
+            check_in_windows(&id, &both, None, &RestoreTarget::Lsn(Lsn(0x980_0000))).unwrap(),
+            second
+        );
+        // Between the two: lost with the gap.
+        let e = check_in_windows(&id, &both, None, &time("2026-11-24T09:45:00Z")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::OutsideWindow);
+        assert_eq!(
+            e.message,
+            "2026-11-24T09:45:00+00:00 is outside the restorable windows of pg-abc123: [2026-11-24T09:00:00.000000+00:00, 2026-11-24T09:30:00.000000+00:00] (LSN [0/2000000, 0/5000000]), [2026-11-24T10:00:00.000000+00:00, 2026-11-24T10:30:00.000000+00:00] (LSN [0/9000000, 0/A000000])"
+        );
+        assert_eq!(
+            e.hint,
+            "choose a point inside one of the windows; the points between them are lost with the missing WAL segment 000000010000000000000006"
+        );
+        // A WAL switch extends only the last window.
+        let late = time("2026-11-24T10:35:00Z");
+        assert!(check_in_windows(&id, &both, Some(at("2026-11-24T10:40:00Z")), &late).is_ok());
+        let early = time("2026-11-24T09:35:00Z");
+        assert!(check_in_windows(&id, &both, Some(at("2026-11-24T10:40:00Z")), &early).is_err());
     }
 }

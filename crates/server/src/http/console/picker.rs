@@ -90,10 +90,26 @@ pub fn in_page_words(
         win.latest.map(time).unwrap_or_default()
     };
     let start = win.earliest.map(time).unwrap_or_default();
+    // Windows before a WAL gap, then the last one.
+    let mut between: Vec<String> = win
+        .windows
+        .iter()
+        .rev()
+        .skip(1)
+        .rev()
+        .map(|w| format!("{} and {}", time(w.earliest), time(w.latest)))
+        .collect();
+    between.push(format!("{start} and {end}"));
     Error::new(
         e.code,
-        format!("{chosen} is outside the restorable window"),
-        format!("pick a time between {start} and {end}, or click Latest restorable time"),
+        format!(
+            "{chosen} is outside the restorable window{}",
+            if between.len() > 1 { "s" } else { "" }
+        ),
+        format!(
+            "pick a time between {}, or click Latest restorable time",
+            between.join(", or between ")
+        ),
     )
 }
 

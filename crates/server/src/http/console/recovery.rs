@@ -190,6 +190,7 @@ async fn temporary_page(
     let live = state.store.live_temporaries(&rec.id)?.into_iter().next();
     let latest = state.store.latest_temporary(&rec.id)?;
     let window = win.earliest.zip(win.latest);
+    let windows = win.windows.iter().map(|w| (w.earliest, w.latest)).collect();
     // The picker starts at the live temporary instance's point, else at the latest.
     let live_target = live
         .as_ref()
@@ -215,7 +216,7 @@ async fn temporary_page(
             .iter()
             .map(|b| (b.start_time, b.stop_time))
             .collect(),
-        window,
+        windows,
         chosen: if before.is_some() {
             before_event.as_ref().map(|e| e.commit_time)
         } else {

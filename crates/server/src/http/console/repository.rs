@@ -63,6 +63,15 @@ fn window_text(w: &WindowView) -> Markup {
                 @if let (Some(la), Some(lb)) = (&w.earliest_lsn, &w.latest_lsn) {
                     br; span.muted.mono { "LSN " (la) " – " (lb) }
                 }
+                @let earlier = &w.windows[..w.windows.len().saturating_sub(1)];
+                @if !earlier.is_empty() {
+                    br; span.muted.earlier-windows { "Before a WAL gap, also from "
+                        @for (i, e) in earlier.iter().enumerate() {
+                            @if i > 0 { ", and from " }
+                            (exact(e.earliest)) " to " (exact(e.latest))
+                        }
+                    }
+                }
             }
             _ => { span.muted { "No restorable window: " (w.note) } }
         }

@@ -16,8 +16,8 @@ const SPAN: f64 = 860.0;
 pub struct Timeline {
     /// Base backups: when each started and stopped.
     pub backups: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    /// The restorable window, when there is one.
-    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The restorable windows, oldest first: more than one after WAL went missing.
+    pub windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     pub chosen: Option<DateTime<Utc>>,
     /// Events: when each committed, its id and what it did.
     pub events: Vec<(DateTime<Utc>, String, String)>,
@@ -29,9 +29,7 @@ impl Timeline {
     pub fn render(&self) -> Markup {
         let mut points: Vec<DateTime<Utc>> =
             self.backups.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        if let Some((a, b)) = self.window {
-            points.extend([a, b]);
-        }
+        points.extend(self.windows.iter().flat_map(|(a, b)| [*a, *b]));
         points.extend(self.events.iter().map(|e| e.0));
         let (Some(first), Some(last)) =
             (points.iter().min().copied(), points.iter().max().copied())
@@ -44,24 +42,37 @@ impl Timeline {
         let x =
             |t: DateTime<Utc>| X0 + (t.timestamp_millis() - t0) as f64 / (t1 - t0) as f64 * SPAN;
         let wal_start = self.backups.iter().map(|b| b.0).min();
+        let current = self.windows.last().copied();
+        let first_start = self.windows.first().map(|w| w.0);
+        let lost: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+            self.windows.windows(2).map(|p| (p[0].1, p[1].0)).collect();
         let offset = Local::now().format("%:z").to_string();
         html! {
             svg.timeline xmlns="http://www.w3.org/2000/svg" width=(WIDTH) height="150" viewBox={ "0 0 " (WIDTH) " 150" }
                 role="img" aria-label="Restorable window"
                 data-t0=(t0) data-t1=(t1) data-x0=(X0) data-w=(SPAN) data-offset=(offset) {
                 line x1=(X0) x2=(X0 + SPAN) y1="92" y2="92" stroke="#8896a5" {}
-                @if let (Some(ws), Some((_, latest))) = (wal_start, self.window) {
+                @if let (Some(ws), Some((_, latest))) = (wal_start, current) {
                     rect #wal-span x=(x(ws)) y="64" width=((x(latest) - x(ws)).max(2.0)) height="10" fill="#9cc3ea" {
                         title { "archived WAL: " (time(ws)) " to " (time(latest)) }
                     }
                     text x=(x(ws)) y="60" font-size="11" fill="#36597d" { "archived WAL" }
                 }
-                @if let Some((earliest, latest)) = self.window {
-                    rect #window-span x=(x(earliest)) y="78" width=((x(latest) - x(earliest)).max(2.0)) height="10" fill="#3aa35c" {
-                        title { "restorable window: " (time(earliest)) " to " (time(latest)) }
+                @for (from, to) in &lost {
+                    rect.gap-span x=(x(*from)) y="60" width=((x(*to) - x(*from)).max(2.0)) height="30" fill="#f6d5c8" {
+                        title { "WAL missing: nothing from " (time(*from)) " to " (time(*to)) " can be restored" }
                     }
-                    line x1=(x(earliest)) x2=(x(earliest)) y1="74" y2="104" stroke="#1b7f3b" {}
-                    line x1=(x(latest)) x2=(x(latest)) y1="74" y2="104" stroke="#1b7f3b" {}
+                    text x=(x(*from)) y="56" font-size="11" fill="#9a3412" { "WAL missing" }
+                }
+                @for (i, (earliest, latest)) in self.windows.iter().enumerate() {
+                    @let id = (i + 1 == self.windows.len()).then_some("window-span");
+                    rect.window-span id=[id] x=(x(*earliest)) y="78" width=((x(*latest) - x(*earliest)).max(2.0)) height="10" fill="#3aa35c" {
+                        title { "restorable window: " (time(*earliest)) " to " (time(*latest)) }
+                    }
+                    line x1=(x(*earliest)) x2=(x(*earliest)) y1="74" y2="104" stroke="#1b7f3b" {}
+                    line x1=(x(*latest)) x2=(x(*latest)) y1="74" y2="104" stroke="#1b7f3b" {}
+                }
+                @if let (Some(earliest), Some((_, latest))) = (first_start, current) {
                     text x=(x(earliest)) y="118" font-size="11" fill="#1b7f3b" { "earliest " (time(earliest)) }
                     text x=(x(latest)) y="134" font-size="11" fill="#1b7f3b" text-anchor="end" { "latest " (time(latest)) }
                 }
