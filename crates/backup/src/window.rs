@@ -85,13 +85,10 @@ pub async fn restorable_windows(
     let mut windows = Vec::new();
     // The segment the previous window's WAL broke off at.
     let mut after: Option<u64> = None;
-    loop {
-        let Some(base) = backups
-            .iter()
-            .find(|m| wal.backup_complete(m) && after.is_none_or(|gap| wal.start_segment(m) > gap))
-        else {
-            break;
-        };
+    while let Some(base) = backups
+        .iter()
+        .find(|m| wal.backup_complete(m) && after.is_none_or(|gap| wal.start_segment(m) > gap))
+    {
         let (window, gap) = wal.window_from(base, &backups).await?;
         windows.push(window);
         match gap {
