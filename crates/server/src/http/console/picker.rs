@@ -118,6 +118,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn outside_two_windows_the_console_names_both() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let span = |a: &str, b: &str| lifeboat_api::backups::WindowSpan {
+            earliest: t(a),
+            latest: t(b),
+            earliest_lsn: "0/2000000".into(),
+            latest_lsn: "0/5000000".into(),
+            timeline: 1,
+            gap: None,
+            backups: Vec::new(),
+        };
+        let win = WindowView {
+            instance_id: "pg-abc123".into(),
+            available: true,
+            earliest: Some(t("2026-12-01T10:01:00Z")),
+            latest: Some(t("2026-12-01T10:30:00Z")),
+            earliest_lsn: None,
+            latest_lsn: None,
+            timeline: Some(1),
+            gap: None,
+            reaches_present: true,
+            note: String::new(),
+            windows: vec![
+                span("2026-12-01T09:01:00Z", "2026-12-01T09:30:00Z"),
+                span("2026-12-01T10:01:00Z", "2026-12-01T10:30:00Z"),
+            ],
+        };
+        let chosen = t("2026-12-01T09:45:00Z");
+        let e = in_page_words(
+            Error::new(ErrorCode::OutsideWindow, "outside", "inside"),
+            Some(chosen),
+            "",
+            &win,
+        );
+        assert_eq!(
+            e.message,
+            format!("{} is outside the restorable windows", time(chosen))
+        );
+        assert_eq!(
+            e.hint,
+            format!(
+                "pick a time between {} and {}, or between {} and now, or click Latest restorable time",
+                time(t("2026-12-01T09:01:00Z")),
+                time(t("2026-12-01T09:30:00Z")),
+                time(t("2026-12-01T10:01:00Z"))
+            )
+        );
+    }
+
+    #[test]
     fn the_field_takes_minutes_or_seconds_with_a_space_or_a_t() {
         assert_eq!(
             target_at("2026-12-01T18:02").as_deref(),

@@ -110,3 +110,53 @@ fn anchor(x: f64) -> &'static str {
         "middle"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn windows_after_a_gap_are_drawn_apart_with_the_lost_stretch_between() {
+        let picture = Timeline {
+            backups: vec![
+                (at("2026-12-01T09:00:00Z"), at("2026-12-01T09:01:00Z")),
+                (at("2026-12-01T10:00:00Z"), at("2026-12-01T10:01:00Z")),
+            ],
+            windows: vec![
+                (at("2026-12-01T09:01:00Z"), at("2026-12-01T09:30:00Z")),
+                (at("2026-12-01T10:01:00Z"), at("2026-12-01T10:30:00Z")),
+            ],
+            chosen: None,
+            events: Vec::new(),
+            link: String::new(),
+        }
+        .render()
+        .into_string();
+        assert_eq!(
+            picture.matches("class=\"window-span\"").count(),
+            2,
+            "{picture}"
+        );
+        assert_eq!(
+            picture.matches("id=\"window-span\"").count(),
+            1,
+            "{picture}"
+        );
+        assert_eq!(
+            picture.matches("class=\"gap-span\"").count(),
+            1,
+            "{picture}"
+        );
+        assert!(picture.contains(&format!(
+            "WAL missing: nothing from {} to {} can be restored",
+            time(at("2026-12-01T09:30:00Z")),
+            time(at("2026-12-01T10:01:00Z"))
+        )));
+        assert!(picture.contains(&format!("earliest {}", time(at("2026-12-01T09:01:00Z")))));
+        assert!(picture.contains(&format!("latest {}", time(at("2026-12-01T10:30:00Z")))));
+    }
+}
