@@ -157,7 +157,11 @@ pub async fn stream_push(
         tokio::task::spawn_blocking(move || codec.encode(&k, &raw, WAL_COMPRESSION_LEVEL))
             .await
             .map_err(|e| BackupError::io("compression task failed")(std::io::Error::other(e)))??;
-    repo.put(&key, Bytes::from(stored), Durability::Durable)
+    // Replaced every second or so while the segment grows, so not flushed each time:
+    // after a crash of the host the copy may be torn (its digest then fails, and the
+    // window ends with the stored WAL) until the stream stores it again; the cluster's
+    // slot keeps that WAL meanwhile.
+    repo.put(&key, Bytes::from(stored), Durability::Deferred)
         .await
 }
 
@@ -187,13 +191,23 @@ pub async fn wal_fetch(
     };
     let dest = dest.to_path_buf();
     let codec = repo.codec().clone();
+    let from_stream = key != wal_key(instance, name);
     tokio::task::spawn_blocking(move || {
-        let (_, raw) = codec.decode_restoring(&key, &stored)?;
-        write_atomically(&dest, &raw)
+        let raw = match codec.decode_restoring(&key, &stored) {
+            Ok((_, raw)) => raw,
+            // The stream's copy is not flushed as it is replaced (see stream_push): torn
+            // by a crash of the host, it is as if nothing had arrived of that segment.
+            Err(e @ BackupError::Corrupt { .. }) if from_stream => {
+                tracing::warn!(object = %key, error = %e, "the stream's copy of a segment does not read; it is stored again as the stream goes on");
+                return Ok(FetchOutcome::NotFound);
+            }
+            Err(e) => return Err(e),
+        };
+        write_atomically(&dest, &raw)?;
+        Ok(FetchOutcome::Restored)
     })
     .await
-    .map_err(|e| BackupError::io("fetch task failed")(std::io::Error::other(e)))??;
-    Ok(FetchOutcome::Restored)
+    .map_err(|e| BackupError::io("fetch task failed")(std::io::Error::other(e)))?
 }
 
 /// Writes through a temporary name in the same directory, then renames. The temporary

@@ -266,3 +266,51 @@ async fn the_feeder_stays_ahead_of_replay_and_stops_at_the_end_of_the_archive() 
     .expect("a stopped feeder returns");
     assert!(spooled(&other.dir).is_empty());
 }
+
+/// What a stream has received of a segment is fetched until the segment is archived;
+/// a copy torn by a crash of the host reads as nothing received, not as an error.
+#[tokio::test]
+async fn the_streams_copy_is_fetched_until_archived_and_a_torn_one_is_not_there() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("RECOVERYXLOG");
+    let received = segment_bytes(3);
+    lifeboat_backup::wal::stream_push(&repo.repo, INSTANCE, SEGMENT, received.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        wal_fetch(&repo.repo, INSTANCE, SEGMENT, &dest)
+            .await
+            .unwrap(),
+        FetchOutcome::Restored
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), received);
+
+    let copy = repo
+        .local_root()
+        .join(INSTANCE)
+        .join("stream")
+        .join(SEGMENT);
+    let stored = std::fs::read(&copy).unwrap();
+    std::fs::write(&copy, &stored[..stored.len() / 2]).unwrap();
+    std::fs::remove_file(&dest).unwrap();
+    assert_eq!(
+        wal_fetch(&repo.repo, INSTANCE, SEGMENT, &dest)
+            .await
+            .unwrap(),
+        FetchOutcome::NotFound
+    );
+    assert!(!dest.exists());
+
+    // An archived segment that does not read is an error: it was complete once.
+    let archived = dir.path().join(SEGMENT);
+    std::fs::write(&archived, segment_bytes(4)).unwrap();
+    wal_push(&repo.repo, INSTANCE, &archived).await.unwrap();
+    let object = repo.local_root().join(INSTANCE).join("wal").join(SEGMENT);
+    let stored = std::fs::read(&object).unwrap();
+    std::fs::write(&object, &stored[..stored.len() / 2]).unwrap();
+    let err = wal_fetch(&repo.repo, INSTANCE, SEGMENT, &dest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
+}

@@ -278,7 +278,11 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
     }
     cmd.arg("-D")
         .arg(&spool)
-        .args(["-S", &slot, "--synchronous", "--no-loop", "--no-password"])
+        // Without --synchronous: it would fsync the spool at every message, on the
+        // disk the cluster may share, for nothing: what arrives is read from the page
+        // cache and stored from there, and the slot keeps the segment in progress
+        // until it is finished and flushed.
+        .args(["-S", &slot, "--no-loop", "--no-password"])
         .args(["--status-interval", "5"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
