@@ -909,6 +909,111 @@ async fn wal_streams_through_the_slot_and_resumes_after_a_kill() {
     assert_eq!(slots(&tc).await, Vec::<String>::new());
 }
 
+/// While Lifeboat is down, the cluster writes more WAL than `max_slot_wal_keep_size`
+/// lets the slot keep, and removes it: the slot is lost. At start Lifeboat makes the
+/// slot again and takes a new base backup; the window before the loss stays
+/// restorable and a second one starts after it.
+#[tokio::test]
+async fn wal_removed_before_it_was_streamed_ends_a_window_and_a_new_one_starts() {
+    let mut server = TestServer::start();
+    let tc = outside_cluster().await;
+    let id = adopted(&server, &tc, "lossy").await;
+    let master = tc.connect("postgres").await;
+    master
+        .batch_execute("ALTER SYSTEM SET max_slot_wal_keep_size = '16MB'")
+        .await
+        .expect("a small max_slot_wal_keep_size");
+    master
+        .batch_execute(
+            "SELECT pg_reload_conf(); CREATE TABLE orders (id int PRIMARY KEY); \
+             INSERT INTO orders SELECT generate_series(1, 100)",
+        )
+        .await
+        .expect("rows");
+    let t1 = now_and_switch(&master).await;
+    server.wait_window_reaches(&id, t1).await;
+    let slot = slots(&tc).await.pop().expect("Lifeboat's slot");
+
+    server.kill();
+    master
+        .batch_execute("INSERT INTO orders SELECT generate_series(101, 200)")
+        .await
+        .expect("rows");
+    // Checkpoints remove the WAL the slot is behind by more than 16 MB.
+    let lost = async {
+        loop {
+            switch_wal(&master).await;
+            master
+                .batch_execute("CHECKPOINT")
+                .await
+                .expect("checkpoint");
+            let status: Option<String> = master
+                .query_one(
+                    "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await
+                .expect("slot")
+                .get(0);
+            if status.as_deref() == Some("lost") {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), lost)
+        .await
+        .expect("the slot is lost");
+
+    server.spawn();
+    server
+        .wait_for("a new base backup after the slot lost its WAL", || {
+            let list = server.json(&["backup", "list", &id]);
+            (list["backups"].as_array().map(Vec::len) >= Some(2)).then_some(())
+        })
+        .await;
+    assert!(
+        server.log().contains(&format!(
+            "Lifeboat's slot {slot} lost WAL the cluster removed"
+        )),
+        "{}",
+        server.log()
+    );
+    let status: Option<String> = master
+        .query_one(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .expect("slot")
+        .get(0);
+    assert_ne!(status.as_deref(), Some("lost"), "the slot is made again");
+
+    let t2: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH i AS (INSERT INTO orders SELECT generate_series(201, 300) RETURNING 1) \
+             SELECT now() FROM i LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    let window = server.wait_window_reaches(&id, t2).await;
+    let windows = window["windows"].as_array().expect("windows");
+    assert_eq!(windows.len(), 2, "{window:#}");
+    assert!(windows[0]["gap"].is_string(), "{window:#}");
+    assert!(window["gap"].is_null(), "{window:#}");
+    for (at, rows) in [(&windows[0]["latest"], 100), (&window["latest"], 300)] {
+        let at = at.as_str().expect("a time");
+        let temp = server.json(&["temp", "create", &id, "--at", at, "--wait"]);
+        let copy = connect(port_of(&temp), "adm", "adm-pw")
+            .await
+            .expect("adm logs in to the temporary instance");
+        assert_eq!(count_rows(&copy, "orders").await, rows, "at {at}");
+        drop(copy);
+        server.json(&["temp", "delete", &id_of(&temp)]);
+    }
+}
+
 /// A cluster on another host (a network namespace of its own): while the link is cut,
 /// streaming fails and `instance show` says since when; the cluster goes on writing;
 /// once the link is back, streaming resumes from the slot and the window reaches the

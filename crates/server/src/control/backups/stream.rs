@@ -139,6 +139,11 @@ async fn supervise(state: Shared, id: InstanceId) {
             Ok(Some(r)) if streamed(&state, &r) => r,
             _ => return,
         };
+        // The slot decides where the receiver starts when the spool holds no finished
+        // segment; a slot that lost its WAL would start it past the gap, unnoticed.
+        if let Some(repaired) = repair_slot(&state, &rec, None).await {
+            tracing::warn!(instance = %id, error = %repaired, "WAL streaming starts after a gap");
+        }
         let started = std::time::Instant::now();
         let why = match receive(&state, &rec).await {
             Ok(()) => "the receiver ended".to_string(),
@@ -148,7 +153,7 @@ async fn supervise(state: Shared, id: InstanceId) {
         if let Err(e) = ship(&state, &rec).await {
             tracing::warn!(instance = %id, error = %e, "cannot store streamed WAL");
         }
-        let why = match repair_slot(&state, &rec).await {
+        let why = match repair_slot(&state, &rec, Some(&why)).await {
             Some(repaired) => format!("{why}; {repaired}"),
             None => why,
         };
@@ -168,13 +173,15 @@ async fn supervise(state: Shared, id: InstanceId) {
     }
 }
 
-/// After the receiver stopped: when Lifeboat's slot on the cluster is gone (someone
-/// dropped it) or lost its WAL (`max_slot_wal_keep_size`), the WAL from there to now
-/// is missing for good. The slot is made again, the spool emptied (the restorable
-/// window ends before the gap and names it), and a base backup is started so that
-/// protection starts again from it. Returns what was done; `None` when the slot is
-/// fine or the cluster cannot be reached (the receiver is simply retried).
-async fn repair_slot(state: &Shared, rec: &InstanceRecord) -> Option<String> {
+/// Before the receiver starts, and after it stopped (`why` it stopped): when Lifeboat's
+/// slot on the cluster is gone (someone dropped it), lost its WAL
+/// (`max_slot_wal_keep_size`), or the cluster removed WAL the receiver asked for, the
+/// WAL from there to now is missing for good. The slot is made again, the spool
+/// emptied (the restorable window ends before the gap and names it), and a base
+/// backup is started so that protection starts again from it. Returns what was done;
+/// `None` when the slot is fine or the cluster cannot be reached (the receiver is
+/// simply retried).
+async fn repair_slot(state: &Shared, rec: &InstanceRecord, why: Option<&str>) -> Option<String> {
     // A master Lifeboat runs also archives its WAL: its slot is made again before the
     // receiver starts, and nothing is lost without it.
     rec.external.as_ref()?;
@@ -193,6 +200,11 @@ async fn repair_slot(state: &Shared, rec: &InstanceRecord) -> Option<String> {
     let what = match &status {
         None => "was dropped on the cluster",
         Some(Some(s)) if s == "lost" => "lost WAL the cluster removed before it was received",
+        // The slot is there but younger than the WAL asked for (dropped and made
+        // again by someone): the cluster no longer has it.
+        Some(_) if why.is_some_and(|w| w.contains("has already been removed")) => {
+            "is behind WAL the cluster removed before it was received"
+        }
         Some(_) => return None,
     };
     if status.is_some() {
@@ -356,7 +368,10 @@ fn connected(spool: &Path) -> bool {
 }
 
 /// Stores the finished WAL files of the spool in the repository, oldest first, each
-/// removed from the spool once durable; true when it stored one.
+/// removed from the spool once durable but the newest segment: `pg_receivewal` starts
+/// after the newest segment it finds, so with it there the receiver asks the cluster
+/// for the WAL that follows what Lifeboat stored, and a cluster that removed it says
+/// so, where the slot alone could start it past a gap. True when it stored one.
 async fn ship(state: &Shared, rec: &InstanceRecord) -> std::result::Result<bool, String> {
     let spool = spool_dir(state, &rec.id);
     let mut names: Vec<String> = match std::fs::read_dir(&spool) {
@@ -376,27 +391,47 @@ async fn ship(state: &Shared, rec: &InstanceRecord) -> std::result::Result<bool,
         return Ok(false);
     }
     names.sort();
+    let newest = names
+        .iter()
+        .rfind(|n| {
+            matches!(
+                lifeboat_backup::wal::wal_file_kind(n),
+                Ok(lifeboat_backup::wal::WalFileKind::Segment)
+            )
+        })
+        .cloned();
+    let last_stored = state
+        .streams
+        .health(&rec.id)
+        .and_then(|h| h.last_stored)
+        .map(|(name, _)| name);
     let repo = wal_repository(state, rec)?;
+    let mut stored = false;
     for name in &names {
         let path = spool.join(name);
-        let data = tokio::fs::read(&path)
-            .await
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        lifeboat_backup::wal::wal_push_bytes(&repo, rec.id.as_str(), name, data)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        tokio::fs::remove_file(&path)
-            .await
-            .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-        // Archived now: what the stream had of it is no longer read.
-        let _ = repo
-            .delete(&lifeboat_backup::wal::stream_key(rec.id.as_str(), name))
-            .await;
-        state.streams.update(&rec.id, |h| {
-            h.last_stored = Some((name.clone(), Utc::now()))
-        });
+        if last_stored.as_ref() != Some(name) {
+            let data = tokio::fs::read(&path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let outcome = lifeboat_backup::wal::wal_push_bytes(&repo, rec.id.as_str(), name, data)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            stored |= outcome == lifeboat_backup::wal::PushOutcome::Stored;
+            // Archived now: what the stream had of it is no longer read.
+            let _ = repo
+                .delete(&lifeboat_backup::wal::stream_key(rec.id.as_str(), name))
+                .await;
+            state.streams.update(&rec.id, |h| {
+                h.last_stored = Some((name.clone(), Utc::now()))
+            });
+        }
+        if newest.as_ref() != Some(name) {
+            tokio::fs::remove_file(&path)
+                .await
+                .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
     }
-    Ok(true)
+    Ok(stored)
 }
 
 /// Stores what has arrived of the segment being received (the spool's `.partial`
