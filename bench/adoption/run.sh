@@ -281,6 +281,8 @@ unadopt() {  # round
     report "round $1, base backups of $ID taken: $(lb backup list "$ID" --output json | jq '.backups | length')"
     lb instance delete "$ID" --output json > /dev/null
     report "round $1, instance deleted; replication slots left on the cluster: $(psql_ -c "SELECT count(*) FROM pg_replication_slots")"
+    # Whether memory comes back after a round: resident now, and the peak so far.
+    report "round $1, lifeboat serve after the round: RSS $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status") kB, peak $(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status") kB"
     ID=
 }
 
