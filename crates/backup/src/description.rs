@@ -49,6 +49,10 @@ pub struct InstanceDescription {
     /// When its server deleted it (its backups stay until retention removes them).
     #[serde(default)]
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The superuser its restored copies are managed as, when it is not Lifeboat's own
+    /// role: an adopted cluster's bootstrap superuser.
+    #[serde(default)]
+    pub management_role: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -152,6 +156,7 @@ mod tests {
             restored_from: None,
             settings: BTreeMap::from([("max_connections".into(), "100".into())]),
             deleted_at: None,
+            management_role: None,
             updated_at: Utc::now(),
         }
     }

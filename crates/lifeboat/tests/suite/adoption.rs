@@ -154,7 +154,7 @@ impl Drop for ForeignCluster {
 /// A cluster started outside Lifeboat, with the accounts `adm` (REPLICATION,
 /// pg_read_all_data, password `adm-pw`) and `dba` (a superuser, password
 /// `dba-password`), and a table with 10 rows.
-async fn outside_cluster() -> ForeignCluster {
+pub(super) async fn outside_cluster() -> ForeignCluster {
     let tc = ForeignCluster::start();
     set_up(&tc).await;
     tc
@@ -276,7 +276,7 @@ fn adopt_args<'a>(name: &'a str, port: &'a str, password_file: &'a str) -> Vec<&
 }
 
 /// Lifeboat's slots on the cluster.
-async fn slots(tc: &ForeignCluster) -> Vec<String> {
+pub(super) async fn slots(tc: &ForeignCluster) -> Vec<String> {
     tc.connect("postgres")
         .await
         .query(
@@ -645,7 +645,7 @@ async fn adopt_a_cluster_lifeboat_did_not_create() {
 }
 
 /// Adopts `tc` into `server` as `name`; returns its id once its first backup is done.
-async fn adopted(server: &TestServer, tc: &ForeignCluster, name: &str) -> String {
+pub(super) async fn adopted(server: &TestServer, tc: &ForeignCluster, name: &str) -> String {
     let pw = server.tmp.path().join("adm-password");
     write_file(&pw, b"adm-pw\n");
     let port = tc.port.to_string();

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use super::harness::*;
 
 /// moto's S3 server in its own process group, stopped when dropped.
-struct Moto {
+pub(super) struct Moto {
     child: Child,
     port: u16,
 }
 
 impl Moto {
-    fn start() -> Option<Self> {
+    pub(super) fn start() -> Option<Self> {
         use std::os::unix::process::CommandExt;
         let (port, _) = port_range(1);
         let script =
@@ -246,4 +246,102 @@ async fn a_new_server_restores_from_the_repository_when_the_host_is_lost() {
     assert_eq!(mine["relation"], "managed", "{mine}");
     assert_eq!(mine["owner"], listed["server_id"], "{mine}");
     assert_eq!(mine["restored_from"], id.as_str(), "{mine}");
+}
+
+/// An adopted cluster's WAL streams into a bucket, and the segment it is writing is
+/// there too: when Lifeboat's host is lost, a new server with the same region finds
+/// the cluster in the bucket, its window reaches the last commit although the cluster
+/// never switched its WAL (the segment in progress is in the bucket), and a clone at
+/// the window's end has that commit's rows and the cluster's accounts.
+#[tokio::test]
+async fn an_adopted_cluster_streams_into_a_bucket_that_outlives_lifeboats_host() {
+    let Some(moto) = Moto::start() else { return };
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let created = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .arg(format!("{endpoint}/lifeboat-adopted"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&created.stdout), "200");
+    let config = || {
+        let (a, b) = port_range(6);
+        format!(
+            "[[region]]\nname = \"local\"\nports = \"{a}-{b}\"\n\
+             repository = \"s3://lifeboat-adopted/prod\"\n[region.s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+             access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nallow_http = true\n"
+        )
+    };
+    let mut lost = TestServer::with_config(&config());
+    let tc = super::adoption::outside_cluster().await;
+    let id = super::adoption::adopted(&lost, &tc, "elsewhere").await;
+    let slot = super::adoption::slots(&tc)
+        .await
+        .pop()
+        .expect("Lifeboat's slot");
+    let master = tc.connect("postgres").await;
+    let t: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH i AS (INSERT INTO kept SELECT generate_series(11, 160) RETURNING 1) \
+             SELECT now() FROM i LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    lost.wait_window_reaches(&id, t).await;
+    // Nothing went to the local directory: the repository is the bucket.
+    assert!(
+        !lost
+            .data_dir
+            .join("regions/local/repository")
+            .join(&id)
+            .exists()
+    );
+
+    // Lifeboat's host is gone; the cluster runs on, its slot left behind.
+    lost.kill();
+    stop_clusters_under(&lost.data_dir);
+    std::fs::remove_dir_all(&lost.data_dir).expect("the lost data directory");
+    drop(lost);
+
+    let fresh = TestServer::with_config(&config());
+    let listed = fresh.json(&["repository", "list", "--region", "local"]);
+    let entry = repository_entry(&listed, id.as_str());
+    assert_eq!(entry["relation"], "other_server", "{entry}");
+    assert_eq!(entry["name"], "elsewhere", "{entry}");
+    let window = fresh.json(&["backup", "window", &id]);
+    let at = window["latest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a window: {window:#}"))
+        .to_string();
+    let latest = chrono::DateTime::parse_from_rfc3339(&at).expect("a time");
+    assert!(
+        latest >= t,
+        "the window reaches the last commit: {window:#}"
+    );
+    let verify = fresh.json(&["backup", "verify", &id]);
+    assert_eq!(verify["ok"], true, "{verify:#}");
+    let clone = fresh.json(&[
+        "instance",
+        "clone",
+        &id,
+        "--at",
+        &at,
+        "--name",
+        "elsewhere-back",
+        "--wait",
+    ]);
+    assert_eq!(clone["status"], "running", "{clone:#}");
+    let back = connect(port_of(&clone), "adm", "adm-pw")
+        .await
+        .expect("the cluster's account logs in to the clone with its password");
+    assert_eq!(count_rows(&back, "kept").await, 160);
+    let sum: i64 = back
+        .query_one("SELECT sum(id)::bigint FROM kept", &[])
+        .await
+        .expect("sum")
+        .get(0);
+    assert_eq!(sum, 160 * 161 / 2);
+    // The slot the lost server left names it; the cluster itself was never touched.
+    assert_eq!(super::adoption::slots(&tc).await, vec![slot]);
 }

@@ -46,6 +46,7 @@ async fn description_of(state: &Shared, rec: &InstanceRecord) -> Result<Instance
         restored_from: rec.restored_from.as_ref().map(ToString::to_string),
         settings: settings_of(state, rec).await,
         deleted_at: None,
+        management_role: rec.management_role.clone(),
         updated_at: Utc::now(),
     })
 }
@@ -198,7 +199,7 @@ fn stand_in(id: &InstanceId, region: &str, desc: Option<&InstanceDescription>) -
             .and_then(|d| d.restored_from.as_deref())
             .and_then(|r| InstanceId::parse(r).ok()),
         upgrade_to: None,
-        management_role: None,
+        management_role: desc.and_then(|d| d.management_role.clone()),
         external: None,
     }
 }

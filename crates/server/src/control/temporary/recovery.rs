@@ -49,7 +49,21 @@ pub async fn follow(
             return Err(stopped(rec, cluster));
         }
         if connection.is_none() {
-            connection = cluster.connect("postgres").await.ok();
+            connection = match cluster.connect("postgres").await {
+                Ok(c) => Some(c),
+                // Refused at login (not "starting up"): polling will not change it.
+                Err(lifeboat_postgres::PgError::Connect {
+                    code: Some(code),
+                    message,
+                    ..
+                }) if code.starts_with("28") => {
+                    return Err(Error::internal(format!(
+                        "temporary instance {}: the restored copy refuses Lifeboat's login as '{}': {message}",
+                        rec.id, cluster.role
+                    )));
+                }
+                Err(_) => None,
+            };
         }
         let Some(client) = &connection else {
             continue;
