@@ -36,8 +36,17 @@ impl ForeignCluster {
     /// A cluster listening on `listen`, its postmaster started inside network
     /// namespace `netns` when given (a host of its own), with `hba`.
     fn start_on(netns: Option<&NetNs>, listen: &str, hba: &str) -> Self {
+        Self::start_with(
+            lifeboat_postgres::testing::test_binaries(),
+            netns,
+            listen,
+            hba,
+        )
+    }
+
+    /// A cluster of the major `bins` runs, as [`ForeignCluster::start_on`].
+    fn start_with(bins: PgBinaries, netns: Option<&NetNs>, listen: &str, hba: &str) -> Self {
         use std::os::unix::fs::PermissionsExt;
-        let bins = lifeboat_postgres::testing::test_binaries();
         let user = OsUser::for_clusters(None).expect("OS user for clusters");
         let tmp = tempfile::Builder::new()
             .prefix("lb-foreign-")
@@ -1122,6 +1131,99 @@ async fn a_master_lifeboat_creates_can_stream_its_wal() {
         .await
         .expect("admin logs in to the temporary instance");
     assert_eq!(count_rows(&copy, "orders").await, 70);
+}
+
+/// A cluster of every supported major (16 to 18 here; 15 is every other test's) is
+/// adopted: backed up with its own `pg_basebackup`, streamed with its own
+/// `pg_receivewal`, the mistake found in its WAL with its own `pg_waldump`, and
+/// temporary instances of its major restored before the mistake and at the window's end.
+async fn adopted_major(major: u32) {
+    let Ok(bins) = lifeboat_postgres::Installations::discover(&[])
+        .major(major)
+        .cloned()
+    else {
+        skip(&format!(
+            "PostgreSQL {major} is not installed (scripts/install-deps installs 16 to 18 under /opt/lifeboat/postgresql)"
+        ));
+        return;
+    };
+    let server = TestServer::start();
+    let tc = ForeignCluster::start_with(bins, None, "127.0.0.1", HBA);
+    set_up(&tc).await;
+    let id = adopted(&server, &tc, &format!("pg{major}")).await;
+    let shown = server.json(&["instance", "show", &id]);
+    assert!(
+        shown["engine_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&format!("{major}."))),
+        "{shown:#}"
+    );
+    let master = tc.connect("postgres").await;
+    master
+        .batch_execute("INSERT INTO kept SELECT generate_series(11, 160)")
+        .await
+        .expect("rows");
+    let mistake: chrono::DateTime<chrono::Utc> = master
+        .query_one(
+            "WITH d AS (DELETE FROM kept WHERE id > 100 RETURNING 1) SELECT now() FROM d LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("the mistake")
+        .get(0);
+    let window = server.wait_window_reaches(&id, mistake).await;
+    let list = server.json(&[
+        "backup",
+        "events",
+        &id,
+        "--table",
+        "public.kept",
+        "--min-rows",
+        "50",
+    ]);
+    let event = list["events"][0].clone();
+    assert_eq!(
+        (event["kind"].as_str(), event["rows"].as_u64()),
+        (Some("delete"), Some(60)),
+        "{list:#}"
+    );
+    let before = event["id"].as_str().expect("event id").to_string();
+    let at = window["latest"].as_str().expect("latest").to_string();
+    for (target, rows) in [(["--before", &before], 160), (["--at", &at], 100)] {
+        let mut args = vec!["temp", "create", &id];
+        args.extend(target);
+        args.push("--wait");
+        let temp = server.json(&args);
+        assert!(
+            temp["engine_version"]
+                .as_str()
+                .is_some_and(|v| v.starts_with(&format!("{major}."))),
+            "{temp:#}"
+        );
+        let copy = connect(port_of(&temp), "adm", "adm-pw")
+            .await
+            .expect("the cluster's account logs in to the temporary instance");
+        assert_eq!(count_rows(&copy, "kept").await, rows, "{target:?}");
+        drop(copy);
+        server.json(&["temp", "delete", &id_of(&temp)]);
+    }
+    server.json(&["instance", "delete", &id]);
+    assert_eq!(slots(&tc).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_postgresql_16_cluster_is_adopted() {
+    adopted_major(16).await;
+}
+
+#[tokio::test]
+async fn a_postgresql_17_cluster_is_adopted() {
+    adopted_major(17).await;
+}
+
+#[tokio::test]
+async fn a_postgresql_18_cluster_is_adopted() {
+    adopted_major(18).await;
 }
 
 /// An adoption cut short by a crash (recorded, its slot not made yet) is finished when

@@ -539,3 +539,43 @@ async fn a_gap_in_the_archived_wal_is_reported_and_ends_the_listing() {
     assert_eq!(events.len(), 1, "{after}");
     assert_eq!(tables(&events[0]), ["public.early"], "{after}");
 }
+
+/// A table created a moment ago is known by its name at once: the catalogs are looked
+/// at before the names asked for are looked up, not only every few seconds.
+#[tokio::test]
+async fn a_table_created_a_moment_ago_is_asked_for_by_name() {
+    let server = TestServer::start_archiving("");
+    let (id, _port, admin) = server.backed_up_master("shop").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE just_made (id int PRIMARY KEY);
+             INSERT INTO just_made SELECT generate_series(1, 300);
+             DELETE FROM just_made;",
+        )
+        .await
+        .unwrap();
+    let list = server.json(&["backup", "events", &id, "--table", "public.just_made"]);
+    assert!(list["events"].is_array(), "{list:#}");
+    let t = now_and_switch(&admin).await;
+    server.wait_window_reaches(&id, t).await;
+    let list = server.json(&[
+        "backup",
+        "events",
+        &id,
+        "--table",
+        "public.just_made",
+        "--min-rows",
+        "100",
+    ]);
+    let kinds: Vec<_> = list["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].clone(), e["rows"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![(serde_json::json!("delete"), serde_json::json!(300))],
+        "{list:#}"
+    );
+}

@@ -367,6 +367,10 @@ pub async fn finish_adopt(state: Shared, id: InstanceId) -> Result<()> {
         // Temporary instances restore from it as the clusters' OS user.
         super::backups::prepare_instance(&state, &rec)?;
         super::backups::entries::describe(&state, &rec).await?;
+        // Its names from the first minute, for the events found in its WAL.
+        if let Err(e) = super::events::names::snapshot(&state, &rec).await {
+            tracing::warn!(instance = %id, error = %e.message, "cannot look at the catalogs");
+        }
         state.store.set_status(&id, InstanceStatus::Running, None)?;
         tracing::info!(instance = %id, slot = %slot, "cluster adopted");
         Ok::<_, Error>(())

@@ -117,6 +117,13 @@ pub async fn list(state: &Shared, master: &InstanceRecord, q: &EventsQuery) -> R
             "give a number of rows from 1 (every DELETE and UPDATE) up; the default is 1000",
         ));
     }
+    // Name what was created since the last look, before the names asked for are
+    // looked up.
+    if master.status == InstanceStatus::Running
+        && let Err(e) = names::snapshot(state, master).await
+    {
+        tracing::debug!(instance = %master.id, error = %e.message, "cannot look at the catalogs");
+    }
     let db_filter = match &q.database {
         Some(name) => Some(state.store.database_oid(&master.id, name)?.ok_or_else(|| {
             Error::not_found(
@@ -160,12 +167,6 @@ pub async fn list(state: &Shared, master: &InstanceRecord, q: &EventsQuery) -> R
         }
         None => None,
     };
-    // Name what was created since the last look.
-    if master.status == InstanceStatus::Running
-        && let Err(e) = names::snapshot(state, master).await
-    {
-        tracing::debug!(instance = %master.id, error = %e.message, "cannot look at the catalogs");
-    }
     let mut windows = restorable_windows(state, master).await?;
     let Some(last) = windows.last() else {
         return Ok(EventList {
