@@ -174,9 +174,13 @@ impl Wal<'_> {
         .await
         {
             // What a stream has received of a segment may not read yet (a page being
-            // written): the window then ends with the stored WAL.
-            Err(e) if streaming => {
-                tracing::debug!(instance, error = %e, "the segment being received does not read yet");
+            // written), or be gone or torn (read as not there): the window then ends
+            // with the archived WAL before it.
+            Err(_) | Ok(None) if streaming => {
+                tracing::debug!(
+                    instance,
+                    "the segment being received holds no commit that reads"
+                );
                 last_commit(
                     repo,
                     instance,

@@ -236,3 +236,73 @@ async fn a_missing_segment_ends_the_window_and_verify_names_it() {
         "the window that reaches furthest"
     );
 }
+
+/// The window reads what a WAL stream received of the segment in progress; when that
+/// copy is torn (a crash of the host while it was replaced), the window ends with the
+/// last commit of the archived WAL before it, not with the base backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_copy_of_the_segment_in_progress_ends_the_window_with_the_archived_wal() {
+    let tc = TestCluster::start();
+    let repo = TestRepo::new();
+    enable_archiving(&tc, &repo);
+    let client = tc.connect("postgres").await;
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, note text)")
+        .await
+        .unwrap();
+    insert(&client, 1, 100).await;
+    let first = run_backup(
+        &repo.repo,
+        INSTANCE,
+        &tc.cluster,
+        &BackupOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    insert(&client, 101, 200).await;
+    switch_and_wait_archived(&client).await;
+    let waldump = tc.cluster.bins.path("pg_waldump");
+    let archived = restorable_window(&repo.repo, INSTANCE, &waldump)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(archived.latest > first.stop_time, "{archived:?}");
+
+    // A commit in the segment in progress, as a stream stores it.
+    insert(&client, 201, 300).await;
+    let segment: String = client
+        .query_one("SELECT pg_walfile_name(pg_current_wal_flush_lsn())", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let received = std::fs::read(tc.cluster.data_dir().join("pg_wal").join(&segment)).unwrap();
+    lifeboat_backup::wal::stream_push(&repo.repo, INSTANCE, &segment, received)
+        .await
+        .unwrap();
+    let streamed = restorable_window(&repo.repo, INSTANCE, &waldump)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        streamed.latest > archived.latest,
+        "{streamed:?} vs {archived:?}"
+    );
+
+    let copy = repo
+        .local_root()
+        .join(INSTANCE)
+        .join("stream")
+        .join(&segment);
+    let stored = std::fs::read(&copy).unwrap();
+    std::fs::write(&copy, &stored[..stored.len() / 2]).unwrap();
+    let torn = restorable_window(&repo.repo, INSTANCE, &waldump)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (torn.latest, torn.latest_lsn),
+        (archived.latest, archived.latest_lsn),
+        "{torn:?}"
+    );
+}

@@ -207,6 +207,13 @@ async fn repair_slot(state: &Shared, rec: &InstanceRecord, why: Option<&str>) ->
         }
         Some(_) => return None,
     };
+    // What was received before the loss is stored first: it is WAL of the cluster
+    // like any other, and the gap starts after it. Until it can be, nothing changes.
+    if let Err(e) = ship(state, rec).await {
+        return Some(format!(
+            "Lifeboat's slot {slot} {what}; the WAL received before that cannot be stored yet ({e}), and the slot is made again once it is"
+        ));
+    }
     if status.is_some() {
         crate::control::adoption::drop_slot(&client, &slot).await;
     }
@@ -257,7 +264,7 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
             .connect("postgres")
             .await
             .map_err(|e| e.to_string())?;
-        client
+        let made = client
             .execute(
                 "SELECT pg_create_physical_replication_slot($1, true) \
                  WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
@@ -270,6 +277,15 @@ async fn receive(state: &Shared, rec: &InstanceRecord) -> std::result::Result<()
                     lifeboat_postgres::describe(&e)
                 )
             })?;
+        if made > 0 {
+            // A new slot starts now: the spool's segments are stored, then left, or
+            // the receiver would ask for WAL after them that the cluster may have
+            // archived and recycled already.
+            ship(state, rec).await?;
+            std::fs::remove_dir_all(&spool)
+                .and_then(|()| std::fs::create_dir_all(&spool))
+                .map_err(|e| format!("cannot empty {}: {e}", spool.display()))?;
+        }
         cmd.arg("-d").arg(format!(
             "host='{}' port={} user='{}' application_name='lifeboat wal stream'",
             lifeboat_postgres::ident::conninfo_quote(&cluster.socket_dir().display().to_string()),

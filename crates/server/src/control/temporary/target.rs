@@ -146,6 +146,14 @@ pub fn check_in_windows(
     target: &RestoreTarget,
 ) -> Result<RestorableWindow> {
     let last = windows.len().saturating_sub(1);
+    // A restore point's position is not known before replay: it is looked for in the
+    // newest window (restore points are made before risky work, so most often
+    // recently); one made before a gap cannot be told apart here.
+    if matches!(target, RestoreTarget::RestorePoint(_))
+        && let Some(w) = windows.last()
+    {
+        return Ok(w.clone());
+    }
     if let Some(w) = windows
         .iter()
         .enumerate()
@@ -397,5 +405,10 @@ mod tests {
         assert!(check_in_windows(&id, &both, Some(at("2026-11-24T10:40:00Z")), &late).is_ok());
         let early = time("2026-11-24T09:35:00Z");
         assert!(check_in_windows(&id, &both, Some(at("2026-11-24T10:40:00Z")), &early).is_err());
+        // A restore point is looked for in the newest window.
+        assert_eq!(
+            check_in_windows(&id, &both, None, &RestoreTarget::RestorePoint("p".into())).unwrap(),
+            second
+        );
     }
 }
