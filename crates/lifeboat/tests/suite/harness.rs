@@ -268,6 +268,10 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // A failed test shows what the server said, whatever step failed.
+        if std::thread::panicking() {
+            eprintln!("server log of the failed test:\n{}", self.log());
+        }
         self.kill();
         stop_clusters_under(&self.data_dir);
     }

@@ -19,6 +19,9 @@ use crate::control::{Error, Result, Shared};
 /// How often the build looks at the recovering cluster.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long a running copy may refuse Lifeboat's login before the build fails.
+const LOGIN_REFUSED_FOR: Duration = Duration::from_secs(10);
+
 /// Promotion requests in a row a running, recovering copy may refuse before the build
 /// fails (ten seconds of polls).
 const MAX_PROMOTE_FAILURES: u32 = 100;
@@ -42,6 +45,7 @@ pub async fn follow(
     let mut promote_failures = 0;
     // One connection while it lasts (recovery ends with a new timeline, not a restart).
     let mut connection = None;
+    let mut refused_since: Option<std::time::Instant> = None;
     loop {
         tokio::time::sleep(POLL).await;
         let c = cluster.clone();
@@ -50,19 +54,30 @@ pub async fn follow(
         }
         if connection.is_none() {
             connection = match cluster.connect("postgres").await {
-                Ok(c) => Some(c),
-                // Refused at login (not "starting up"): polling will not change it.
+                Ok(c) => {
+                    refused_since = None;
+                    Some(c)
+                }
+                // Refused at login (not "starting up"): when it lasts, polling will
+                // not change it.
                 Err(lifeboat_postgres::PgError::Connect {
                     code: Some(code),
                     message,
                     ..
                 }) if code.starts_with("28") => {
-                    return Err(Error::internal(format!(
-                        "temporary instance {}: the restored copy refuses Lifeboat's login as '{}': {message}",
-                        rec.id, cluster.role
-                    )));
+                    let since = *refused_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= LOGIN_REFUSED_FOR {
+                        return Err(Error::internal(format!(
+                            "temporary instance {}: the restored copy refuses Lifeboat's login as '{}': {message}",
+                            rec.id, cluster.role
+                        )));
+                    }
+                    None
                 }
-                Err(_) => None,
+                Err(_) => {
+                    refused_since = None;
+                    None
+                }
             };
         }
         let Some(client) = &connection else {
